@@ -1,0 +1,55 @@
+"""The ASGI application. A composition root: the only API module that reads Settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.api import problems
+from service.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from service.api.routes import ca, certs, csr, health, whoami
+from service.authority import Authority
+from service.bootstrap import build_authority
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """A small certificate authority for mutual TLS: sign CSRs, record every certificate,
+revoke them, serve the CRL, and tell mTLS callers who they are. Errors are application/problem+json."""
+
+
+def create_app(settings: Settings | None = None, *, authority: Authority | None = None) -> FastAPI:
+    """Builds the app. Given an authority (tests), it is used as is; otherwise one is made at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "authority", None) is not None:
+            yield
+            return
+        app.state.authority = build_authority(settings or get_settings())
+        try:
+            yield
+        finally:
+            app.state.authority.db.dispose()
+
+    app = FastAPI(
+        title="pocketca",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.authority = authority
+    problems.install(app)
+    for module in (csr, certs, ca, whoami, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(AccessLogMiddleware)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The factory uvicorn workers import: settings come from POCKETCA_* (which `serve` set from its flags)."""
+    return create_app(get_settings())

@@ -1,0 +1,92 @@
+"""Every error leaves as application/problem+json (RFC 9457); the status comes from one table, along the MRO."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from service import errors
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("pocketca.error")
+
+STATUS_FOR: dict[type[errors.ServiceError], int] = {
+    errors.ServiceError: 400,
+    errors.InvalidRequestError: 400,
+    errors.UnsupportedMediaTypeError: 415,
+    errors.PayloadTooLargeError: 413,
+    errors.AuthenticationError: 401,
+    errors.PermissionDeniedError: 403,
+    errors.NotFoundError: 404,
+    errors.ConflictError: 409,
+    errors.UnavailableError: 503,
+}
+
+
+def status_for(exc: errors.ServiceError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_FOR:
+            return STATUS_FOR[cls]
+    return 400
+
+
+def problem(
+    status: int, detail: str, *, title: str | None = None, slug: str | None = None, **extra: Any
+) -> JSONResponse:
+    phrase = HTTPStatus(status).phrase
+    body = {
+        "type": f"urn:pocketca:problem:{slug}" if slug else "about:blank",
+        "title": title or phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": 'Bearer realm="pocketca"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _slug(exc: errors.ServiceError) -> str:
+    name = type(exc).__name__.removesuffix("Error")
+    return "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
+
+
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.ServiceError)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, errors.PolicyError):
+        extra["violations"] = exc.violations
+    return problem(status_for(exc), exc.detail, title=exc.title, slug=_slug(exc), **extra)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Only locations and messages: pydantic's "input" could echo a secret back.
+    issues = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
+    detail = "; ".join(f"{'.'.join(i['loc'])}: {i['msg']}" for i in issues) or "the request is not valid"
+    return problem(422, detail, title="Invalid request", slug="validation", errors=issues)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    response = problem(exc.status_code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "the server could not complete the request; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

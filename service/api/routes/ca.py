@@ -1,0 +1,56 @@
+"""The CA certificate and the CRL: public, cacheable."""
+
+from __future__ import annotations
+
+from email.utils import format_datetime
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from service.api.deps import AuthorityDep
+from service.api.media import PEM_CHAIN, PEM_FILE, PKIX_CERT, PKIX_CRL
+from service.api.schemas import pem
+from service.authority import CRLDocument
+from service.ca.inspect import der_to_pem
+
+router = APIRouter(tags=["ca"])
+
+
+@router.get("/ca", response_class=Response, responses={200: {"content": {PEM_CHAIN: {}}}}, summary="CA chain, PEM")
+def get_ca_chain(authority: AuthorityDep) -> Response:
+    return Response("".join(pem(c) for c in authority.chain), media_type=PEM_CHAIN)
+
+
+@router.get(
+    "/ca.crt", response_class=Response, responses={200: {"content": {PKIX_CERT: {}}}}, summary="CA certificate, DER"
+)
+def get_ca_certificate(authority: AuthorityDep) -> Response:
+    return Response(authority.ca_certificate.public_bytes(Encoding.DER), media_type=PKIX_CERT)
+
+
+@router.get("/crl", response_class=Response, responses={200: {"content": {PKIX_CRL: {}}}}, summary="Current CRL, DER")
+async def get_crl(request: Request, authority: AuthorityDep) -> Response:
+    crl = await run_in_threadpool(authority.current_crl)
+    return _crl_response(request, crl, crl.der, PKIX_CRL)
+
+
+@router.get(
+    "/crl.pem", response_class=Response, responses={200: {"content": {PEM_FILE: {}}}}, summary="Current CRL, PEM"
+)
+async def get_crl_pem(request: Request, authority: AuthorityDep) -> Response:
+    crl = await run_in_threadpool(authority.current_crl)
+    return _crl_response(request, crl, der_to_pem(crl.der, "X509 CRL").encode(), PEM_FILE)
+
+
+def _crl_response(request: Request, crl: CRLDocument, body: bytes, media_type: str) -> Response:
+    etag = f'"crl-{crl.number}"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": format_datetime(crl.this_update, usegmt=True),
+        "Expires": format_datetime(crl.next_update, usegmt=True),
+        "Cache-Control": "public, no-transform, must-revalidate",
+    }
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)

@@ -1,0 +1,224 @@
+"""The data dir: the CA (made or imported), the schema, the bootstrap admin token, the service's TLS certificate.
+
+`prepare` runs once before any worker starts, under an exclusive file lock, so two `pocketca serve`
+started at once do not both make a CA or both migrate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from service.authority import Authority, utcnow
+from service.ca.inspect import get_sans, is_ca_certificate
+from service.ca.issue import build_ca_certificate
+from service.ca.keys import (
+    KeyType,
+    dump_private_key,
+    generate_private_key,
+    key_violations,
+    load_private_key,
+    public_keys_match,
+)
+from service.ca.names import format_general_name, parse_general_name
+from service.db import migrate
+from service.db.session import Database
+from service.errors import ConfigurationError
+from service.keystore import FileKeyStore, write_private_file, write_public_file
+from service.settings import Settings
+
+CA_LIFETIME = dt.timedelta(days=3650)
+SERVER_CERT_DAYS = 90
+DEFAULT_CA_NAME = "pocketca root CA"
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    root: Path
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca.key"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.root / "server.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.root / "server.pem"  # leaf first, then the CA
+
+    @property
+    def admin_token(self) -> Path:
+        return self.root / "admin.token"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    paths: DataPaths
+    admin_token: str | None  # set only on the run that made it, to be printed once
+    server_certificate_issued: bool
+
+
+def ensure_data_dir(settings: Settings) -> DataPaths:
+    root = settings.data_dir
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    root.chmod(0o700)
+    return DataPaths(root)
+
+
+@contextlib.contextmanager
+def exclusive(paths: DataPaths) -> Iterator[None]:
+    with open(paths.lock, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- the CA -----------------------------------------------------------------------------------------
+
+
+def has_ca(paths: DataPaths) -> bool:
+    return paths.ca_key.exists() and paths.ca_cert.exists()
+
+
+def init_ca(settings: Settings, *, key_type: KeyType | None = None, common_name: str | None = None) -> x509.Certificate:
+    paths = ensure_data_dir(settings)
+    with exclusive(paths):
+        if has_ca(paths):
+            raise ConfigurationError(f"a CA already exists in {paths.root}")
+        return _make_ca(settings, paths, key_type or settings.key_type, common_name or DEFAULT_CA_NAME)
+
+
+def _make_ca(settings: Settings, paths: DataPaths, key_type: KeyType, common_name: str) -> x509.Certificate:
+    key = generate_private_key(key_type)
+    certificate = build_ca_certificate(key, common_name, now=utcnow(), lifetime=CA_LIFETIME)
+    FileKeyStore.create(paths.ca_key, key, settings.passphrase())
+    write_public_file(paths.ca_cert, certificate.public_bytes(Encoding.PEM))
+    return certificate
+
+
+def import_ca(
+    settings: Settings, key_file: Path, cert_file: Path, key_passphrase: bytes | None = None
+) -> x509.Certificate:
+    """Takes a CA made elsewhere (e.g. `openssl req -x509`), after checking it can act as one."""
+    key = load_private_key(key_file.read_bytes(), key_passphrase)
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except ValueError:
+        raise ConfigurationError(f"{cert_file} is not a PEM certificate") from None
+    problems = key_violations(certificate.public_key())
+    if not is_ca_certificate(certificate):
+        problems.append("the certificate is not a CA (basicConstraints CA:TRUE is missing)")
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not usage.key_cert_sign:
+            problems.append("the certificate's keyUsage does not allow keyCertSign")
+    except x509.ExtensionNotFound:
+        pass
+    if certificate.not_valid_after_utc <= utcnow():
+        problems.append("the certificate has expired")
+    if not public_keys_match(key.public_key(), certificate.public_key()):
+        problems.append("the key does not match the certificate")
+    if problems:
+        raise ConfigurationError("cannot import this CA: " + "; ".join(problems))
+    paths = ensure_data_dir(settings)
+    with exclusive(paths):
+        if has_ca(paths):
+            raise ConfigurationError(f"a CA already exists in {paths.root}")
+        FileKeyStore.create(paths.ca_key, key, settings.passphrase())
+        write_public_file(paths.ca_cert, certificate.public_bytes(Encoding.PEM))
+    return certificate
+
+
+def load_ca(settings: Settings) -> tuple[FileKeyStore, x509.Certificate]:
+    paths = DataPaths(settings.data_dir)
+    if not has_ca(paths):
+        raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` or `pocketca serve`")
+    keystore = FileKeyStore.open(paths.ca_key, settings.passphrase())
+    certificate = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    if not public_keys_match(keystore.public_key(), certificate.public_key()):
+        raise ConfigurationError("the CA key does not match the CA certificate")
+    return keystore, certificate
+
+
+def build_authority(settings: Settings) -> Authority:
+    keystore, certificate = load_ca(settings)
+    return Authority(Database(settings.sqlalchemy_url), keystore, certificate, public_url=settings.public_url)
+
+
+# --- everything `serve` needs -----------------------------------------------------------------------
+
+
+def prepare(settings: Settings) -> Prepared:
+    """Idempotent: makes what is missing, renews the server certificate when due, and touches nothing else."""
+    paths = ensure_data_dir(settings)
+    with exclusive(paths):
+        if not has_ca(paths):
+            _make_ca(settings, paths, settings.key_type, DEFAULT_CA_NAME)
+        authority = build_authority(settings)
+        try:
+            migrate.upgrade(authority.db)
+            token = _ensure_admin_token(authority, paths)
+            issued = _ensure_server_certificate(authority, paths, settings.server_names)
+        finally:
+            authority.db.dispose()
+    return Prepared(paths=paths, admin_token=token, server_certificate_issued=issued)
+
+
+def _ensure_admin_token(authority: Authority, paths: DataPaths) -> str | None:
+    if authority.has_admin_token():
+        return None
+    new = authority.create_token(scope="admin")
+    write_private_file(paths.admin_token, (new.token + "\n").encode())
+    return new.token
+
+
+def server_certificate_due(certificate: x509.Certificate, names: list[str], now: dt.datetime) -> bool:
+    """Due past two thirds of its life, or when the configured names changed."""
+    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    if now >= start + (end - start) * 2 / 3:
+        return True
+    try:
+        wanted = {format_general_name(parse_general_name(name)) for name in names}
+    except ValueError as exc:
+        raise ConfigurationError(f"POCKETCA_SERVER_NAMES: {exc}") from None
+    return set(get_sans(certificate)) != wanted
+
+
+def _ensure_server_certificate(authority: Authority, paths: DataPaths, names: list[str]) -> bool:
+    if paths.server_cert.exists() and paths.server_key.exists():
+        current = x509.load_pem_x509_certificate(paths.server_cert.read_bytes())
+        if not server_certificate_due(current, names, authority.clock()):
+            return False
+    key = ec.generate_private_key(ec.SECP256R1())
+    issued = authority.issue_for_key(
+        key.public_key(),
+        cn=names[0],
+        sans=names,
+        profile="server",
+        validity_days=SERVER_CERT_DAYS,
+        issued_by="pocketca-serve",
+    )
+    write_private_file(paths.server_key, dump_private_key(key))
+    chain = [issued.certificate, *authority.chain]
+    write_public_file(paths.server_cert, b"".join(c.public_bytes(Encoding.PEM) for c in chain))
+    return True

@@ -1,0 +1,140 @@
+"""Issuance: the one place that builds certificates.
+
+The CA key never comes here; a `Signer` (the key store) signs the builder for us.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Final, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+
+from service.ca.keys import PrivateKey, signature_hash
+from service.ca.policy import LeafSpec
+
+SERIAL_BITS: Final = 159  # 20 octets, top bit clear so the DER integer stays positive
+BACKDATE: Final = dt.timedelta(minutes=5)  # tolerate clients whose clocks run a little slow
+
+
+class Signer(Protocol):
+    """Signs for the caller without handing out the key (see service.keystore)."""
+
+    def public_key(self) -> CertificatePublicKeyTypes: ...
+
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate: ...
+
+    def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList: ...
+
+
+def random_serial_number() -> int:
+    """A positive 159-bit serial from the OS CSPRNG, never zero."""
+    return secrets.randbits(SERIAL_BITS) | 1
+
+
+def build_ca_certificate(
+    key: PrivateKey, common_name: str, *, now: dt.datetime, lifetime: dt.timedelta
+) -> x509.Certificate:
+    """A self-signed root: CA:TRUE and keyCertSign+cRLSign, both critical, with SKI and AKI."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    public_key = key.public_key()
+    ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+    builder = x509.CertificateBuilder(
+        issuer_name=name,
+        subject_name=name,
+        public_key=public_key,
+        serial_number=random_serial_number(),
+        not_valid_before=now - BACKDATE,
+        not_valid_after=now + lifetime,
+        extensions=[
+            x509.Extension(x509.BasicConstraints.oid, True, x509.BasicConstraints(ca=True, path_length=None)),
+            x509.Extension(x509.KeyUsage.oid, True, _key_usage(cert_sign=True)),
+            x509.Extension(x509.SubjectKeyIdentifier.oid, False, ski),
+            x509.Extension(
+                x509.AuthorityKeyIdentifier.oid,
+                False,
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
+            ),
+        ],
+    )
+    return builder.sign(key, signature_hash(key))
+
+
+def build_leaf_builder(
+    spec: LeafSpec,
+    public_key: CertificatePublicKeyTypes,
+    issuer: x509.Certificate,
+    *,
+    serial_number: int,
+    now: dt.datetime,
+    public_url: str,
+) -> x509.CertificateBuilder:
+    """Everything a leaf carries, per its profile; the signer adds the signature."""
+    base = public_url.rstrip("/")
+    not_after = min(now + dt.timedelta(days=spec.validity_days), issuer.not_valid_after_utc)
+    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
+    extensions: list[x509.Extension[x509.ExtensionType]] = [
+        x509.Extension(x509.BasicConstraints.oid, True, x509.BasicConstraints(ca=False, path_length=None)),
+        x509.Extension(x509.KeyUsage.oid, True, _key_usage(key_encipherment=is_rsa)),
+        x509.Extension(x509.ExtendedKeyUsage.oid, False, x509.ExtendedKeyUsage(list(spec.profile.extended_key_usage))),
+        x509.Extension(x509.SubjectKeyIdentifier.oid, False, x509.SubjectKeyIdentifier.from_public_key(public_key)),
+        x509.Extension(x509.AuthorityKeyIdentifier.oid, False, authority_key_identifier(issuer)),
+        x509.Extension(x509.SubjectAlternativeName.oid, False, x509.SubjectAlternativeName(list(spec.sans))),
+        x509.Extension(
+            x509.CRLDistributionPoints.oid,
+            False,
+            x509.CRLDistributionPoints(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(f"{base}/crl")], None, None, None)]
+            ),
+        ),
+        x509.Extension(
+            x509.AuthorityInformationAccess.oid,
+            False,
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(f"{base}/ocsp")
+                    ),
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.CA_ISSUERS,
+                        x509.UniformResourceIdentifier(f"{base}/ca.crt"),
+                    ),
+                ]
+            ),
+        ),
+    ]
+    return x509.CertificateBuilder(
+        issuer_name=issuer.subject,
+        subject_name=spec.subject,
+        public_key=public_key,
+        serial_number=serial_number,
+        not_valid_before=now - BACKDATE,
+        not_valid_after=not_after,
+        extensions=extensions,
+    )
+
+
+def authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    try:
+        ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:  # an imported CA made without SKI
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())  # type: ignore[arg-type]
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
+def _key_usage(*, cert_sign: bool = False, key_encipherment: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )

@@ -1,0 +1,132 @@
+"""Policy: small validators that each return the rules a request breaks, and the decision that joins them.
+
+Every broken rule is reported, not just the first, so a caller can fix a request in one go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography import x509
+
+from service.ca.csr import CertificateRequest
+from service.ca.keys import key_violations
+from service.ca.names import format_general_name, parse_general_name, subject_violations
+from service.ca.profiles import Profile
+from service.errors import PolicyError
+
+MAX_SANS: Final = 100
+
+
+@dataclass(frozen=True)
+class LeafSpec:
+    """A request that passed policy: exactly what will be certified."""
+
+    subject: x509.Name
+    common_name: str
+    sans: tuple[x509.GeneralName, ...]
+    profile: Profile
+    validity_days: int
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """Who is asking shapes the rules: renewals may only ask for names the caller already holds."""
+
+    allowed_names: frozenset[str] | None = None  # None: any well-formed name
+    required_common_name: str | None = None
+
+
+Validator = Callable[[CertificateRequest, list[x509.GeneralName], PolicyContext], list[str]]
+
+
+def normalise_sans(request: CertificateRequest) -> tuple[list[x509.GeneralName], list[str]]:
+    """Requested SANs, cleaned, plus the CN when it is itself a name; and the problems found."""
+    problems: list[str] = []
+    names: list[x509.GeneralName] = []
+    for requested in request.sans:
+        text = format_general_name(requested)
+        if text.startswith("unsupported:"):
+            problems.append(f"SAN type {text.removeprefix('unsupported:')} is not allowed")
+            continue
+        try:
+            parsed = parse_general_name(_typed(requested, text))
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if parsed not in names:
+            names.append(parsed)
+    if request.common_name:
+        try:
+            cn_name = parse_general_name(request.common_name)
+        except ValueError:
+            cn_name = None
+        if cn_name is not None and cn_name not in names:
+            names.append(cn_name)
+    return names, problems
+
+
+def _typed(name: x509.GeneralName, text: str) -> str:
+    prefix = {
+        x509.DNSName: "DNS",
+        x509.IPAddress: "IP",
+        x509.RFC822Name: "email",
+        x509.UniformResourceIdentifier: "URI",
+    }
+    return f"{prefix[type(name)]}:{text}"
+
+
+def check_key(request: CertificateRequest, sans: list[x509.GeneralName], ctx: PolicyContext) -> list[str]:
+    return key_violations(request.public_key)
+
+
+def check_subject(request: CertificateRequest, sans: list[x509.GeneralName], ctx: PolicyContext) -> list[str]:
+    problems = subject_violations(request.subject)
+    if ctx.required_common_name is not None and request.common_name != ctx.required_common_name:
+        problems.append(f"the CN must stay {ctx.required_common_name!r}")
+    return problems
+
+
+def check_names(request: CertificateRequest, sans: list[x509.GeneralName], ctx: PolicyContext) -> list[str]:
+    problems = []
+    if not sans:
+        problems.append("the certificate needs a name: a CN that is a DNS name, IP or email, or a SAN")
+    if len(sans) > MAX_SANS:
+        problems.append(f"at most {MAX_SANS} SANs may be requested")
+    if ctx.allowed_names is not None:
+        for name in sans:
+            text = format_general_name(name)
+            if text not in ctx.allowed_names:
+                problems.append(f"name {text!r} is not one the caller may request")
+    return problems
+
+
+VALIDATORS: Final[tuple[Validator, ...]] = (check_key, check_subject, check_names)
+
+
+def decide(
+    request: CertificateRequest,
+    profile: Profile,
+    validity_days: int | None,
+    ctx: PolicyContext = PolicyContext(),
+) -> LeafSpec:
+    """Returns what to certify, or raises PolicyError listing every broken rule."""
+    sans, problems = normalise_sans(request)
+    for validator in VALIDATORS:
+        problems.extend(validator(request, sans, ctx))
+    days = profile.default_validity_days if validity_days is None else validity_days
+    if days < 1:
+        problems.append("validity_days must be at least 1")
+    elif days > profile.max_validity_days:
+        problems.append(f"profile {profile.name!r} allows at most {profile.max_validity_days} days")
+    if problems:
+        raise PolicyError(problems)
+    assert request.common_name is not None  # check_subject guarantees it
+    return LeafSpec(request.subject, request.common_name, tuple(sans), profile, days)
+
+
+def names_of(sans: Collection[x509.GeneralName]) -> frozenset[str]:
+    """The names a certificate holds, as the strings policy compares."""
+    return frozenset(format_general_name(name) for name in sans)

@@ -1,0 +1,279 @@
+"""The `pocketca` command. A composition root: it reads Settings and wires the layers together."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, Encoding, pkcs12
+
+from service import __version__
+from service.ca.csr import build_csr
+from service.ca.inspect import get_sans
+from service.ca.keys import KEY_TYPES, PrivateKey, dump_private_key, parse_key_type
+from service.ca.names import get_common_name
+from service.client import ClientError, PocketCAClient
+from service.errors import ConfigurationError, ServiceError
+from service.keystore import write_private_file, write_public_file
+from service.settings import Settings, get_settings
+
+# `serve` flags, one per POCKETCA_* variable: (flag, Settings field, help)
+SERVE_FLAGS = [
+    ("--data-dir", "data_dir", "CA key and cert, server cert, SQLite database, admin token"),
+    ("--database-url", "database_url", "any SQLAlchemy URL (default: SQLite in the data dir)"),
+    ("--host", "host", "address to listen on (default 127.0.0.1)"),
+    ("--port", "port", "port to listen on (default 8443)"),
+    ("--public-url", "public_url", "base URL written into certificates (CRL, AIA, OCSP)"),
+    ("--server-names", "server_names", "comma-separated names for the service's own TLS certificate"),
+    ("--key-type", "key_type", f"CA key type when one is made: {', '.join(KEY_TYPES)}"),
+    ("--ca-key-passphrase", "ca_key_passphrase", "encrypt the CA key with this (prefer the _FILE form)"),
+    ("--ca-key-passphrase-file", "ca_key_passphrase_file", "file whose first line is the CA key passphrase"),
+    ("--workers", "workers", "uvicorn worker processes (default 1)"),
+]
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 1h, 7d")
+    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {field: getattr(args, field, None) for _, field, _ in SERVE_FLAGS}
+    return get_settings(**overrides)
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    for flag, field, help_text in SERVE_FLAGS:
+        if names is None or field in names:
+            parser.add_argument(flag, dest=field, default=None, help=f"{help_text} [POCKETCA_{field.upper()}]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pocketca", description="A small certificate authority for mutual TLS.")
+    parser.add_argument("--version", action="version", version=f"pocketca {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTPS service (makes CA, database, token on first run)")
+    _add_settings_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    init = commands.add_parser("init", help="make a CA, or import one made with openssl")
+    _add_settings_flags(init, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    init.add_argument("--key-type", dest="key_type", default=None, help=f"one of {', '.join(KEY_TYPES)}")
+    init.add_argument("--cn", default=None, help="the CA's common name (default 'pocketca root CA')")
+    init.add_argument("--import-key", type=Path, help="PEM private key of an existing CA")
+    init.add_argument("--import-cert", type=Path, help="PEM certificate of that CA")
+    init.set_defaults(func=cmd_init)
+
+    token = commands.add_parser("token", help="manage API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_commands.add_parser("create", help="print a new token once")
+    _add_settings_flags(create, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    create.add_argument("--scope", default="admin", choices=["admin", "issue", "revoke", "read"])
+    create.add_argument("--ttl", type=parse_duration, default=None, help="lifetime such as 1h or 30d")
+    create.add_argument("--uses", type=int, default=None, help="how many times it may be used (default unlimited)")
+    create.set_defaults(func=cmd_token_create)
+
+    issue = commands.add_parser("issue", help="issue locally with a key made here (for people without a CSR)")
+    _add_settings_flags(
+        issue, ["data_dir", "database_url", "public_url", "ca_key_passphrase", "ca_key_passphrase_file"]
+    )
+    issue.add_argument("--cn", required=True)
+    issue.add_argument("--san", action="append", default=[], help="repeatable: DNS name, IP, email or URI")
+    issue.add_argument("--profile", default="client", choices=["client", "server", "peer"])
+    issue.add_argument("--validity-days", type=int, default=None)
+    issue.add_argument("--p12", type=Path, help="also write a password-protected PKCS#12 bundle here")
+    issue.add_argument("--p12-password-file", type=Path, help="file holding the PKCS#12 password (else asked)")
+    issue.add_argument("--out-dir", type=Path, default=Path("."))
+    issue.set_defaults(func=cmd_issue)
+
+    for name, helptext in (
+        ("enroll", "get a certificate from a pocketca server with a token"),
+        ("renew", "renew a certificate over mTLS"),
+        ("revoke", "revoke a certificate"),
+    ):
+        sub = commands.add_parser(name, help=helptext)
+        sub.add_argument("--server", required=True, help="e.g. https://ca.example:8443")
+        sub.add_argument("--ca-file", type=Path, help="trust only this CA (default: the system store)")
+        if name == "enroll":
+            sub.add_argument("--token", required=True)
+            sub.add_argument("--cn", required=True)
+            sub.add_argument("--san", action="append", default=[])
+            sub.add_argument("--profile", default=None)
+            sub.add_argument("--validity-days", type=int, default=None)
+            sub.add_argument("--out-dir", type=Path, default=Path("."))
+            sub.set_defaults(func=cmd_enroll)
+        elif name == "renew":
+            sub.add_argument("--cert", type=Path, required=True)
+            sub.add_argument("--key", type=Path, required=True)
+            sub.set_defaults(func=cmd_renew)
+        else:
+            sub.add_argument("--token")
+            sub.add_argument("--cert", type=Path)
+            sub.add_argument("--key", type=Path)
+            sub.add_argument("--reason", default=None)
+            sub.add_argument("serial")
+            sub.set_defaults(func=cmd_revoke)
+
+    openapi = commands.add_parser("openapi", help="print the OpenAPI document")
+    openapi.set_defaults(func=cmd_openapi)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigurationError as exc:
+        print(f"pocketca: {exc}", file=sys.stderr)
+        return 2
+    except ServiceError as exc:
+        print(f"pocketca: {exc.detail}", file=sys.stderr)
+        return 1
+    except ClientError as exc:
+        print(f"pocketca: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # pydantic settings errors and bad flag values
+        print(f"pocketca: {exc}", file=sys.stderr)
+        return 2
+
+
+# --- server side ------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service import bootstrap, tls
+
+    settings = _settings(args)
+    prepared = bootstrap.prepare(settings)
+    if prepared.admin_token:
+        print(f"Admin token (shown once; also in {prepared.paths.admin_token}):\n{prepared.admin_token}", flush=True)
+    print(f"pocketca {__version__}: https://{settings.host}:{settings.port}  CA: {prepared.paths.ca_cert}", flush=True)
+    tls.serve(settings)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from service import bootstrap
+
+    settings = _settings(args)
+    if bool(args.import_key) != bool(args.import_cert):
+        raise ConfigurationError("--import-key and --import-cert go together")
+    if args.import_key:
+        certificate = bootstrap.import_ca(settings, args.import_key, args.import_cert)
+    else:
+        key_type = parse_key_type(args.key_type) if args.key_type else None
+        certificate = bootstrap.init_ca(settings, key_type=key_type, common_name=args.cn)
+    print(f"CA {certificate.subject.rfc4514_string()} in {settings.data_dir}")
+    return 0
+
+
+def _local_authority(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from service import bootstrap
+    from service.db import migrate
+
+    settings = _settings(args)
+    authority = bootstrap.build_authority(settings)
+    if not migrate.is_current(authority.db):
+        raise ConfigurationError("the database is not initialised: run `pocketca serve` once first")
+    return authority
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    authority = _local_authority(args)
+    new = authority.create_token(scope=args.scope, ttl=args.ttl, uses=args.uses)
+    print(new.token)
+    return 0
+
+
+def cmd_issue(args: argparse.Namespace) -> int:
+    authority = _local_authority(args)
+    key = ec.generate_private_key(ec.SECP256R1())
+    issued = authority.issue_for_key(
+        key.public_key(),
+        cn=args.cn,
+        sans=args.san,
+        profile=args.profile,
+        validity_days=args.validity_days,
+        issued_by="cli:issue",
+    )
+    out: Path = args.out_dir
+    write_private_file(out / "key.pem", dump_private_key(key))
+    write_public_file(out / "cert.pem", issued.certificate.public_bytes(Encoding.PEM))
+    write_public_file(out / "chain.pem", b"".join(c.public_bytes(Encoding.PEM) for c in authority.chain))
+    if args.p12:
+        password = _p12_password(args.p12_password_file)
+        bundle = pkcs12.serialize_key_and_certificates(
+            args.cn.encode(), key, issued.certificate, authority.chain, BestAvailableEncryption(password)
+        )
+        write_private_file(args.p12, bundle)
+    print(f"issued {issued.summary.serial} for {args.cn}; files in {out}")
+    return 0
+
+
+def _p12_password(path: Path | None) -> bytes:
+    password = path.read_bytes().rstrip(b"\r\n") if path else getpass.getpass("PKCS#12 password: ").encode()
+    if len(password) < 8:
+        raise ConfigurationError("the PKCS#12 password must be at least 8 characters")
+    return password
+
+
+def cmd_openapi(_: argparse.Namespace) -> int:
+    from service.api.app import create_app
+
+    print(json.dumps(create_app().openapi(), indent=2))
+    return 0
+
+
+# --- client side ------------------------------------------------------------------------------------
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = build_csr(key, args.cn, args.san).public_bytes(Encoding.PEM).decode()
+    with PocketCAClient(args.server, ca_file=args.ca_file, token=args.token) as client:
+        result = client.enroll(csr, profile=args.profile, validity_days=args.validity_days)
+    _write_bundle(args.out_dir, key, result)
+    print(f"enrolled {result['serial']} for {result['cn']}; files in {args.out_dir}")
+    return 0
+
+
+def cmd_renew(args: argparse.Namespace) -> int:
+    current = x509.load_pem_x509_certificate(args.cert.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())  # a renewal rotates the key
+    csr = build_csr(key, get_common_name(current.subject) or "", list(get_sans(current)))
+    with PocketCAClient(args.server, ca_file=args.ca_file, cert_file=args.cert, key_file=args.key) as client:
+        result = client.renew(csr.public_bytes(Encoding.PEM).decode())
+    write_private_file(args.key, dump_private_key(key))
+    write_public_file(args.cert, result["certificate"].encode())
+    print(f"renewed: {result['serial']} valid until {result['not_after']}")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    if not args.token and not (args.cert and args.key):
+        raise ConfigurationError("give --token, or --cert and --key")
+    with PocketCAClient(
+        args.server, ca_file=args.ca_file, token=args.token, cert_file=args.cert, key_file=args.key
+    ) as client:
+        result = client.revoke(args.serial, reason=args.reason)
+    print(f"revoked {result['serial']} ({result['revocation_reason']})")
+    return 0
+
+
+def _write_bundle(out: Path, key: PrivateKey, result: dict[str, object]) -> None:
+    write_private_file(out / "key.pem", dump_private_key(key))
+    write_public_file(out / "cert.pem", str(result["certificate"]).encode())
+    write_public_file(out / "chain.pem", "".join(result["chain"]).encode())  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Persistence: the DER is the truth; indexed columns exist to query it."""

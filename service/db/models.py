@@ -1,0 +1,67 @@
+"""Rows. Each table keeps what it must keep; everything else is derived from the DER."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base, UTCDateTime
+
+
+class CertificateRecord(Base):
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    serial: Mapped[str] = mapped_column(String(40), unique=True)  # lower-case hex; 159 bits fit no integer column
+    cn: Mapped[str] = mapped_column(String(255), index=True)
+    subject: Mapped[str] = mapped_column(Text)
+    sans: Mapped[list[str]] = mapped_column(JSON)
+    profile: Mapped[str] = mapped_column(String(64))
+    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="valid")  # valid | revoked
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revocation_reason: Mapped[str | None] = mapped_column(String(32))
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    issued_by: Mapped[str | None] = mapped_column(String(80))  # "token:<id>" or "cert:<serial>"
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TokenRecord(Base):
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the secret; never the secret
+    scope: Mapped[str] = mapped_column(String(16))
+    cn: Mapped[str | None] = mapped_column(String(255))
+    sans: Mapped[list[str] | None] = mapped_column(JSON)
+    profile: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    uses_left: Mapped[int | None] = mapped_column(Integer)  # None: unlimited
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class CRLRecord(Base):
+    __tablename__ = "crls"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    this_update: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    next_update: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revision: Mapped[int] = mapped_column(Integer)  # the revocation counter this CRL reflects
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CounterRecord(Base):
+    """Named counters that only grow, such as the number of revocations made."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
+
+
+# status alone is never selective enough to query; with not_after it serves the CRL and the listings.
+Index("ix_certificates_status_not_after", CertificateRecord.status, CertificateRecord.not_after)

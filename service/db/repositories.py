@@ -1,0 +1,84 @@
+"""Queries. Repositories add and flush; they never commit (the authority owns the transaction)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from service.db.models import CertificateRecord, CounterRecord, CRLRecord, TokenRecord
+
+REVOCATIONS = "revocations"
+
+
+class CertificateRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, record: CertificateRecord) -> None:
+        self._session.add(record)
+        self._session.flush()
+
+    def get(self, serial: str) -> CertificateRecord | None:
+        return self._session.scalars(select(CertificateRecord).where(CertificateRecord.serial == serial)).first()
+
+    def status_of(self, serial: str) -> str | None:
+        """Just the status: the cheap indexed lookup every mTLS request makes."""
+        return self._session.scalar(select(CertificateRecord.status).where(CertificateRecord.serial == serial))
+
+    def iter_revoked_unexpired(self, now: dt.datetime) -> Iterator[tuple[str, dt.datetime, str]]:
+        query = (
+            select(CertificateRecord.serial, CertificateRecord.revoked_at, CertificateRecord.revocation_reason)
+            .where(CertificateRecord.status == "revoked", CertificateRecord.not_after > now)
+            .order_by(CertificateRecord.id)
+            .execution_options(yield_per=10_000)
+        )
+        for serial, revoked_at, reason in self._session.execute(query):
+            assert revoked_at is not None  # revoke() sets both status and time
+            yield serial, revoked_at, reason or "unspecified"
+
+
+class TokenRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, record: TokenRecord) -> None:
+        self._session.add(record)
+        self._session.flush()
+
+    def get_by_hash(self, secret_hash: str) -> TokenRecord | None:
+        return self._session.scalars(select(TokenRecord).where(TokenRecord.secret_hash == secret_hash)).first()
+
+    def any_with_scope(self, scope: str) -> bool:
+        return self._session.scalar(select(TokenRecord.id).where(TokenRecord.scope == scope).limit(1)) is not None
+
+
+class CRLRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def latest(self) -> CRLRecord | None:
+        return self._session.scalars(select(CRLRecord).order_by(CRLRecord.number.desc()).limit(1)).first()
+
+    def add(self, record: CRLRecord) -> None:
+        self._session.add(record)
+        self._session.flush()
+
+
+class CounterRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, name: str) -> int:
+        return self._session.scalar(select(CounterRecord.value).where(CounterRecord.name == name)) or 0
+
+    def increment(self, name: str) -> None:
+        """Atomic in the database (UPDATE value = value + 1), so concurrent writers never lose a count."""
+        result = self._session.execute(
+            update(CounterRecord).where(CounterRecord.name == name).values(value=CounterRecord.value + 1)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            self._session.add(CounterRecord(name=name, value=1))
+        self._session.flush()

@@ -1,0 +1,88 @@
+"""Domain exceptions. Standard library only; no HTTP statuses here.
+
+ServiceError                     every refusal the service explains to its caller
+├── InvalidRequestError          the input cannot be understood (bad CSR, bad serial, bad field)
+│   ├── InvalidCSRError          a CSR that does not parse or whose signature does not verify
+│   └── UnsupportedMediaTypeError  a body in a format we do not read
+├── PayloadTooLargeError         a body over the limit
+├── AuthenticationError          no credentials, or credentials we do not recognise
+├── PermissionDeniedError        the caller is known but may not do this
+│   ├── PolicyError              the request breaks one or more policy rules (all are listed)
+│   └── RevokedCertificateError  the presented certificate has been revoked
+├── NotFoundError                no such certificate, token, ...
+├── ConflictError                the change is already made (revoking twice)
+└── UnavailableError             a dependency (database, CA key) is not usable now
+ConfigurationError               start-up problems: bad settings, a wrong CA passphrase, a bad import
+
+`detail` is always safe to show to the caller: never a key, a token or a passphrase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ServiceError(Exception):
+    title = "Request failed"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidRequestError(ServiceError):
+    title = "Invalid request"
+
+
+class InvalidCSRError(InvalidRequestError):
+    title = "Invalid CSR"
+
+
+class UnsupportedMediaTypeError(InvalidRequestError):
+    title = "Unsupported media type"
+
+
+class PayloadTooLargeError(ServiceError):
+    title = "Payload too large"
+
+
+class AuthenticationError(ServiceError):
+    title = "Authentication required"
+
+
+class PermissionDeniedError(ServiceError):
+    title = "Forbidden"
+
+
+class PolicyError(PermissionDeniedError):
+    """Carries every rule the request broke, not just the first."""
+
+    title = "Policy violation"
+
+    def __init__(self, violations: Sequence[str]) -> None:
+        self.violations = list(violations)
+        super().__init__("; ".join(self.violations))
+
+
+class RevokedCertificateError(PermissionDeniedError):
+    title = "Certificate revoked"
+
+    def __init__(self, serial: str) -> None:
+        self.serial = serial
+        super().__init__(f"certificate {serial} has been revoked")
+
+
+class NotFoundError(ServiceError):
+    title = "Not found"
+
+
+class ConflictError(ServiceError):
+    title = "Conflict"
+
+
+class UnavailableError(ServiceError):
+    title = "Service unavailable"
+
+
+class ConfigurationError(Exception):
+    """A problem that stops the service from starting; the message is meant for the operator."""

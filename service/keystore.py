@@ -1,0 +1,71 @@
+"""The CA key, kept in one place. The key store signs for its callers; nobody else holds the key."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
+from service.ca.keys import PrivateKey, dump_private_key, load_private_key, signature_hash
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Writes atomically (temp file, fsync, rename) with mode 0600 from the first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_public_file(path: Path, data: bytes) -> None:
+    write_private_file(path, data)
+    path.chmod(0o644)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileKeyStore:
+    """A PEM key file, PKCS#8 encrypted when a passphrase is configured."""
+
+    def __init__(self, key: PrivateKey) -> None:
+        self._key = key
+        self._hash = signature_hash(key)
+
+    @classmethod
+    def open(cls, path: Path, passphrase: bytes | None) -> FileKeyStore:
+        return cls(load_private_key(path.read_bytes(), passphrase))
+
+    @classmethod
+    def create(cls, path: Path, key: PrivateKey, passphrase: bytes | None) -> FileKeyStore:
+        write_private_file(path, dump_private_key(key, passphrase))
+        return cls(key)
+
+    def public_key(self) -> CertificatePublicKeyTypes:
+        return self._key.public_key()
+
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        return builder.sign(self._key, self._hash)
+
+    def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList:
+        return builder.sign(self._key, self._hash)
+
+    def __repr__(self) -> str:  # never show key material, even in a debugger or traceback
+        return f"<FileKeyStore {type(self._key).__name__}>"

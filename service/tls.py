@@ -1,0 +1,157 @@
+"""TLS: the only place SSL contexts are built, and how the client certificate reaches the app.
+
+uvicorn (0.54) puts nothing under scope["extensions"]["tls"] (uvicorn#1118; the PRs are unmerged), so
+our protocol subclasses read the verified peer certificate once per connection -- `connection_made`
+runs after the handshake -- and add the ASGI TLS extension to every request's scope on that connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import ssl
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors import Multiprocess
+
+from service.bootstrap import DataPaths
+from service.settings import Settings
+
+# TLS 1.2 only with forward-secret AEAD suites; TLS 1.3 suites are all strong and are left as OpenSSL has them.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools missing: h11 only
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+
+def build_server_context(paths: DataPaths) -> ssl.SSLContext:
+    """Server certificate from the data dir; client certificates optional, verified against our CA."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.load_cert_chain(paths.server_cert, paths.server_key)
+    context.load_verify_locations(cafile=paths.ca_cert)
+    # OPTIONAL: anyone may fetch /ca or /crl; a certificate that is presented must verify, or the
+    # handshake fails. OpenSSL's default purpose for a server checks the client's EKU (clientAuth).
+    context.verify_mode = ssl.CERT_OPTIONAL
+    return context
+
+
+def build_client_context(
+    ca_file: Path | str, cert_file: Path | str | None = None, key_file: Path | str | None = None
+) -> ssl.SSLContext:
+    """What httpx clients use: trust only our CA, optionally present a client certificate."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file is not None:
+        context.load_cert_chain(str(cert_file), str(key_file) if key_file is not None else None)
+    return context
+
+
+def _uvicorn_ssl_factory(data_dir: str, _config: uvicorn.Config, _default: Any) -> ssl.SSLContext:
+    return build_server_context(DataPaths(Path(data_dir)))
+
+
+def tls_extension(ssl_object: ssl.SSLObject | None) -> dict[str, Any] | None:
+    """The ASGI TLS extension for one connection (https://asgi.readthedocs.io/en/latest/specs/tls.html)."""
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    cipher = ssl_object.cipher()
+    return {
+        "server_cert": None,
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": None,
+        "cipher_name": cipher[0] if cipher else None,
+    }
+
+
+class _PeerCertificateMixin:
+    """Wraps the app for this connection so each request's scope carries the connection's TLS facts."""
+
+    app: Any
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        tls = tls_extension(transport.get_extra_info("ssl_object"))
+        if tls is None:
+            return
+        app = self.app
+
+        async def app_with_tls(scope: Any, receive: Any, send: Any) -> None:
+            scope["extensions"] = {**(scope.get("extensions") or {}), "tls": tls}
+            await app(scope, receive, send)
+
+        self.app = app_with_tls
+
+
+class TLSH11Protocol(_PeerCertificateMixin, H11Protocol):  # type: ignore[misc]
+    pass
+
+
+if HttpToolsProtocol is not None:
+
+    class TLSHttpToolsProtocol(_PeerCertificateMixin, HttpToolsProtocol):  # type: ignore[misc]
+        pass
+
+    DEFAULT_PROTOCOL: type[asyncio.Protocol] = TLSHttpToolsProtocol
+else:  # pragma: no cover
+    DEFAULT_PROTOCOL = TLSH11Protocol
+
+
+def log_config() -> dict[str, Any]:
+    fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": fmt}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "pocketca": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def uvicorn_config(settings: Settings, *, protocol: type[asyncio.Protocol] = DEFAULT_PROTOCOL) -> uvicorn.Config:
+    return uvicorn.Config(
+        "service.api.app:create_app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        http=protocol,
+        ssl_context_factory=functools.partial(_uvicorn_ssl_factory, str(settings.data_dir.resolve())),
+        log_config=log_config(),
+        access_log=False,  # our AccessLogMiddleware logs one line with the caller
+        server_header=False,
+        proxy_headers=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def serve(settings: Settings) -> None:
+    """Runs uvicorn over TLS until SIGINT/SIGTERM; workers are spawned processes that read POCKETCA_*."""
+    os.environ.update(settings.as_environment())
+    config = uvicorn_config(settings)
+    server = uvicorn.Server(config)
+    if settings.workers > 1:
+        sock = config.bind_socket()
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        server.run()
+    logging.getLogger("pocketca").info("stopped")
