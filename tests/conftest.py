@@ -1,0 +1,182 @@
+"""Fixtures for all three levels: pure X.509, the API through httpx.ASGITransport, and a real server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service import bootstrap
+from service.api.app import create_app
+from service.api.deps import peer_certificate
+from service.authority import Authority
+from service.db.session import Database
+from service.settings import Settings
+from service.tls import build_client_context
+from tests.helpers import ForeignCA, free_port
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def foreign_ca() -> ForeignCA:
+    return ForeignCA()
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings from explicit values only, never from the developer's environment or .env."""
+    return Settings(_env_file=None, data_dir=data_dir, **overrides)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def prepared(settings: Settings) -> bootstrap.Prepared:
+    """A data dir as the first `pocketca serve` leaves it: CA, schema, admin token, server certificate."""
+    return bootstrap.prepare(settings)
+
+
+@pytest.fixture
+def admin_token(prepared: bootstrap.Prepared) -> str:
+    assert prepared.admin_token is not None
+    return prepared.admin_token
+
+
+@pytest.fixture
+def authority(settings: Settings, prepared: bootstrap.Prepared) -> Iterator[Authority]:
+    authority = bootstrap.build_authority(settings)
+    yield authority
+    authority.db.dispose()
+
+
+def authority_at(settings: Settings, when: dt.datetime) -> Authority:
+    """The same CA and database with the clock set to `when`: for expired and back-dated certificates."""
+    keystore, certificate = bootstrap.load_ca(settings)
+    return Authority(
+        Database(settings.sqlalchemy_url), keystore, certificate, public_url=settings.public_url, clock=lambda: when
+    )
+
+
+@dataclass
+class ApiClient:
+    """The app through httpx.ASGITransport. No TLS here: `as_peer` plays the client certificate."""
+
+    http: httpx.AsyncClient
+    app: object
+
+    def as_peer(self, der: bytes | None) -> None:
+        self.app.dependency_overrides[peer_certificate] = lambda: der  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def api(authority: Authority) -> AsyncIterator[ApiClient]:
+    app = create_app(authority=authority)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+        yield ApiClient(http=http, app=app)
+
+
+# --- a real `pocketca serve` ----------------------------------------------------------------------
+
+
+@dataclass
+class LiveServer:
+    url: str
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "ca.pem"
+
+    @property
+    def admin_token(self) -> str:
+        return (self.data_dir / "admin.token").read_text().strip()
+
+    def client(self, cert: Path | None = None, key: Path | None = None, **kwargs: object) -> httpx.Client:
+        context = build_client_context(self.ca_file, cert, key)
+        return httpx.Client(base_url=self.url, verify=context, timeout=15, **kwargs)  # type: ignore[arg-type]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_server(
+    data_dir: Path,
+    *,
+    workers: int = 1,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> LiveServer:
+    """Starts `python -m service serve` (the real CLI) and waits until /healthz answers over TLS."""
+    port = port or free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETCA_")}
+    env.update(
+        {
+            "POCKETCA_DATA_DIR": str(data_dir),
+            "POCKETCA_PORT": str(port),
+            "POCKETCA_WORKERS": str(workers),
+            "POCKETCA_PUBLIC_URL": f"https://localhost:{port}",
+        }
+    )
+    env.update(extra_env or {})
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"serve-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=data_dir.parent,
+        )
+    server = LiveServer(f"https://localhost:{port}", port, data_dir, process, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"pocketca serve exited with {process.returncode}:\n{server.log()}")
+        if server.ca_file.exists():
+            try:
+                with server.client() as http:
+                    if http.get("/healthz").status_code == 200:
+                        return server
+            except (httpx.TransportError, OSError):
+                pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"pocketca serve did not become healthy:\n{server.log()}")
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_server(tmp_path_factory.mktemp("live") / "data")
+    yield server
+    server.stop()
