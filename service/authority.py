@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from sqlalchemy.orm import Session
 
 from service.ca.crl import RevokedEntry, build_crl, parse_reason
 from service.ca.csr import CertificateRequest, load_csr, read_request
@@ -267,8 +268,16 @@ class Authority:
             der=certificate.public_bytes(Encoding.DER),
         )
         with self.db.writer() as session:  # committed before we return: nothing issued goes unrecorded
+            self._consume(session, issued_by)
             CertificateRepository(session).add(record)
         return IssuedCertificate(certificate=certificate, summary=summary, profile=profile.name)
+
+    def _consume(self, session: Session, actor: str) -> None:
+        """A token's use is taken in the same transaction as the change it pays for, so a crash or a
+        refusal after it gives the use back, and concurrent requests cannot both spend the last one."""
+        kind, _, token_id = actor.partition(":")
+        if kind == "token" and not TokenRepository(session).consume(token_id, self.clock()):
+            raise AuthenticationError("the bearer token has expired, been used up or been deleted")
 
     def _profile(self, name: str) -> Profile:
         try:
@@ -301,6 +310,7 @@ class Authority:
         elif caller.summary.serial != serial:
             raise PermissionDeniedError("a certificate holder may revoke only its own certificate")
         with self.db.writer() as session:
+            self._consume(session, caller.label)
             record = CertificateRepository(session).get(serial)
             if record is None:
                 raise NotFoundError(f"no certificate with serial {serial}")

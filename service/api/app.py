@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import problems
+from service.api import openapi, problems
 from service.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from service.api.routes import ca, certs, csr, health, whoami
 from service.authority import Authority
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, *, authority: Authority | None 
     )
     app.state.authority = authority
     problems.install(app)
+    openapi.install(app)
     for module in (csr, certs, ca, whoami, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware)

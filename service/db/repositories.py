@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from sqlalchemy import select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.models import CertificateRecord, CounterRecord, CRLRecord, TokenRecord
@@ -47,6 +47,19 @@ class TokenRepository:
     def add(self, record: TokenRecord) -> None:
         self._session.add(record)
         self._session.flush()
+
+    def consume(self, token_id: str, now: dt.datetime) -> bool:
+        """Takes one use, atomically in the database; False when the token is gone, expired or used up."""
+        result = self._session.execute(
+            update(TokenRecord)
+            .where(
+                TokenRecord.id == token_id,
+                or_(TokenRecord.expires_at.is_(None), TokenRecord.expires_at > now),
+                or_(TokenRecord.uses_left.is_(None), TokenRecord.uses_left > 0),
+            )
+            .values(uses_left=case((TokenRecord.uses_left.is_(None), None), else_=TokenRecord.uses_left - 1))
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def get_by_hash(self, secret_hash: str) -> TokenRecord | None:
         return self._session.scalars(select(TokenRecord).where(TokenRecord.secret_hash == secret_hash)).first()

@@ -1,0 +1,62 @@
+"""Every error is problem+json; nothing leaks a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from service.api.app import create_app
+from service.authority import Authority
+from tests.conftest import ApiClient
+
+pytestmark = pytest.mark.anyio
+
+
+def _is_problem(response: httpx.Response, status: int) -> None:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"] and body["type"]
+
+
+async def test_unknown_route_is_404_problem(api: ApiClient) -> None:
+    _is_problem(await api.http.get("/nope"), 404)
+
+
+async def test_wrong_method_is_405_problem(api: ApiClient) -> None:
+    response = await api.http.delete("/csr")
+    _is_problem(response, 405)
+    assert "POST" in response.headers["allow"]
+
+
+async def test_unexpected_error_is_generic_500(authority: Authority, caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(authority=authority)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    with caplog.at_level(logging.ERROR, logger="pocketca.error"):
+        async with httpx.AsyncClient(transport=transport, base_url="https://t") as http:
+            response = await http.get("/boom")
+    _is_problem(response, 500)
+    assert "secret internals" not in response.text and "Traceback" not in response.text
+    assert any("secret internals" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)  # logged with cause
+
+
+async def test_health_is_503_when_the_database_is_gone(api: ApiClient, authority: Authority) -> None:
+    assert (await api.http.get("/healthz")).status_code == 200
+    with authority.db.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE counters")
+    _is_problem(await api.http.get("/healthz"), 503)
+
+
+async def test_validation_errors_do_not_echo_input(api: ApiClient, admin_token: str) -> None:
+    response = await api.http.post(
+        "/csr", json={"csr": "x", "password": "hunter2-secret"}, headers={"Authorization": f"Bearer {admin_token}"}
+    )
+    _is_problem(response, 422)
+    assert "hunter2-secret" not in response.text
