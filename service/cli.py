@@ -11,9 +11,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, Encoding, pkcs12
+from pydantic import ValidationError
 
 from service import __version__
 from service.ca.csr import build_csr
@@ -133,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help, --version, or a usage error it has already printed
+        return exit_.code if isinstance(exit_.code, int) else 2
     try:
         return int(args.func(args) or 0)
     except ConfigurationError as exc:
@@ -145,7 +150,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClientError as exc:
         print(f"pocketca: {exc}", file=sys.stderr)
         return 1
-    except ValueError as exc:  # pydantic settings errors and bad flag values
+    except httpx.HTTPError as exc:
+        print(f"pocketca: cannot reach the server: {exc}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False):
+            field = ".".join(str(part) for part in error["loc"])
+            print(f"pocketca: setting {field} (POCKETCA_{field.upper()}): {error['msg']}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # bad flag values
         print(f"pocketca: {exc}", file=sys.stderr)
         return 2
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.ca.keys import KEY_TYPES, KeyType, parse_key_type
+from service.ca.keys import KeyType, parse_key_type
 
 
 class Settings(BaseSettings):
@@ -36,10 +36,7 @@ class Settings(BaseSettings):
     @classmethod
     def _key_type(cls, value: object) -> object:
         if isinstance(value, str):
-            try:
-                return parse_key_type(value)
-            except ValueError:
-                raise ValueError(f"choose one of {', '.join(KEY_TYPES)}") from None
+            return parse_key_type(value)
         return value
 
     @field_validator("public_url")

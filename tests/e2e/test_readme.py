@@ -1,0 +1,50 @@
+"""The README's walkthrough, run as written against a real server (only its paths and port swapped)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import LiveServer
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def _block(heading: str, language: str) -> str:
+    section = README.split(heading, 1)[1]
+    match = re.search(rf"```{language}\n(.*?)```", section, re.S)
+    assert match is not None, f"no {language} block under {heading}"
+    return match.group(1)
+
+
+def _localise(text: str, server: LiveServer) -> str:
+    return text.replace("pocketca-data/", f"{server.data_dir}/").replace("https://localhost:8443", server.url)
+
+
+def _bash(script: str, cwd: Path) -> str:
+    result = subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=60)
+    return result.stdout + result.stderr
+
+
+def test_walkthrough_with_openssl_curl_and_httpx(live_server: LiveServer, tmp_path: Path) -> None:
+    shell = _localise(_block("## The client-certificate story", "sh"), live_server)
+    setup = shell.split("# 1.", 1)[0]
+    first, rest = shell.split("# 4.", 1)
+    python = _localise(_block("## The same from Python, with httpx", "python"), live_server)
+
+    out = _bash(first, tmp_path)
+    assert (tmp_path / "alice.pem").exists(), out
+    assert '"cn":"alice"' in out  # /whoami with the certificate
+    assert '"status":401' in out  # /whoami without one
+
+    result = subprocess.run([sys.executable, "-c", python], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "alice"
+
+    out = _bash(setup + "# 4." + rest, tmp_path)
+    assert '"status":"revoked"' in out and '"revocation_reason":"keyCompromise"' in out
+    assert '"status":403' in out
+    assert "verify OK" in out and "Key Compromise" in out
+    assert "certificate revoked" in out
