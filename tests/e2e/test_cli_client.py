@@ -50,9 +50,9 @@ def test_enroll_renew_revoke(live_server: LiveServer, tmp_path: Path, capsys: py
     renewed = _serial(cert)
     assert main(["revoke", *common, "--cert", str(cert), "--key", str(key), renewed, "--reason", "superseded"]) == 0
     assert "revoked" in capsys.readouterr().out
-    with PocketCAClient(live_server.url, ca_file=live_server.ca_file, cert_file=cert, key_file=key) as client:
-        with pytest.raises(ClientError) as refused:
-            client.whoami()
+    holder = PocketCAClient(live_server.url, ca_file=live_server.ca_file, cert_file=cert, key_file=key)
+    with holder as client, pytest.raises(ClientError) as refused:
+        client.whoami()
     assert refused.value.status == 403
     # the first certificate is revoked with the admin token
     assert main(["revoke", *common, "--token", live_server.admin_token, first]) == 0
