@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from service.authority import Authority, utcnow
+from service.authority import Authority, LocalCaller, utcnow
 from service.ca.inspect import get_sans, is_ca_certificate
 from service.ca.issue import build_ca_certificate
 from service.ca.keys import (
@@ -187,7 +187,7 @@ def prepare(settings: Settings) -> Prepared:
 def _ensure_admin_token(authority: Authority, paths: DataPaths) -> str | None:
     if authority.has_admin_token():
         return None
-    new = authority.create_token(scope="admin")
+    new = authority.create_token(scope="admin", caller=LocalCaller("serve"))
     write_private_file(paths.admin_token, (new.token + "\n").encode())
     return new.token
 
@@ -216,7 +216,7 @@ def _ensure_server_certificate(authority: Authority, paths: DataPaths, names: li
         sans=names,
         profile="server",
         validity_days=SERVER_CERT_DAYS,
-        issued_by="pocketca-serve",
+        caller=LocalCaller("serve"),
     )
     write_private_file(paths.server_key, dump_private_key(key))
     chain = [issued.certificate, *authority.chain]

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import BestAvailableEncryption
 from pydantic import ValidationError
 
 from service import __version__
+from service.authority import LocalCaller
 from service.ca.csr import build_csr
 from service.ca.inspect import get_sans
 from service.ca.keys import KEY_TYPES, PrivateKey, dump_private_key, parse_key_type
@@ -220,7 +221,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
         sans=args.san,
         profile=args.profile,
         validity_days=args.validity_days,
-        issued_by="cli:issue",
+        caller=LocalCaller("issue"),
     )
     out: Path = args.out_dir
     write_private_file(out / "key.pem", dump_private_key(key))

@@ -65,3 +65,19 @@ class CounterRecord(Base):
 
 # status alone is never selective enough to query; with not_after it serves the CRL and the listings.
 Index("ix_certificates_status_not_after", CertificateRecord.status, CertificateRecord.not_after)
+
+
+class AuditRecord(Base):
+    """One row per change or refused attempt, written in the same transaction as the change."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(32))  # certificate.issue, certificate.revoke, token.create, ...
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | refused
+    actor: Mapped[str] = mapped_column(String(80))  # token:<id>, cert:<serial>, local:<command>
+    token_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    serial: Mapped[str | None] = mapped_column(String(40), index=True)
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)

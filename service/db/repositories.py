@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.db.models import CertificateRecord, CounterRecord, CRLRecord, TokenRecord
+from service.db.models import AuditRecord, CertificateRecord, CounterRecord, CRLRecord, TokenRecord
 
 REVOCATIONS = "revocations"
 
@@ -27,6 +27,32 @@ class CertificateRepository:
     def status_of(self, serial: str) -> str | None:
         """Just the status: the cheap indexed lookup every mTLS request makes."""
         return self._session.scalar(select(CertificateRecord.status).where(CertificateRecord.serial == serial))
+
+    def page(
+        self,
+        *,
+        now: dt.datetime,
+        cn: str | None = None,
+        status: str | None = None,
+        expires_before: dt.datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[CertificateRecord]:
+        """Newest first (by id, a stable order), `limit` rows older than `before_id`."""
+        query = select(CertificateRecord).order_by(CertificateRecord.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(CertificateRecord.id < before_id)
+        if cn is not None:
+            query = query.where(CertificateRecord.cn == cn)
+        if status == "revoked":
+            query = query.where(CertificateRecord.status == "revoked")
+        elif status == "valid":
+            query = query.where(CertificateRecord.status == "valid", CertificateRecord.not_after > now)
+        elif status == "expired":
+            query = query.where(CertificateRecord.status == "valid", CertificateRecord.not_after <= now)
+        if expires_before is not None:
+            query = query.where(CertificateRecord.not_after < expires_before)
+        return list(self._session.scalars(query))
 
     def iter_revoked_unexpired(self, now: dt.datetime) -> Iterator[tuple[str, dt.datetime, str]]:
         query = (
@@ -64,6 +90,16 @@ class TokenRepository:
     def get_by_hash(self, secret_hash: str) -> TokenRecord | None:
         return self._session.scalars(select(TokenRecord).where(TokenRecord.secret_hash == secret_hash)).first()
 
+    def get(self, token_id: str) -> TokenRecord | None:
+        return self._session.get(TokenRecord, token_id)
+
+    def all(self) -> list[TokenRecord]:
+        return list(self._session.scalars(select(TokenRecord).order_by(TokenRecord.created_at, TokenRecord.id)))
+
+    def delete(self, record: TokenRecord) -> None:
+        self._session.delete(record)
+        self._session.flush()
+
     def any_with_scope(self, scope: str) -> bool:
         return self._session.scalar(select(TokenRecord.id).where(TokenRecord.scope == scope).limit(1)) is not None
 
@@ -95,3 +131,18 @@ class CounterRepository:
         if result.rowcount == 0:  # type: ignore[attr-defined]
             self._session.add(CounterRecord(name=name, value=1))
         self._session.flush()
+
+
+class AuditRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, record: AuditRecord) -> None:
+        self._session.add(record)
+        self._session.flush()
+
+    def page(self, *, before_id: int | None = None, limit: int = 100) -> list[AuditRecord]:
+        query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(AuditRecord.id < before_id)
+        return list(self._session.scalars(query))

@@ -1,0 +1,44 @@
+"""The application layer (see core.py). Re-exports what the API, the CLI and the tests use."""
+
+from service.authority.callers import (
+    SCOPES,
+    TOKEN_PREFIX,
+    Caller,
+    ClientIdentity,
+    LocalCaller,
+    TokenCaller,
+    hash_secret,
+)
+from service.authority.core import Authority, utcnow
+from service.authority.values import (
+    AuditEntry,
+    CertificateListing,
+    CRLDocument,
+    IssuedCertificate,
+    NewToken,
+    Page,
+    PKCS12Bundle,
+    StoredCertificate,
+    TokenInfo,
+)
+
+__all__ = [
+    "SCOPES",
+    "TOKEN_PREFIX",
+    "AuditEntry",
+    "Authority",
+    "CRLDocument",
+    "Caller",
+    "CertificateListing",
+    "ClientIdentity",
+    "IssuedCertificate",
+    "LocalCaller",
+    "NewToken",
+    "PKCS12Bundle",
+    "Page",
+    "StoredCertificate",
+    "TokenCaller",
+    "TokenInfo",
+    "hash_secret",
+    "utcnow",
+]

@@ -1,0 +1,89 @@
+"""The audit trail: a row in the same transaction as each change (or its own, for a refusal),
+and one structured log line per event once it is committed."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from service.authority.callers import Caller, TokenCaller
+from service.authority.paging import check_limit, decode_cursor, encode_cursor
+from service.authority.values import AuditEntry, Page
+from service.db.models import AuditRecord
+from service.db.repositories import AuditRepository
+from service.db.session import Database
+
+log = logging.getLogger("pocketca.audit")
+_PENDING = "pocketca_audit"
+
+
+class Auditor:
+    def __init__(self, db: Database, clock: Callable[[], dt.datetime]) -> None:
+        self.db = db
+        self.clock = clock
+
+    def record(
+        self,
+        session: Session,
+        action: str,
+        caller: Caller,
+        *,
+        outcome: str = "ok",
+        serial: str | None = None,
+        token_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Adds the row to the caller's transaction; the log line waits for `emit` after the commit."""
+        if token_id is None and isinstance(caller, TokenCaller):
+            token_id = caller.token_id
+        record = AuditRecord(
+            at=self.clock(),
+            action=action,
+            outcome=outcome,
+            actor=caller.label,
+            token_id=token_id,
+            serial=serial,
+            client_address=caller.address,
+            detail=detail,
+        )
+        AuditRepository(session).add(record)
+        session.info.setdefault(_PENDING, []).append(record)
+
+    def refused(
+        self, action: str, caller: Caller, detail: str, *, serial: str | None = None, token_id: str | None = None
+    ) -> None:
+        """A refusal is recorded in a transaction of its own: the refused change rolled back."""
+        with self.db.writer() as session:
+            self.record(session, action, caller, outcome="refused", serial=serial, token_id=token_id, detail=detail)
+        self.emit(session)
+
+    def emit(self, session: Session) -> None:
+        for record in session.info.pop(_PENDING, []):
+            log.info(json.dumps(dataclasses.asdict(_entry(record)), default=str, separators=(",", ":")))
+
+    def page(self, *, limit: int, cursor: str | None) -> Page[AuditEntry]:
+        rows_wanted = check_limit(limit)
+        with self.db.reader() as session:
+            rows = AuditRepository(session).page(before_id=decode_cursor(cursor), limit=rows_wanted + 1)
+        items = [_entry(r) for r in rows[:rows_wanted]]
+        next_cursor = encode_cursor(items[-1].id) if len(rows) > rows_wanted else None
+        return Page(items=items, next_cursor=next_cursor)
+
+
+def _entry(record: AuditRecord) -> AuditEntry:
+    return AuditEntry(
+        id=record.id,
+        at=record.at,
+        action=record.action,
+        outcome=record.outcome,
+        actor=record.actor,
+        token_id=record.token_id,
+        serial=record.serial,
+        client_address=record.client_address,
+        detail=record.detail,
+    )

@@ -1,0 +1,76 @@
+"""Who is calling: a bearer token, the holder of a client certificate, or a local command."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from service.ca.inspect import CertificateSummary
+from service.errors import PermissionDeniedError
+
+SCOPES = ("admin", "issue", "revoke", "read")
+TOKEN_PREFIX = "pca_"  # noqa: S105 (a marker, not a secret)
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256: the secret has 256 random bits, so a slow password hash would add nothing."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenCaller:
+    token_id: str
+    scope: str
+    cn: str | None = None  # set: an enrollment token bound to exactly these names
+    names: frozenset[str] = frozenset()
+    profile: str | None = None
+    address: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"token:{self.token_id}"
+
+    @property
+    def is_enrollment(self) -> bool:
+        return self.cn is not None
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """The holder of a client certificate that passed the TLS handshake and our revocation check."""
+
+    certificate: x509.Certificate
+    summary: CertificateSummary
+    profile: str
+    address: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"cert:{self.summary.serial}"
+
+
+@dataclass(frozen=True)
+class LocalCaller:
+    """A command run on the CA host itself (it can read the CA key anyway)."""
+
+    name: str
+    address: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"local:{self.name}"
+
+
+Caller = TokenCaller | ClientIdentity | LocalCaller
+
+
+def require_scope(caller: Caller, *scopes: str) -> None:
+    """Local commands may do anything; tokens need one of `scopes`; certificate holders are checked by the caller."""
+    if isinstance(caller, LocalCaller):
+        return
+    if isinstance(caller, ClientIdentity):
+        raise PermissionDeniedError("a client certificate does not grant this; use a token")
+    if caller.scope not in scopes:  # enrollment tokens have scope "issue": they only ever issue
+        raise PermissionDeniedError(f"a {caller.scope!r} token may not do this")

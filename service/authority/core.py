@@ -1,0 +1,397 @@
+"""The application layer: who may issue, renew, read and revoke, and the transaction around each change.
+
+Knows the database and the key store; knows nothing of HTTP. Each public method is one unit of work:
+the certificate, the token use it spent and its audit row commit together, before the method returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from sqlalchemy.orm import Session
+
+from service.authority.audit import Auditor
+from service.authority.callers import Caller, ClientIdentity, LocalCaller, TokenCaller, require_scope
+from service.authority.crls import DEFAULT_CRL_LIFETIME, CRLPublisher
+from service.authority.paging import check_limit, decode_cursor, encode_cursor
+from service.authority.tokens import TokenManager
+from service.authority.values import (
+    AuditEntry,
+    CertificateListing,
+    CRLDocument,
+    IssuedCertificate,
+    NewToken,
+    Page,
+    PKCS12Bundle,
+    StoredCertificate,
+    TokenInfo,
+)
+from service.ca.crl import parse_reason
+from service.ca.csr import CertificateRequest, load_csr, read_request
+from service.ca.inspect import format_serial, has_extended_key_usage, parse_serial, summarize
+from service.ca.issue import Signer, build_leaf_builder, random_serial_number
+from service.ca.names import build_subject, parse_general_name
+from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
+from service.ca.policy import PolicyContext, decide
+from service.ca.profiles import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile
+from service.db.models import CertificateRecord
+from service.db.repositories import REVOCATIONS, CertificateRepository, CounterRepository
+from service.db.session import Database
+from service.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    PolicyError,
+    RevokedCertificateError,
+    ServiceError,
+    UnavailableError,
+)
+
+Clock = Callable[[], dt.datetime]
+STATUSES = ("valid", "revoked", "expired")
+CLI = LocalCaller("cli")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Authority:
+    def __init__(
+        self,
+        db: Database,
+        signer: Signer,
+        ca_certificate: x509.Certificate,
+        *,
+        public_url: str,
+        profiles: Mapping[str, Profile] = BUILTIN_PROFILES,
+        crl_lifetime: dt.timedelta = DEFAULT_CRL_LIFETIME,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.signer = signer
+        self.ca_certificate = ca_certificate
+        self.public_url = public_url.rstrip("/")
+        self.profiles = dict(profiles)
+        self.clock = clock
+        self.audit = Auditor(db, clock)
+        self.tokens = TokenManager(db, self.audit, self.profiles, clock)
+        self.crls = CRLPublisher(db, signer, ca_certificate, lifetime=crl_lifetime, clock=clock)
+
+    @property
+    def chain(self) -> list[x509.Certificate]:
+        """The issuing chain, issuer first (a single root today)."""
+        return [self.ca_certificate]
+
+    @contextlib.contextmanager
+    def _unit(self) -> Iterator[Session]:
+        """One transaction; the audit log lines follow its commit."""
+        with self.db.writer() as session:
+            yield session
+        self.audit.emit(session)
+
+    @contextlib.contextmanager
+    def _refusals(self, action: str, caller: Caller, serial: str | None = None) -> Iterator[None]:
+        try:
+            yield
+        except ServiceError as exc:
+            self.audit.refused(action, caller, exc.detail, serial=serial)
+            raise
+
+    # --- who is calling ----------------------------------------------------------------------
+
+    def authenticate_token(self, token: str, *, address: str | None = None) -> TokenCaller:
+        return self.tokens.authenticate(token, address=address)
+
+    def identify_client(self, der: bytes, *, address: str | None = None) -> ClientIdentity:
+        """A certificate the TLS layer verified; refused here if revoked or not issued by us."""
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+        except ValueError:
+            raise AuthenticationError("the client certificate cannot be read") from None
+        serial = format_serial(certificate.serial_number)
+        with self.db.reader() as session:
+            record = CertificateRepository(session).get(serial)
+        if record is None or record.der != der:
+            raise PermissionDeniedError("the client certificate was not issued by this pocketca")
+        if record.status == "revoked":
+            raise RevokedCertificateError(serial)
+        if not has_extended_key_usage(certificate, ExtendedKeyUsageOID.CLIENT_AUTH):
+            raise PermissionDeniedError("the client certificate is not for client authentication")
+        return ClientIdentity(certificate, summarize(certificate), record.profile, address)
+
+    # --- issuance ----------------------------------------------------------------------------
+
+    def sign_csr(
+        self, csr_data: bytes, *, caller: Caller, profile: str | None = None, validity_days: int | None = None
+    ) -> IssuedCertificate:
+        """Admin/issue tokens ask within the profile; enrollment tokens for exactly their names; a certificate
+        holder renews its own names."""
+        action = "certificate.renew" if isinstance(caller, ClientIdentity) else "certificate.issue"
+        with self._refusals(action, caller):
+            request = read_request(load_csr(csr_data))
+            ctx, chosen = self._context(caller, profile)
+            return self._issue(request, chosen, validity_days, ctx, caller, action)
+
+    def issue_for_key(
+        self,
+        public_key: CertificatePublicKeyTypes,
+        *,
+        cn: str,
+        sans: list[str],
+        profile: str = DEFAULT_PROFILE,
+        validity_days: int | None = None,
+        caller: Caller = CLI,
+    ) -> IssuedCertificate:
+        """Issuance without a CSR, for keys made by this service (its own TLS key, `pocketca issue`, PKCS#12)."""
+        with self._refusals("certificate.issue", caller):
+            request = self._request_for(public_key, cn, sans)
+            ctx, chosen = self._context(caller, profile)
+            return self._issue(request, chosen, validity_days, ctx, caller, "certificate.issue")
+
+    def issue_pkcs12(
+        self,
+        *,
+        caller: Caller,
+        cn: str,
+        sans: list[str],
+        password: bytes,
+        profile: str | None = None,
+        validity_days: int | None = None,
+        legacy: bool = False,
+    ) -> PKCS12Bundle:
+        """The key is made here, lives only in this call and the encrypted bundle, and is never stored."""
+        with self._refusals("pkcs12.issue", caller):
+            if len(password) < MIN_PASSWORD_LENGTH:  # checked before any key is made
+                raise InvalidRequestError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+            key = ec.generate_private_key(ec.SECP256R1())
+            request = self._request_for(key.public_key(), cn, sans)
+            ctx, chosen = self._context(caller, profile)
+            issued = self._issue(request, chosen, validity_days, ctx, caller, "pkcs12.issue")
+        data = build_pkcs12(key, issued.certificate, self.chain, password, friendly_name=cn, legacy=legacy)
+        return PKCS12Bundle(issued=issued, data=data)
+
+    def _request_for(self, public_key: CertificatePublicKeyTypes, cn: str, sans: list[str]) -> CertificateRequest:
+        problems, names = [], []
+        for san in sans:
+            try:
+                names.append(parse_general_name(san))
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise PolicyError(problems)
+        return CertificateRequest(subject=build_subject(cn), common_name=cn, sans=tuple(names), public_key=public_key)
+
+    def _context(self, caller: Caller, requested: str | None) -> tuple[PolicyContext, Profile]:
+        """The caller narrows the profile's rules; it can never widen them."""
+        if isinstance(caller, ClientIdentity):
+            if requested not in (None, caller.profile):
+                raise PolicyError([f"a renewal keeps the profile {caller.profile!r}"])
+            ctx = PolicyContext(allowed_names=frozenset(caller.summary.sans), required_common_name=caller.summary.cn)
+            return ctx, self._profile(caller.profile)
+        require_scope(caller, "admin", "issue")
+        if isinstance(caller, TokenCaller) and caller.profile is not None:
+            if requested not in (None, caller.profile):
+                raise PolicyError([f"this token may only issue with the profile {caller.profile!r}"])
+            requested = caller.profile
+        profile = self._profile(requested or DEFAULT_PROFILE)
+        if isinstance(caller, TokenCaller) and caller.is_enrollment:
+            return PolicyContext(exact_names=caller.names, required_common_name=caller.cn), profile
+        return PolicyContext(), profile
+
+    def _issue(
+        self,
+        request: CertificateRequest,
+        profile: Profile,
+        validity_days: int | None,
+        ctx: PolicyContext,
+        caller: Caller,
+        action: str,
+    ) -> IssuedCertificate:
+        spec = decide(request, profile, validity_days, ctx)
+        now = self.clock()
+        builder = build_leaf_builder(
+            spec,
+            request.public_key,
+            self.ca_certificate,
+            serial_number=random_serial_number(),
+            now=now,
+            public_url=self.public_url,
+        )
+        certificate = self.signer.sign_certificate(builder)
+        summary = summarize(certificate)
+        record = CertificateRecord(
+            serial=summary.serial,
+            cn=spec.common_name,
+            subject=summary.subject,
+            sans=list(summary.sans),
+            profile=profile.name,
+            not_before=summary.not_before,
+            not_after=summary.not_after,
+            status="valid",
+            fingerprint_sha256=summary.fingerprint_sha256,
+            issued_by=caller.label,
+            created_at=now,
+            der=certificate.public_bytes(Encoding.DER),
+        )
+        with self._unit() as session:  # committed before we return: nothing issued goes unrecorded
+            self.tokens.spend(session, caller)
+            CertificateRepository(session).add(record)
+            self.audit.record(session, action, caller, serial=summary.serial, detail=f"profile={profile.name}")
+        return IssuedCertificate(certificate=certificate, summary=summary, profile=profile.name)
+
+    def _profile(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise PolicyError([f"unknown profile {name!r}; known: {', '.join(sorted(self.profiles))}"]) from None
+
+    # --- reading and revoking ----------------------------------------------------------------
+
+    def get_certificate(self, serial_text: str, *, caller: Caller) -> StoredCertificate:
+        serial = _parse_serial(serial_text)
+        if isinstance(caller, ClientIdentity):
+            if caller.summary.serial != serial:
+                raise PermissionDeniedError("a certificate holder may read only its own certificate")
+        else:
+            require_scope(caller, "admin", "read")
+        with self.db.reader() as session:
+            record = CertificateRepository(session).get(serial)
+        if record is None:
+            raise NotFoundError(f"no certificate with serial {serial}")
+        return self._stored(record)
+
+    def list_certificates(
+        self,
+        *,
+        caller: Caller,
+        cn: str | None = None,
+        status: str | None = None,
+        expires_before: dt.datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[CertificateListing]:
+        require_scope(caller, "admin", "read")
+        if status is not None and status not in STATUSES:
+            raise InvalidRequestError(f"status must be one of {', '.join(STATUSES)}")
+        if expires_before is not None and expires_before.tzinfo is None:
+            raise InvalidRequestError("expires_before needs a time zone (RFC 3339, e.g. 2030-01-01T00:00:00Z)")
+        wanted = check_limit(limit)
+        now = self.clock()
+        with self.db.reader() as session:
+            rows = CertificateRepository(session).page(
+                now=now,
+                cn=cn,
+                status=status,
+                expires_before=expires_before,
+                before_id=decode_cursor(cursor),
+                limit=wanted + 1,
+            )
+        items = [self._listing(r, now) for r in rows[:wanted]]
+        next_cursor = encode_cursor(rows[wanted - 1].id) if len(rows) > wanted else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    def revoke(self, serial_text: str, *, reason: str | None, caller: Caller) -> StoredCertificate:
+        serial = _parse_serial(serial_text)
+        with self._refusals("certificate.revoke", caller, serial):
+            try:
+                reason_name = parse_reason(reason)
+            except ValueError as exc:
+                raise InvalidRequestError(str(exc)) from None
+            if isinstance(caller, ClientIdentity):
+                if caller.summary.serial != serial:
+                    raise PermissionDeniedError("a certificate holder may revoke only its own certificate")
+            else:
+                require_scope(caller, "admin", "revoke")
+            with self._unit() as session:
+                self.tokens.spend(session, caller)
+                record = CertificateRepository(session).get(serial)
+                if record is None:
+                    raise NotFoundError(f"no certificate with serial {serial}")
+                if record.status == "revoked":
+                    raise ConflictError(f"certificate {serial} is already revoked")
+                record.status = "revoked"
+                record.revoked_at = self.clock()
+                record.revocation_reason = reason_name
+                CounterRepository(session).increment(REVOCATIONS)
+                self.audit.record(session, "certificate.revoke", caller, serial=serial, detail=f"reason={reason_name}")
+        return self._stored(record)
+
+    def _status(self, record: CertificateRecord, now: dt.datetime) -> str:
+        return "expired" if record.status == "valid" and record.not_after <= now else record.status
+
+    def _stored(self, record: CertificateRecord) -> StoredCertificate:
+        certificate = x509.load_der_x509_certificate(record.der)
+        return StoredCertificate(
+            certificate=certificate,
+            summary=summarize(certificate),
+            profile=record.profile,
+            status=self._status(record, self.clock()),
+            revoked_at=record.revoked_at,
+            revocation_reason=record.revocation_reason,
+        )
+
+    def _listing(self, record: CertificateRecord, now: dt.datetime) -> CertificateListing:
+        return CertificateListing(
+            serial=record.serial,
+            cn=record.cn,
+            subject=record.subject,
+            sans=tuple(record.sans),
+            profile=record.profile,
+            status=self._status(record, now),
+            not_before=record.not_before,
+            not_after=record.not_after,
+            revoked_at=record.revoked_at,
+            revocation_reason=record.revocation_reason,
+            fingerprint_sha256=record.fingerprint_sha256,
+        )
+
+    # --- the CRL, tokens, audit, health ------------------------------------------------------
+
+    @property
+    def crl_lifetime(self) -> dt.timedelta:
+        return self.crls.lifetime
+
+    def current_crl(self) -> CRLDocument:
+        return self.crls.current()
+
+    def create_token(self, *, caller: Caller = CLI, **options: object) -> NewToken:
+        return self.tokens.create(caller=caller, **options)  # type: ignore[arg-type]
+
+    def list_tokens(self, *, caller: Caller) -> list[TokenInfo]:
+        return self.tokens.list(caller=caller)
+
+    def delete_token(self, token_id: str, *, caller: Caller) -> None:
+        self.tokens.delete(token_id, caller=caller)
+
+    def has_admin_token(self) -> bool:
+        return self.tokens.any_admin()
+
+    def audit_page(self, *, caller: Caller, limit: int = 100, cursor: str | None = None) -> Page[AuditEntry]:
+        require_scope(caller, "admin")
+        return self.audit.page(limit=limit, cursor=cursor)
+
+    def check_health(self) -> None:
+        try:
+            with self.db.reader() as session:
+                CounterRepository(session).get(REVOCATIONS)
+        except Exception as exc:
+            raise UnavailableError("the database is not usable") from exc
+        if self.signer.public_key() != self.ca_certificate.public_key():
+            raise UnavailableError("the CA key does not match the CA certificate")
+
+
+def _parse_serial(text: str) -> str:
+    try:
+        return format_serial(parse_serial(text))
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None

@@ -1,0 +1,176 @@
+"""API tokens: made here, shown once, stored as a hash, spent in the transaction of the change they pay for."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hmac
+import secrets
+from collections.abc import Callable, Mapping
+
+from sqlalchemy.orm import Session
+
+from service.authority.audit import Auditor
+from service.authority.callers import SCOPES, TOKEN_PREFIX, Caller, TokenCaller, hash_secret, require_scope
+from service.authority.values import NewToken, TokenInfo
+from service.ca.names import format_general_name, parse_general_name
+from service.ca.profiles import Profile
+from service.db.models import TokenRecord
+from service.db.repositories import TokenRepository
+from service.db.session import Database
+from service.errors import AuthenticationError, InvalidRequestError, NotFoundError
+
+ENROLLMENT_TTL = dt.timedelta(hours=24)
+MAX_TTL = dt.timedelta(days=3650)
+
+
+class TokenManager:
+    def __init__(
+        self, db: Database, audit: Auditor, profiles: Mapping[str, Profile], clock: Callable[[], dt.datetime]
+    ) -> None:
+        self.db = db
+        self.audit = audit
+        self.profiles = profiles
+        self.clock = clock
+
+    def create(
+        self,
+        *,
+        caller: Caller,
+        scope: str | None = None,
+        cn: str | None = None,
+        sans: tuple[str, ...] | list[str] = (),
+        profile: str | None = None,
+        ttl: dt.timedelta | None = None,
+        uses: int | None = None,
+    ) -> NewToken:
+        """With `cn`, an enrollment token: scope issue, bound to exactly those names, 1 use and 24 h by default."""
+        require_scope(caller, "admin")
+        enrollment = cn is not None or bool(sans)
+        scope = scope or ("issue" if enrollment else "admin")
+        problems = []
+        if scope not in SCOPES:
+            problems.append(f"unknown scope {scope!r}; use one of {', '.join(SCOPES)}")
+        if enrollment and scope != "issue":
+            problems.append("an enrollment token (with cn or sans) has scope 'issue'")
+        if enrollment and not cn:
+            problems.append("an enrollment token needs a cn")
+        if profile is not None and profile not in self.profiles:
+            problems.append(f"unknown profile {profile!r}")
+        names: list[str] = []
+        for san in sans:
+            try:
+                names.append(format_general_name(parse_general_name(san)))
+            except ValueError as exc:
+                problems.append(str(exc))
+        if ttl is not None and not dt.timedelta(0) < ttl <= MAX_TTL:
+            problems.append("ttl must be positive and at most ten years")
+        if uses is not None and uses < 1:
+            problems.append("uses must be at least 1")
+        if problems:
+            raise InvalidRequestError("; ".join(problems))
+        if enrollment:
+            ttl = ttl or ENROLLMENT_TTL
+            uses = uses or 1
+        token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        now = self.clock()
+        record = TokenRecord(
+            id=token_id,
+            secret_hash=hash_secret(secret),
+            scope=scope,
+            cn=cn,
+            sans=names if enrollment else None,
+            profile=profile,
+            expires_at=now + ttl if ttl is not None else None,
+            uses_left=uses,
+            created_at=now,
+        )
+        with self.db.writer() as session:
+            TokenRepository(session).add(record)
+            self.audit.record(session, "token.create", caller, token_id=token_id, detail=f"scope={scope}")
+        self.audit.emit(session)
+        return NewToken(
+            token=f"{TOKEN_PREFIX}{token_id}_{secret}", id=token_id, scope=scope, expires_at=record.expires_at
+        )
+
+    def authenticate(self, token: str, *, address: str | None = None) -> TokenCaller:
+        """`pca_<id>_<secret>`: looked up by id, the secret's hash compared in constant time."""
+        token_id, secret = _split(token)
+        with self.db.reader() as session:
+            record = TokenRepository(session).get(token_id)
+        expected = record.secret_hash if record is not None else hash_secret("")
+        if not hmac.compare_digest(expected, hash_secret(secret)) or record is None:
+            raise AuthenticationError("the bearer token is not valid")
+        caller = _caller(record, address)
+        problem = None
+        if record.expires_at is not None and record.expires_at <= self.clock():
+            problem = "the bearer token has expired"
+        elif record.uses_left is not None and record.uses_left <= 0:
+            problem = "the bearer token has been used up"
+        if problem:
+            self.audit.refused("token.use", caller, problem)
+            raise AuthenticationError(problem)
+        return caller
+
+    def spend(self, session: Session, caller: Caller) -> None:
+        """Takes one use inside the change's transaction: a refusal or crash after it gives the use back,
+        and concurrent requests cannot both spend the last one."""
+        if not isinstance(caller, TokenCaller):
+            return
+        repo = TokenRepository(session)
+        if not repo.consume(caller.token_id, self.clock()):
+            raise AuthenticationError("the bearer token has expired, been used up or been deleted")
+        record = repo.get(caller.token_id)
+        if record is not None and record.uses_left is not None:
+            self.audit.record(session, "token.use", caller, detail=f"uses_left={record.uses_left}")
+
+    def list(self, *, caller: Caller) -> list[TokenInfo]:
+        require_scope(caller, "admin")
+        with self.db.reader() as session:
+            return [_info(r) for r in TokenRepository(session).all()]
+
+    def delete(self, token_id: str, *, caller: Caller) -> None:
+        require_scope(caller, "admin")
+        with self.db.writer() as session:
+            repo = TokenRepository(session)
+            record = repo.get(token_id)
+            if record is None:
+                raise NotFoundError(f"no token with id {token_id}")
+            repo.delete(record)
+            self.audit.record(session, "token.delete", caller, token_id=token_id)
+        self.audit.emit(session)
+
+    def any_admin(self) -> bool:
+        with self.db.reader() as session:
+            return TokenRepository(session).any_with_scope("admin")
+
+
+def _split(token: str) -> tuple[str, str]:
+    body = token.strip().removeprefix(TOKEN_PREFIX)
+    token_id, sep, secret = body.partition("_")
+    if not token.startswith(TOKEN_PREFIX) or not sep or len(token_id) != 16 or not secret:
+        raise AuthenticationError("the bearer token is not valid")
+    return token_id, secret
+
+
+def _caller(record: TokenRecord, address: str | None) -> TokenCaller:
+    names = frozenset(record.sans or [])
+    if record.cn is not None:
+        with contextlib.suppress(ValueError):  # a CN that is no name ("Alice Smith") binds the subject only
+            names |= {format_general_name(parse_general_name(record.cn))}
+    return TokenCaller(
+        token_id=record.id, scope=record.scope, cn=record.cn, names=names, profile=record.profile, address=address
+    )
+
+
+def _info(record: TokenRecord) -> TokenInfo:
+    return TokenInfo(
+        id=record.id,
+        scope=record.scope,
+        cn=record.cn,
+        sans=tuple(record.sans or ()),
+        profile=record.profile,
+        expires_at=record.expires_at,
+        uses_left=record.uses_left,
+        created_at=record.created_at,
+    )

@@ -1,0 +1,101 @@
+"""What the authority hands back: plain values, no ORM rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from cryptography import x509
+
+from service.ca.inspect import CertificateSummary
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    certificate: x509.Certificate
+    summary: CertificateSummary
+    profile: str
+
+
+@dataclass(frozen=True)
+class StoredCertificate:
+    certificate: x509.Certificate
+    summary: CertificateSummary
+    profile: str
+    status: str  # valid | revoked | expired
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+
+
+@dataclass(frozen=True)
+class CertificateListing:
+    """A row of GET /certs, straight from the indexed columns (no DER parsing on a listing)."""
+
+    serial: str
+    cn: str
+    subject: str
+    sans: tuple[str, ...]
+    profile: str
+    status: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+    fingerprint_sha256: str
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class CRLDocument:
+    number: int
+    this_update: dt.datetime
+    next_update: dt.datetime
+    der: bytes
+
+
+@dataclass(frozen=True)
+class NewToken:
+    token: str  # the secret: shown once, never stored
+    id: str
+    scope: str
+    expires_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    scope: str
+    cn: str | None
+    sans: tuple[str, ...]
+    profile: str | None
+    expires_at: dt.datetime | None
+    uses_left: int | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: dt.datetime
+    action: str
+    outcome: str
+    actor: str
+    token_id: str | None
+    serial: str | None
+    client_address: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class PKCS12Bundle:
+    issued: IssuedCertificate
+    data: bytes
