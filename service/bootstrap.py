@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from service.ca.keys import (
     public_keys_match,
 )
 from service.ca.names import format_general_name, parse_general_name
+from service.ca.profiles import BUILTIN_PROFILES, Profile, parse_profiles
 from service.db import migrate
 from service.db.session import Database
 from service.errors import ConfigurationError
@@ -63,6 +65,10 @@ class DataPaths:
     @property
     def admin_token(self) -> Path:
         return self.root / "admin.token"
+
+    @property
+    def profiles(self) -> Path:
+        return self.root / "profiles.toml"
 
     @property
     def lock(self) -> Path:
@@ -160,9 +166,22 @@ def load_ca(settings: Settings) -> tuple[FileKeyStore, x509.Certificate]:
     return keystore, certificate
 
 
+def load_profiles(paths: DataPaths) -> dict[str, Profile]:
+    """The built-in profiles, extended or narrowed by `<data dir>/profiles.toml` when it exists."""
+    if not paths.profiles.exists():
+        return dict(BUILTIN_PROFILES)
+    try:
+        return parse_profiles(tomllib.loads(paths.profiles.read_text()))
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ConfigurationError(f"{paths.profiles}: {exc}") from None
+
+
 def build_authority(settings: Settings) -> Authority:
     keystore, certificate = load_ca(settings)
-    return Authority(Database(settings.sqlalchemy_url), keystore, certificate, public_url=settings.public_url)
+    profiles = load_profiles(DataPaths(settings.data_dir))
+    return Authority(
+        Database(settings.sqlalchemy_url), keystore, certificate, public_url=settings.public_url, profiles=profiles
+    )
 
 
 # --- everything `serve` needs -----------------------------------------------------------------------

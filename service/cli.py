@@ -7,6 +7,7 @@ import datetime as dt
 import getpass
 import json
 import re
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, Encoding, pkcs12
+from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import ValidationError
 
 from service import __version__
@@ -23,6 +24,7 @@ from service.ca.csr import build_csr
 from service.ca.inspect import get_sans
 from service.ca.keys import KEY_TYPES, PrivateKey, dump_private_key, parse_key_type
 from service.ca.names import get_common_name
+from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
 from service.client import ClientError, PocketCAClient
 from service.errors import ConfigurationError, ServiceError
 from service.keystore import write_private_file, write_public_file
@@ -84,10 +86,25 @@ def build_parser() -> argparse.ArgumentParser:
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     create = token_commands.add_parser("create", help="print a new token once")
     _add_settings_flags(create, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
-    create.add_argument("--scope", default="admin", choices=["admin", "issue", "revoke", "read"])
-    create.add_argument("--ttl", type=parse_duration, default=None, help="lifetime such as 1h or 30d")
-    create.add_argument("--uses", type=int, default=None, help="how many times it may be used (default unlimited)")
+    create.add_argument(
+        "--scope",
+        default=None,
+        choices=["admin", "issue", "revoke", "read"],
+        help="default admin; issue for an enrollment token",
+    )
+    create.add_argument("--cn", default=None, help="an enrollment token, bound to this CN ...")
+    create.add_argument("--san", action="append", default=[], help="... and exactly these SANs (repeatable)")
+    create.add_argument("--profile", default=None, help="the only profile the token may use")
+    create.add_argument("--ttl", type=parse_duration, default=None, help="lifetime such as 1h or 30d (enrollment: 24h)")
+    create.add_argument("--uses", type=int, default=None, help="how many uses (default unlimited; enrollment: 1)")
     create.set_defaults(func=cmd_token_create)
+    listing = token_commands.add_parser("list", help="list tokens (never their secrets)")
+    _add_settings_flags(listing, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    listing.set_defaults(func=cmd_token_list)
+    delete = token_commands.add_parser("revoke", help="delete a token by id")
+    _add_settings_flags(delete, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    delete.add_argument("id")
+    delete.set_defaults(func=cmd_token_revoke)
 
     issue = commands.add_parser("issue", help="issue locally with a key made here (for people without a CSR)")
     _add_settings_flags(
@@ -99,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--validity-days", type=int, default=None)
     issue.add_argument("--p12", type=Path, help="also write a password-protected PKCS#12 bundle here")
     issue.add_argument("--p12-password-file", type=Path, help="file holding the PKCS#12 password (else asked)")
+    issue.add_argument("--legacy", action="store_true", help="3DES PKCS#12 for keystores that read nothing newer")
     issue.add_argument("--out-dir", type=Path, default=Path("."))
     issue.set_defaults(func=cmd_issue)
 
@@ -121,6 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "renew":
             sub.add_argument("--cert", type=Path, required=True)
             sub.add_argument("--key", type=Path, required=True)
+            sub.add_argument(
+                "--if-expires-within",
+                type=parse_duration,
+                default=None,
+                metavar="DURATION",
+                help="do nothing unless the certificate expires within this (e.g. 30d): for timers",
+            )
+            sub.add_argument(
+                "--exec",
+                dest="exec_command",
+                default=None,
+                metavar="COMMAND",
+                help="shell command to run after the files changed (e.g. 'systemctl reload app')",
+            )
             sub.set_defaults(func=cmd_renew)
         else:
             sub.add_argument("--token")
@@ -207,8 +239,28 @@ def _local_authority(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     authority = _local_authority(args)
-    new = authority.create_token(scope=args.scope, ttl=args.ttl, uses=args.uses)
+    new = authority.create_token(
+        scope=args.scope, cn=args.cn, sans=args.san, profile=args.profile, ttl=args.ttl, uses=args.uses
+    )
     print(new.token)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    authority = _local_authority(args)
+    print(f"{'ID':16}  {'SCOPE':6}  {'USES LEFT':9}  {'EXPIRES':25}  BINDING")
+    for info in authority.list_tokens(caller=LocalCaller("token-list")):
+        uses = "-" if info.uses_left is None else str(info.uses_left)
+        expires = info.expires_at.isoformat(timespec="seconds") if info.expires_at else "never"
+        binding = " ".join(filter(None, [info.cn, *info.sans, f"profile={info.profile}" if info.profile else ""]))
+        print(f"{info.id:16}  {info.scope:6}  {uses:9}  {expires:25}  {binding}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    authority = _local_authority(args)
+    authority.delete_token(args.id, caller=LocalCaller("token-revoke"))
+    print(f"deleted token {args.id}")
     return 0
 
 
@@ -229,8 +281,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
     write_public_file(out / "chain.pem", b"".join(c.public_bytes(Encoding.PEM) for c in authority.chain))
     if args.p12:
         password = _p12_password(args.p12_password_file)
-        bundle = pkcs12.serialize_key_and_certificates(
-            args.cn.encode(), key, issued.certificate, authority.chain, BestAvailableEncryption(password)
+        bundle = build_pkcs12(
+            key, issued.certificate, authority.chain, password, friendly_name=args.cn, legacy=args.legacy
         )
         write_private_file(args.p12, bundle)
     print(f"issued {issued.summary.serial} for {args.cn}; files in {out}")
@@ -239,8 +291,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 def _p12_password(path: Path | None) -> bytes:
     password = path.read_bytes().rstrip(b"\r\n") if path else getpass.getpass("PKCS#12 password: ").encode()
-    if len(password) < 8:
-        raise ConfigurationError("the PKCS#12 password must be at least 8 characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigurationError(f"the PKCS#12 password must be at least {MIN_PASSWORD_LENGTH} characters")
     return password
 
 
@@ -266,13 +318,25 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 def cmd_renew(args: argparse.Namespace) -> int:
     current = x509.load_pem_x509_certificate(args.cert.read_bytes())
+    if args.if_expires_within is not None:
+        remaining = current.not_valid_after_utc - dt.datetime.now(dt.UTC)
+        if remaining > args.if_expires_within:
+            print(f"not due: {args.cert} expires {current.not_valid_after_utc.isoformat()}")
+            return 0
     key = ec.generate_private_key(ec.SECP256R1())  # a renewal rotates the key
     csr = build_csr(key, get_common_name(current.subject) or "", list(get_sans(current)))
     with PocketCAClient(args.server, ca_file=args.ca_file, cert_file=args.cert, key_file=args.key) as client:
         result = client.renew(csr.public_bytes(Encoding.PEM).decode())
+    # each file is replaced atomically (temp file, fsync, rename); the key first, so a reader that sees the
+    # new certificate always finds its key
     write_private_file(args.key, dump_private_key(key))
     write_public_file(args.cert, result["certificate"].encode())
     print(f"renewed: {result['serial']} valid until {result['not_after']}")
+    if args.exec_command:
+        done = subprocess.run(["/bin/sh", "-c", args.exec_command], check=False)  # noqa: S603 (the operator's hook)
+        if done.returncode != 0:
+            print(f"pocketca: --exec command exited with {done.returncode}", file=sys.stderr)
+            return 1
     return 0
 
 

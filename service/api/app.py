@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.api import openapi, problems
 from service.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
-from service.api.routes import ca, certs, csr, health, whoami
+from service.api.routes import audit, ca, certs, csr, health, pkcs12, tokens, whoami
 from service.authority import Authority
 from service.bootstrap import build_authority
 from service.settings import Settings, get_settings
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, *, authority: Authority | None 
     app.state.authority = authority
     problems.install(app)
     openapi.install(app)
-    for module in (csr, certs, ca, whoami, health):
+    for module in (csr, certs, pkcs12, tokens, audit, ca, whoami, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(AccessLogMiddleware)

@@ -40,7 +40,7 @@ def optional_caller(request: Request, authority: AuthorityDep, peer: PeerCertifi
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationError("use 'Authorization: Bearer <token>'")
-        caller = authority.authenticate_token(token.strip())
+        caller = authority.authenticate_token(token.strip(), address=_address(request))
     elif peer is not None:
         caller = _identify(request, authority, peer)
     if caller is not None:
@@ -64,10 +64,14 @@ def require_client(request: Request, authority: AuthorityDep, peer: PeerCertific
 
 def _identify(request: Request, authority: Authority, peer: bytes) -> ClientIdentity:
     try:
-        return authority.identify_client(peer)
+        return authority.identify_client(peer, address=_address(request))
     except RevokedCertificateError as exc:
         request.state.caller = f"revoked-cert:{exc.serial}"  # so the access log names who was refused
         raise
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 CallerDep = Annotated[Caller, Depends(require_caller)]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from service.authority import ClientIdentity, IssuedCertificate, StoredCertificate
+from service.authority import CertificateListing, ClientIdentity, IssuedCertificate, StoredCertificate, TokenInfo
 from service.ca.inspect import CertificateSummary
 
 MAX_CSR_CHARS = 60_000
@@ -107,3 +108,106 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
+
+
+class CertificateListItem(CertificateFields):
+    profile: str
+    status: str
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+
+    @classmethod
+    def build(cls, item: CertificateListing) -> CertificateListItem:
+        return cls(
+            serial=item.serial,
+            subject=item.subject,
+            cn=item.cn,
+            sans=list(item.sans),
+            not_before=item.not_before,
+            not_after=item.not_after,
+            fingerprint_sha256=item.fingerprint_sha256,
+            profile=item.profile,
+            status=item.status,
+            revoked_at=item.revoked_at,
+            revocation_reason=item.revocation_reason,
+        )
+
+
+class CertificateListResponse(BaseModel):
+    items: list[CertificateListItem]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+
+
+class TokenCreateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["admin", "issue", "revoke", "read"] | None = Field(
+        None, description="default admin; issue for an enrollment token"
+    )
+    cn: str | None = Field(None, max_length=64, description="bind the token to this CN (an enrollment token)")
+    sans: list[str] = Field(default_factory=list, max_length=100, description="and exactly these SANs")
+    profile: str | None = Field(None, max_length=64, description="the only profile the token may use")
+    ttl_seconds: int | None = Field(None, ge=1, le=315_360_000, description="default: none; 24 h for enrollment")
+    uses: int | None = Field(None, ge=1, le=1_000_000, description="default: unlimited; 1 for enrollment")
+
+
+class TokenCreatedResponse(BaseModel):
+    token: str = Field(description="the secret; shown only now")
+    id: str
+    expires_at: dt.datetime | None
+
+
+class TokenResponse(BaseModel):
+    id: str
+    scope: str
+    cn: str | None
+    sans: list[str]
+    profile: str | None
+    expires_at: dt.datetime | None
+    uses_left: int | None
+    created_at: dt.datetime
+
+    @classmethod
+    def build(cls, info: TokenInfo) -> TokenResponse:
+        return cls(
+            id=info.id,
+            scope=info.scope,
+            cn=info.cn,
+            sans=list(info.sans),
+            profile=info.profile,
+            expires_at=info.expires_at,
+            uses_left=info.uses_left,
+            created_at=info.created_at,
+        )
+
+
+class TokenListResponse(BaseModel):
+    items: list[TokenResponse]
+
+
+class PKCS12Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cn: str = Field(max_length=64)
+    sans: list[str] = Field(default_factory=list, max_length=100)
+    profile: str | None = Field(None, max_length=64)
+    validity_days: int | None = None
+    password: SecretStr = Field(min_length=8, max_length=1024, description="protects the bundle; never stored")
+    legacy: bool = Field(False, description="3DES + SHA-1 MAC for keystores that read nothing newer")
+
+
+class AuditEventResponse(BaseModel):
+    id: int
+    at: dt.datetime
+    action: str
+    outcome: str
+    actor: str
+    token_id: str | None
+    serial: str | None
+    client_address: str | None
+    detail: str | None
+
+
+class AuditListResponse(BaseModel):
+    items: list[AuditEventResponse]
+    next_cursor: str | None

@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import datetime as dt
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from service.api.deps import AuthorityDep, CallerDep
 from service.api.media import PEM_CHAIN, wants_pem_chain
-from service.api.schemas import CertificateResponse, RevokeRequest, pem
+from service.api.schemas import (
+    CertificateListItem,
+    CertificateListResponse,
+    CertificateResponse,
+    RevokeRequest,
+    pem,
+)
 
 router = APIRouter(prefix="/certs", tags=["certificates"])
+
+
+@router.get("", response_model=CertificateListResponse, summary="Issued certificates, newest first (admin/read token)")
+def list_certificates(
+    authority: AuthorityDep,
+    caller: CallerDep,
+    cn: Annotated[str | None, Query(max_length=255)] = None,
+    status: Annotated[Literal["valid", "revoked", "expired"] | None, Query()] = None,
+    expires_before: Annotated[dt.datetime | None, Query(description="RFC 3339, with a zone")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> CertificateListResponse:
+    page = authority.list_certificates(
+        caller=caller, cn=cn, status=status, expires_before=expires_before, limit=limit, cursor=cursor
+    )
+    return CertificateListResponse(
+        items=[CertificateListItem.build(i) for i in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get(

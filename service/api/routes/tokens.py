@@ -1,0 +1,40 @@
+"""API tokens: create (the secret is shown once), list (never the secrets), delete."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
+
+from service.api.deps import AuthorityDep, CallerDep
+from service.api.schemas import TokenCreatedResponse, TokenCreateRequest, TokenListResponse, TokenResponse
+
+router = APIRouter(prefix="/tokens", tags=["tokens"])
+
+
+@router.post("", status_code=201, response_model=TokenCreatedResponse, summary="Create a token (admin)")
+async def create_token(body: TokenCreateRequest, authority: AuthorityDep, caller: CallerDep) -> TokenCreatedResponse:
+    ttl = dt.timedelta(seconds=body.ttl_seconds) if body.ttl_seconds is not None else None
+    new = await run_in_threadpool(
+        authority.create_token,
+        caller=caller,
+        scope=body.scope,
+        cn=body.cn,
+        sans=body.sans,
+        profile=body.profile,
+        ttl=ttl,
+        uses=body.uses,
+    )
+    return TokenCreatedResponse(token=new.token, id=new.id, expires_at=new.expires_at)
+
+
+@router.get("", response_model=TokenListResponse, summary="List tokens, without their secrets (admin)")
+def list_tokens(authority: AuthorityDep, caller: CallerDep) -> TokenListResponse:
+    return TokenListResponse(items=[TokenResponse.build(t) for t in authority.list_tokens(caller=caller)])
+
+
+@router.delete("/{token_id}", status_code=204, response_class=Response, summary="Delete a token (admin)")
+def delete_token(token_id: str, authority: AuthorityDep, caller: CallerDep) -> Response:
+    authority.delete_token(token_id, caller=caller)
+    return Response(status_code=204)
