@@ -137,6 +137,9 @@ def _parse_profile(name: str, table: Mapping[str, Any], base: Profile | None) ->
                 if not isinstance(table[key], int) or isinstance(table[key], bool):
                     raise ValueError(f"{key} must be an integer")
                 changes[key] = table[key]
+        if "max_validity_days" in changes and "default_validity_days" not in changes:
+            # narrowing the maximum below the inherited default narrows the default with it
+            changes["default_validity_days"] = min(profile.default_validity_days, changes["max_validity_days"])
         if "key_types" in table:
             changes["key_types"] = frozenset(_strings(table, "key_types"))
         if "subject_attributes" in table:
