@@ -48,3 +48,29 @@ def test_walkthrough_with_openssl_curl_and_httpx(live_server: LiveServer, tmp_pa
     assert '"status":403' in out
     assert "verify OK" in out and "Key Compromise" in out
     assert "certificate revoked" in out
+
+
+def test_profiles_example_is_valid() -> None:
+    import tomllib
+
+    from service.ca.profiles import parse_profiles
+
+    profiles = parse_profiles(tomllib.loads(_block("### Profiles: `<data dir>/profiles.toml`", "toml")))
+    assert profiles["client"].max_validity_days == 30 and profiles["client"].default_validity_days == 30
+    assert profiles["build-runner"].min_rsa_bits == 3072
+
+
+def test_documented_command_lines_parse() -> None:
+    import shlex
+
+    from service.cli import build_parser
+
+    unit = _block("### A host renews from a systemd timer", "ini")
+    exec_start = unit.split("ExecStart=", 1)[1].split("\n\n", 1)[0].replace("\\\n", " ")
+    args = build_parser().parse_args(shlex.split(exec_start)[1:])
+    assert args.command == "renew" and args.exec_command == "systemctl reload nginx"
+    pipeline = _block("### A pipeline gets a certificate with one line", "sh")
+    assert build_parser().parse_args(shlex.split(pipeline.split("#", 1)[0])[1:]).cn == "build-42"
+    enroll = README.split("The pipeline step", 1)[1]
+    enroll_line = re.search(r"```sh\n(.*?)```", enroll, re.S).group(1).replace("\\\n", " ")  # type: ignore[union-attr]
+    assert build_parser().parse_args(shlex.split(enroll_line)[1:]).san == ["build-42.ci.internal"]
