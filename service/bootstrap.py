@@ -198,6 +198,7 @@ def prepare(settings: Settings) -> Prepared:
             migrate.upgrade(authority.db)
             token = _ensure_admin_token(authority, paths)
             issued = _ensure_server_certificate(authority, paths, settings.server_names)
+            authority.crls.refresh(wait=True)  # the first GET /crl never waits for a build
         finally:
             authority.db.dispose()
     return Prepared(paths=paths, admin_token=token, server_certificate_issued=issued)

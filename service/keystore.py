@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509 import ocsp
 
 from service.ca.keys import PrivateKey, dump_private_key, load_private_key, signature_hash
 
@@ -65,6 +66,9 @@ class FileKeyStore:
         return builder.sign(self._key, self._hash)
 
     def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList:
+        return builder.sign(self._key, self._hash)
+
+    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
         return builder.sign(self._key, self._hash)
 
     def __repr__(self) -> str:  # never show key material, even in a debugger or traceback

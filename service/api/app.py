@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from service import __version__
 from service.api import openapi, problems
 from service.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
-from service.api.routes import audit, ca, certs, csr, health, pkcs12, tokens, whoami
+from service.api.routes import audit, ca, certs, csr, health, ocsp, pkcs12, tokens, whoami
 from service.authority import Authority
+from service.authority.crls import CRLRefresher
 from service.bootstrap import build_authority
 from service.settings import Settings, get_settings
 
@@ -28,9 +29,12 @@ def create_app(settings: Settings | None = None, *, authority: Authority | None 
             yield
             return
         app.state.authority = build_authority(settings or get_settings())
+        refresher = CRLRefresher(app.state.authority.crls)
+        refresher.start()
         try:
             yield
         finally:
+            refresher.stop()
             app.state.authority.db.dispose()
 
     app = FastAPI(
@@ -44,7 +48,7 @@ def create_app(settings: Settings | None = None, *, authority: Authority | None 
     app.state.authority = authority
     problems.install(app)
     openapi.install(app)
-    for module in (csr, certs, pkcs12, tokens, audit, ca, whoami, health):
+    for module in (csr, certs, pkcs12, tokens, audit, ca, ocsp, whoami, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(AccessLogMiddleware)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from service.authority.audit import Auditor
 from service.authority.callers import Caller, ClientIdentity, LocalCaller, TokenCaller, require_scope
 from service.authority.crls import DEFAULT_CRL_LIFETIME, CRLPublisher
+from service.authority.ocsp import OCSPResponder
 from service.authority.paging import check_limit, decode_cursor, encode_cursor
 from service.authority.tokens import TokenManager
 from service.authority.values import (
@@ -86,6 +87,7 @@ class Authority:
         self.audit = Auditor(db, clock)
         self.tokens = TokenManager(db, self.audit, self.profiles, clock)
         self.crls = CRLPublisher(db, signer, ca_certificate, lifetime=crl_lifetime, clock=clock)
+        self.ocsp = OCSPResponder(db, signer, ca_certificate, clock=clock)
 
     @property
     def chain(self) -> list[x509.Certificate]:
@@ -363,6 +365,9 @@ class Authority:
 
     def current_crl(self) -> CRLDocument:
         return self.crls.current()
+
+    def answer_ocsp(self, request: bytes) -> tuple[bytes, dt.datetime | None]:
+        return self.ocsp.respond(request)
 
     def create_token(self, *, caller: Caller = CLI, **options: object) -> NewToken:
         return self.tokens.create(caller=caller, **options)  # type: ignore[arg-type]

@@ -1,8 +1,17 @@
-"""The CRL: built off the cached copy in the database, so every worker serves the same bytes."""
+"""The CRL: built off the request path, stored in the database, so every worker and replica serves the same bytes.
+
+A `CRLRefresher` thread in each worker polls two small rows; when a revocation happened since the newest CRL
+or half its lifetime has passed, one builder (a database lock decides which) takes a consistent snapshot,
+signs outside any transaction, and stores the result with the next CRL number. A burst of revocations between
+two polls costs one build. Readers only ever fetch the newest stored CRL (cached per worker by number).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
+import time
 from collections.abc import Callable
 
 from cryptography import x509
@@ -17,6 +26,7 @@ from service.db.repositories import REVOCATIONS, CertificateRepository, CounterR
 from service.db.session import Database
 
 DEFAULT_CRL_LIFETIME = dt.timedelta(days=7)
+log = logging.getLogger("pocketca.crl")
 
 
 class CRLPublisher:
@@ -34,41 +44,110 @@ class CRLPublisher:
         self.issuer = issuer
         self.lifetime = lifetime
         self.clock = clock
+        self.refreshed_in_background = False  # set by CRLRefresher; until then readers refresh first
+        self._cached: CRLDocument | None = None
+        self._cache_lock = threading.Lock()
 
     def current(self) -> CRLDocument:
-        """The newest CRL; rebuilt when a revocation happened since, or past half its lifetime."""
+        """The newest stored CRL. Never builds on the request path while a refresher runs."""
+        if not self.refreshed_in_background:
+            self.refresh()
         with self.db.reader() as session:
-            latest = CRLRepository(session).latest()
+            state = CRLRepository(session).latest_state()
+            if state is None:
+                record = None
+            else:
+                cached = self._cached
+                if cached is not None and cached.number == state[0]:
+                    return cached
+                record = CRLRepository(session).get(state[0])
+        if record is None:  # nothing built yet (a fresh database): build the first one now
+            self.refresh(wait=True)
+            return self.current()
+        document = _document(record)
+        with self._cache_lock:
+            if self._cached is None or self._cached.number < document.number:
+                self._cached = document
+        return document
+
+    def is_stale(self) -> bool:
+        with self.db.reader() as session:
+            state = CRLRepository(session).latest_state()
             revision = CounterRepository(session).get(REVOCATIONS)
-        if latest is not None and self._is_fresh(latest, revision):
-            return _document(latest)
-        with self.db.writer() as session:  # the write lock makes concurrent rebuilders queue, then reuse
+        return state is None or self._stale(state, revision)
+
+    def refresh(self, *, wait: bool = False) -> CRLDocument | None:
+        """Builds and stores a new CRL if the newest is stale and no one else is building; returns it."""
+        if not self.is_stale():
+            return None
+        deadline = time.monotonic() + 60
+        while True:
+            with self.db.try_lock("crl") as acquired:
+                if acquired:
+                    return self._build()
+            if not wait or time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+
+    def _build(self) -> CRLDocument | None:
+        started = time.perf_counter()
+        with self.db.reader() as session:  # one snapshot: the revision first, so the entries cover at least it
             crls = CRLRepository(session)
-            latest = crls.latest()
+            state = crls.latest_state()
             revision = CounterRepository(session).get(REVOCATIONS)
-            if latest is not None and self._is_fresh(latest, revision):
-                return _document(latest)
+            if state is not None and not self._stale(state, revision):
+                return None  # someone built it while we waited for the lock
             now = self.clock()
             entries = [
                 RevokedEntry(parse_serial(serial), revoked_at, reason)
                 for serial, revoked_at, reason in CertificateRepository(session).iter_revoked_unexpired(now)
             ]
-            number = (latest.number + 1) if latest is not None else 1
-            next_update = now + self.lifetime
-            crl = build_crl(self.signer, self.issuer, entries, number=number, this_update=now, next_update=next_update)
-            record = CRLRecord(
-                number=number,
-                this_update=now,
-                next_update=next_update,
-                revision=revision,
-                der=crl.public_bytes(Encoding.DER),
-            )
-            crls.add(record)
+        number = (state[0] + 1) if state is not None else 1
+        next_update = now + self.lifetime
+        crl = build_crl(self.signer, self.issuer, entries, number=number, this_update=now, next_update=next_update)
+        record = CRLRecord(
+            number=number,
+            this_update=now,
+            next_update=next_update,
+            revision=revision,
+            der=crl.public_bytes(Encoding.DER),
+        )
+        with self.db.writer() as session:
+            CRLRepository(session).add(record)
+        log.info(
+            "built CRL %d with %d entries in %.0f ms", number, len(entries), (time.perf_counter() - started) * 1000
+        )
         return _document(record)
 
-    def _is_fresh(self, crl: CRLRecord, revision: int) -> bool:
-        half_life = (crl.next_update - crl.this_update) / 2
-        return crl.revision == revision and self.clock() < crl.this_update + half_life
+    def _stale(self, state: tuple[int, dt.datetime, dt.datetime, int], revision: int) -> bool:
+        _, this_update, next_update, built_for = state
+        return built_for != revision or self.clock() >= this_update + (next_update - this_update) / 2
+
+
+class CRLRefresher:
+    """A daemon thread per worker that keeps the stored CRL fresh."""
+
+    def __init__(self, publisher: CRLPublisher, *, interval: float = 0.25) -> None:
+        self.publisher = publisher
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pocketca-crl", daemon=True)
+
+    def start(self) -> None:
+        self.publisher.refreshed_in_background = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.publisher.refreshed_in_background = False
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.publisher.refresh()
+            except Exception:  # keep serving the last CRL; the next poll tries again
+                log.exception("CRL refresh failed")
 
 
 def _document(record: CRLRecord) -> CRLDocument:

@@ -12,6 +12,7 @@ from typing import Final, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from service.ca.keys import PrivateKey, signature_hash
@@ -29,6 +30,8 @@ class Signer(Protocol):
     def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate: ...
 
     def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList: ...
+
+    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse: ...
 
 
 def random_serial_number() -> int:

@@ -54,6 +54,15 @@ class CertificateRepository:
             query = query.where(CertificateRecord.not_after < expires_before)
         return list(self._session.scalars(query))
 
+    def revocation_state(self, serial: str) -> tuple[str, dt.datetime | None, str | None] | None:
+        """(status, revoked_at, reason) by the unique serial index, for OCSP; None if we never issued it."""
+        row = self._session.execute(
+            select(CertificateRecord.status, CertificateRecord.revoked_at, CertificateRecord.revocation_reason).where(
+                CertificateRecord.serial == serial
+            )
+        ).first()
+        return (row[0], row[1], row[2]) if row is not None else None
+
     def iter_revoked_unexpired(self, now: dt.datetime) -> Iterator[tuple[str, dt.datetime, str]]:
         query = (
             select(CertificateRecord.serial, CertificateRecord.revoked_at, CertificateRecord.revocation_reason)
@@ -107,6 +116,18 @@ class TokenRepository:
 class CRLRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
+
+    def latest_state(self) -> tuple[int, dt.datetime, dt.datetime, int] | None:
+        """(number, this_update, next_update, revision) of the newest CRL, without its (large) DER."""
+        row = self._session.execute(
+            select(CRLRecord.number, CRLRecord.this_update, CRLRecord.next_update, CRLRecord.revision)
+            .order_by(CRLRecord.number.desc())
+            .limit(1)
+        ).first()
+        return (row[0], row[1], row[2], row[3]) if row is not None else None
+
+    def get(self, number: int) -> CRLRecord | None:
+        return self._session.get(CRLRecord, number)
 
     def latest(self) -> CRLRecord | None:
         return self._session.scalars(select(CRLRecord).order_by(CRLRecord.number.desc()).limit(1)).first()

@@ -7,6 +7,7 @@ workers never both read, then collide with "database is locked" when they write.
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -61,6 +62,39 @@ class Database:
         """Commits when the block ends normally (durably, before the caller sees a result); rolls back otherwise."""
         with self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def try_lock(self, name: str) -> Iterator[bool]:
+        """A lock held across processes (and replicas) while the block runs; yields False if another holds it.
+
+        PostgreSQL: a session advisory lock. SQLite: an flock next to the database file (one box by design).
+        """
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as connection:
+                key = connection.exec_driver_sql("SELECT hashtext(%(n)s)", {"n": f"pocketca:{name}"}).scalar()
+                acquired = bool(connection.exec_driver_sql("SELECT pg_try_advisory_lock(%(k)s)", {"k": key}).scalar())
+                try:
+                    yield acquired
+                finally:
+                    if acquired:
+                        connection.exec_driver_sql("SELECT pg_advisory_unlock(%(k)s)", {"k": key})
+                    connection.rollback()
+            return
+        database = self.engine.url.database
+        path = f"{database}.{name}.lock" if database and database != ":memory:" else None
+        if path is None:
+            yield True
+            return
+        with open(path, "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,83 @@
+"""The OCSP responder: one indexed lookup per question; signed answers cached while the status holds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from cryptography import x509
+
+from service.ca.inspect import format_serial
+from service.ca.issue import Signer
+from service.ca.ocsp import (
+    MalformedOCSPRequestError,
+    OCSPAnswer,
+    build_ocsp_response,
+    build_unsuccessful,
+    is_for_issuer,
+    load_ocsp_request,
+)
+from service.db.repositories import CertificateRepository
+from service.db.session import Database
+
+DEFAULT_OCSP_VALIDITY = dt.timedelta(hours=1)
+CACHE_SIZE = 10_000
+
+
+class OCSPResponder:
+    def __init__(
+        self,
+        db: Database,
+        signer: Signer,
+        issuer: x509.Certificate,
+        *,
+        validity: dt.timedelta = DEFAULT_OCSP_VALIDITY,
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self.db = db
+        self.signer = signer
+        self.issuer = issuer
+        self.validity = validity
+        self.clock = clock
+        self._cache: OrderedDict[tuple[int, str], tuple[OCSPAnswer, dt.datetime, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def respond(self, data: bytes) -> tuple[bytes, dt.datetime | None]:
+        """DER request -> (DER response, its nextUpdate or None for an unsuccessful one). Never raises for input."""
+        try:
+            question = load_ocsp_request(data)
+        except MalformedOCSPRequestError:
+            return build_unsuccessful("malformedRequest"), None
+        if not is_for_issuer(question, self.issuer):
+            return build_unsuccessful("unauthorized"), None
+        answer = self._answer(question.serial_number)
+        now = self.clock()
+        key = (question.serial_number, question.hash_name)
+        if question.nonce is None:  # a nonce makes each response unique: those are never cached
+            with self._lock:
+                hit = self._cache.get(key)
+                if hit is not None and hit[0] == answer and now < hit[1] + self.validity / 2:
+                    self._cache.move_to_end(key)
+                    return hit[2], hit[1] + self.validity
+        der = build_ocsp_response(
+            self.signer, self.issuer, question, answer, this_update=now, next_update=now + self.validity
+        )
+        if question.nonce is None:
+            with self._lock:
+                self._cache[key] = (answer, now, der)
+                self._cache.move_to_end(key)
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return der, now + self.validity
+
+    def _answer(self, serial_number: int) -> OCSPAnswer:
+        with self.db.reader() as session:
+            state = CertificateRepository(session).revocation_state(format_serial(serial_number))
+        if state is None:
+            return OCSPAnswer("unknown")
+        status, revoked_at, reason = state
+        if status == "revoked":
+            return OCSPAnswer("revoked", revoked_at, reason or "unspecified")
+        return OCSPAnswer("good")
