@@ -16,7 +16,9 @@ from service.ca.ocsp import build_unsuccessful
 router = APIRouter(tags=["ocsp"])
 OCSP_REQUEST = "application/ocsp-request"
 OCSP_RESPONSE = "application/ocsp-response"
-_DOC = {"responses": {200: {"content": {OCSP_RESPONSE: {}}, "description": "an OCSP response (also for bad requests)"}}}
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {OCSP_RESPONSE: {}}, "description": "an OCSP response (also for bad requests)"}
+}
 
 
 @router.post(
@@ -32,7 +34,12 @@ async def ocsp_post(request: Request, authority: AuthorityDep) -> Response:
     return await _respond(authority, await request.body(), cacheable=False)
 
 
-@router.get("/ocsp/{encoded:path}", response_class=Response, summary="OCSP, GET (base64 request in the path)", **_DOC)  # type: ignore[arg-type]
+@router.get(
+    "/ocsp/{encoded:path}",
+    response_class=Response,
+    summary="OCSP, GET (base64 request in the path)",
+    responses=_RESPONSES,
+)
 async def ocsp_get(encoded: str, authority: AuthorityDep) -> Response:
     try:
         data = base64.b64decode(encoded, validate=True)
