@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from cryptography import x509
 
-from service.ca.inspect import CertificateSummary
+from service.ca.inspect import CertificateSummary, der_to_pem
 
 T = TypeVar("T")
 
@@ -60,6 +61,11 @@ class CRLDocument:
     this_update: dt.datetime
     next_update: dt.datetime
     der: bytes
+
+    @functools.cached_property
+    def pem(self) -> bytes:
+        """Made once per CRL and worker: a 1M-entry CRL is tens of MB."""
+        return der_to_pem(self.der, "X509 CRL").encode()
 
 
 @dataclass(frozen=True)

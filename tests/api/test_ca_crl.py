@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from email.utils import parsedate_to_datetime
 
 import pytest
 from cryptography import x509
@@ -73,6 +74,14 @@ async def test_crl_http_caching(api: ApiClient) -> None:
     again = await api.http.get("/crl", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
     assert (await api.http.get("/crl", headers={"If-None-Match": '"other"'})).status_code == 200
+    crl = x509.load_der_x509_crl(first.content)
+    assert crl.next_update_utc is not None
+    max_age = int(first.headers["cache-control"].split("max-age=")[1].split(",")[0])
+    remaining = (crl.next_update_utc - dt.datetime.now(dt.UTC)).total_seconds()
+    assert abs(max_age - remaining) < 5
+    assert parsedate_to_datetime(first.headers["expires"]) == crl.next_update_utc.replace(microsecond=0)
+    pem = await api.http.get("/crl.pem")
+    assert pem.headers["etag"] != etag  # another representation, another tag
 
 
 async def test_expired_certificates_leave_the_crl(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from email.utils import format_datetime
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -12,7 +13,6 @@ from service.api.deps import AuthorityDep
 from service.api.media import PEM_CHAIN, PEM_FILE, PKIX_CERT, PKIX_CRL
 from service.api.schemas import pem
 from service.authority import CRLDocument
-from service.ca.inspect import der_to_pem
 
 router = APIRouter(tags=["ca"])
 
@@ -40,16 +40,17 @@ async def get_crl(request: Request, authority: AuthorityDep) -> Response:
 )
 async def get_crl_pem(request: Request, authority: AuthorityDep) -> Response:
     crl = await run_in_threadpool(authority.current_crl)
-    return _crl_response(request, crl, der_to_pem(crl.der, "X509 CRL").encode(), PEM_FILE)
+    return _crl_response(request, crl, crl.pem, PEM_FILE)
 
 
 def _crl_response(request: Request, crl: CRLDocument, body: bytes, media_type: str) -> Response:
-    etag = f'"crl-{crl.number}"'
+    etag = f'"crl-{crl.number}-{"pem" if media_type == PEM_FILE else "der"}"'
+    max_age = max(0, int((crl.next_update - dt.datetime.now(dt.UTC)).total_seconds()))
     headers = {
         "ETag": etag,
         "Last-Modified": format_datetime(crl.this_update, usegmt=True),
         "Expires": format_datetime(crl.next_update, usegmt=True),
-        "Cache-Control": "public, no-transform, must-revalidate",
+        "Cache-Control": f"public, max-age={max_age}, no-transform, must-revalidate",
     }
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
