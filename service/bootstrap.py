@@ -200,7 +200,7 @@ def prepare(settings: Settings) -> Prepared:
             issued = _ensure_server_certificate(authority, paths, settings.server_names)
             authority.crls.refresh(wait=True)  # the first GET /crl never waits for a build
         finally:
-            authority.db.dispose()
+            authority.close()
     return Prepared(paths=paths, admin_token=token, server_certificate_issued=issued)
 
 

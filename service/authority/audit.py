@@ -62,6 +62,14 @@ class Auditor:
             self.record(session, action, caller, outcome="refused", serial=serial, token_id=token_id, detail=detail)
         self.emit(session)
 
+    def mark(self, session: Session) -> int:
+        return len(session.info.get(_PENDING, []))
+
+    def discard_since(self, session: Session, mark: object) -> None:
+        """A unit rolled back to its savepoint: its rows are gone, so its log lines go too."""
+        pending = session.info.get(_PENDING, [])
+        del pending[int(mark) if isinstance(mark, int) else len(pending) :]
+
     def emit(self, session: Session) -> None:
         for record in session.info.pop(_PENDING, []):
             log.info(json.dumps(dataclasses.asdict(_entry(record)), default=str, separators=(",", ":")))

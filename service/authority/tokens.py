@@ -117,12 +117,11 @@ class TokenManager:
         and concurrent requests cannot both spend the last one."""
         if not isinstance(caller, TokenCaller):
             return
-        repo = TokenRepository(session)
-        if not repo.consume(caller.token_id, self.clock()):
+        spent, uses_left = TokenRepository(session).consume(caller.token_id, self.clock())
+        if not spent:
             raise AuthenticationError("the bearer token has expired, been used up or been deleted")
-        record = repo.get(caller.token_id)
-        if record is not None and record.uses_left is not None:
-            self.audit.record(session, "token.use", caller, detail=f"uses_left={record.uses_left}")
+        if uses_left is not None:
+            self.audit.record(session, "token.use", caller, detail=f"uses_left={uses_left}")
 
     def list(self, *, caller: Caller) -> list[TokenInfo]:
         require_scope(caller, "admin")
