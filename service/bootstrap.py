@@ -180,7 +180,12 @@ def build_authority(settings: Settings) -> Authority:
     keystore, certificate = load_ca(settings)
     profiles = load_profiles(DataPaths(settings.data_dir))
     return Authority(
-        Database(settings.sqlalchemy_url), keystore, certificate, public_url=settings.public_url, profiles=profiles
+        Database(settings.sqlalchemy_url),
+        keystore,
+        certificate,
+        public_url=settings.public_url,
+        profiles=profiles,
+        issue_rate_per_minute=settings.issue_rate_per_minute,
     )
 
 

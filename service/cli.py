@@ -42,6 +42,16 @@ SERVE_FLAGS = [
     ("--ca-key-passphrase", "ca_key_passphrase", "encrypt the CA key with this (prefer the _FILE form)"),
     ("--ca-key-passphrase-file", "ca_key_passphrase_file", "file whose first line is the CA key passphrase"),
     ("--workers", "workers", "uvicorn worker processes (default 1)"),
+    ("--max-body-bytes", "max_body_bytes", "largest request body; more gets 413 (default 65536)"),
+    ("--max-header-bytes", "max_header_bytes", "largest request head; more gets 431 (default 16384)"),
+    ("--header-timeout", "header_timeout", "seconds a client has to send a request head (default 10)"),
+    ("--body-timeout", "body_timeout", "seconds a client has to send a request body; then 408 (default 10)"),
+    ("--keepalive-timeout", "keepalive_timeout", "seconds an idle keep-alive connection stays open (default 5)"),
+    (
+        "--issue-rate-per-minute",
+        "issue_rate_per_minute",
+        "issuances per token per minute, then 429; 0: none (default 600)",
+    ),
 ]
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -161,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--reason", default=None)
             sub.add_argument("serial")
             sub.set_defaults(func=cmd_revoke)
+
+    backup = commands.add_parser("backup", help="snapshot the database and CA material (safe while serving)")
+    _add_settings_flags(backup, ["data_dir", "database_url"])
+    backup.add_argument("file", type=Path)
+    backup.set_defaults(func=cmd_backup)
+    restore = commands.add_parser("restore", help="bring a backup back (stop the service first)")
+    _add_settings_flags(restore, ["data_dir", "database_url"])
+    restore.add_argument("file", type=Path)
+    restore.add_argument("--force", action="store_true", help="replace an existing CA and database")
+    restore.set_defaults(func=cmd_restore)
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi.set_defaults(func=cmd_openapi)
@@ -294,6 +314,22 @@ def _p12_password(path: Path | None) -> bytes:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ConfigurationError(f"the PKCS#12 password must be at least {MIN_PASSWORD_LENGTH} characters")
     return password
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from service import backup
+
+    summary = backup.backup(_settings(args), args.file)
+    print(f"backed up {summary.certificates} certificates and {', '.join(summary.files)} to {summary.path}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from service import backup
+
+    summary = backup.restore(_settings(args), args.file, force=args.force)
+    print(f"restored {summary.certificates} certificates and {', '.join(summary.files)} from {summary.path}")
+    return 0
 
 
 def cmd_openapi(_: argparse.Namespace) -> int:

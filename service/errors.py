@@ -3,12 +3,15 @@
 ServiceError                     every refusal the service explains to its caller
 ├── InvalidRequestError          the input cannot be understood (bad CSR, bad serial, bad field)
 │   ├── InvalidCSRError          a CSR that does not parse or whose signature does not verify
-│   └── UnsupportedMediaTypeError  a body in a format we do not read
+│   ├── UnsupportedMediaTypeError  a body in a format we do not read
+│   ├── RequestTimeoutError      the body did not arrive in time
+│   └── HeadersTooLargeError     the request head is over the limit
 ├── PayloadTooLargeError         a body over the limit
 ├── AuthenticationError          no credentials, or credentials we do not recognise
 ├── PermissionDeniedError        the caller is known but may not do this
 │   ├── PolicyError              the request breaks one or more policy rules (all are listed)
-│   └── RevokedCertificateError  the presented certificate has been revoked
+│   ├── RevokedCertificateError  the presented certificate has been revoked
+│   └── RateLimitedError         too many issuances for this token just now (carries retry_after)
 ├── NotFoundError                no such certificate, token, ...
 ├── ConflictError                the change is already made (revoking twice)
 └── UnavailableError             a dependency (database, CA key) is not usable now
@@ -70,6 +73,22 @@ class RevokedCertificateError(PermissionDeniedError):
     def __init__(self, serial: str) -> None:
         self.serial = serial
         super().__init__(f"certificate {serial} has been revoked")
+
+
+class RateLimitedError(PermissionDeniedError):
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class RequestTimeoutError(InvalidRequestError):
+    title = "Request timeout"
+
+
+class HeadersTooLargeError(InvalidRequestError):
+    title = "Request header fields too large"
 
 
 class NotFoundError(ServiceError):

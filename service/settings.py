@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     ca_key_passphrase: SecretStr | None = None
     ca_key_passphrase_file: Path | None = None
     workers: int = Field(1, ge=1, le=64)
+    # limits (see README, "Limits")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    header_timeout: float = Field(10.0, gt=0, le=600)
+    body_timeout: float = Field(10.0, gt=0, le=600)
+    keepalive_timeout: int = Field(5, ge=1, le=600)
+    issue_rate_per_minute: int = Field(600, ge=0, le=1_000_000)
 
     @field_validator("server_names", mode="before")
     @classmethod
@@ -68,6 +75,12 @@ class Settings(BaseSettings):
             "POCKETCA_SERVER_NAMES": ",".join(self.server_names),
             "POCKETCA_KEY_TYPE": self.key_type,
             "POCKETCA_WORKERS": str(self.workers),
+            "POCKETCA_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "POCKETCA_MAX_HEADER_BYTES": str(self.max_header_bytes),
+            "POCKETCA_HEADER_TIMEOUT": str(self.header_timeout),
+            "POCKETCA_BODY_TIMEOUT": str(self.body_timeout),
+            "POCKETCA_KEEPALIVE_TIMEOUT": str(self.keepalive_timeout),
+            "POCKETCA_ISSUE_RATE_PER_MINUTE": str(self.issue_rate_per_minute),
         }
         if self.database_url:
             env["POCKETCA_DATABASE_URL"] = self.database_url

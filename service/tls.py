@@ -79,12 +79,42 @@ def tls_extension(ssl_object: ssl.SSLObject | None) -> dict[str, Any] | None:
 
 
 class _PeerCertificateMixin:
-    """Wraps the app for this connection so each request's scope carries the connection's TLS facts."""
+    """Wraps the app for this connection so each request's scope carries the connection's TLS facts, and
+    closes connections whose request head does not arrive within the header timeout (uvicorn has none: a
+    client that connects and trickles bytes would otherwise hold the connection forever)."""
 
     app: Any
+    config: uvicorn.Config
+    transport: asyncio.Transport
+    _head_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def header_timeout(self) -> float:
+        # set on the uvicorn Config by uvicorn_config(); the Config is what reaches spawned workers
+        return float(getattr(self.config, "pocketca_header_timeout", 10.0))
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        loop = asyncio.get_running_loop()
+        self._head_timer = loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
+        self._arm_head_timer()  # until the first request head is in
         tls = tls_extension(transport.get_extra_info("ssl_object"))
         if tls is None:
             return
@@ -104,7 +134,13 @@ class TLSH11Protocol(_PeerCertificateMixin, H11Protocol):  # type: ignore[misc]
 if HttpToolsProtocol is not None:
 
     class TLSHttpToolsProtocol(_PeerCertificateMixin, HttpToolsProtocol):  # type: ignore[misc]
-        pass
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm_head_timer()
+
+        def on_headers_complete(self) -> None:
+            self._disarm_head_timer()
+            super().on_headers_complete()
 
     DEFAULT_PROTOCOL: type[asyncio.Protocol] = TLSHttpToolsProtocol
 else:  # pragma: no cover
@@ -127,7 +163,7 @@ def log_config() -> dict[str, Any]:
 
 
 def uvicorn_config(settings: Settings, *, protocol: type[asyncio.Protocol] = DEFAULT_PROTOCOL) -> uvicorn.Config:
-    return uvicorn.Config(
+    config = uvicorn.Config(
         "service.api.app:create_app_from_environment",
         factory=True,
         host=settings.host,
@@ -139,9 +175,11 @@ def uvicorn_config(settings: Settings, *, protocol: type[asyncio.Protocol] = DEF
         access_log=False,  # our AccessLogMiddleware logs one line with the caller
         server_header=False,
         proxy_headers=False,
-        timeout_keep_alive=5,
+        timeout_keep_alive=int(settings.keepalive_timeout),
         timeout_graceful_shutdown=10,
     )
+    config.pocketca_header_timeout = settings.header_timeout  # type: ignore[attr-defined]
+    return config
 
 
 def serve(settings: Settings) -> None:

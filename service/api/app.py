@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.api import openapi, problems
-from service.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from service.api.middleware import AccessLogMiddleware, Limits, LimitsMiddleware
 from service.api.routes import audit, ca, certs, csr, health, ocsp, pkcs12, tokens, whoami
 from service.authority import Authority
 from service.authority.crls import CRLRefresher
@@ -20,7 +20,9 @@ DESCRIPTION = """A small certificate authority for mutual TLS: sign CSRs, record
 revoke them, serve the CRL, and tell mTLS callers who they are. Errors are application/problem+json."""
 
 
-def create_app(settings: Settings | None = None, *, authority: Authority | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, authority: Authority | None = None, limits: Limits | None = None
+) -> FastAPI:
     """Builds the app. Given an authority (tests), it is used as is; otherwise one is made at start-up."""
 
     @asynccontextmanager
@@ -50,7 +52,11 @@ def create_app(settings: Settings | None = None, *, authority: Authority | None 
     openapi.install(app)
     for module in (csr, certs, pkcs12, tokens, audit, ca, ocsp, whoami, health):
         app.include_router(module.router)
-    app.add_middleware(BodyLimitMiddleware)
+    if limits is None:
+        limits = (
+            Limits(settings.max_body_bytes, settings.max_header_bytes, settings.body_timeout) if settings else Limits()
+        )
+    app.add_middleware(LimitsMiddleware, limits=limits)
     app.add_middleware(AccessLogMiddleware)
     return app
 

@@ -1,52 +1,74 @@
-"""Pure ASGI middleware: the body-size limit and the one log line per request."""
+"""Pure ASGI middleware: request limits, and the one log line per request."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.problems import problem
-from service.errors import PayloadTooLargeError
+from service.api.problems import problem, status_for
+from service.errors import HeadersTooLargeError, PayloadTooLargeError, RequestTimeoutError, ServiceError
 
-MAX_BODY_BYTES = 64 * 1024
 access_log = logging.getLogger("pocketca.access")
 
 
-class BodyLimitMiddleware:
-    """Refuses bodies over the limit: at once by Content-Length, else as the stream crosses it."""
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 64 * 1024
+    max_header_bytes: int = 16 * 1024
+    body_timeout: float = 10.0
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+
+class LimitsMiddleware:
+    """Refuses a request head over its limit (431), a body over its limit (413: at once by Content-Length, else
+    as the stream crosses it) and a body that does not arrive in time (408), before any handler reads it."""
+
+    def __init__(self, app: ASGIApp, limits: Limits = Limits()) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limits = self.limits
+        head = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await _too_large(scope, receive, send, self.max_bytes)
+            head += len(name) + len(value) + 4
+            if name == b"content-length" and (not value.isdigit() or int(value) > limits.max_body_bytes):
+                await _refuse(scope, receive, send, PayloadTooLargeError(_too_large(limits)))
                 return
+        if head > limits.max_header_bytes:
+            detail = f"the request head is over {limits.max_header_bytes} bytes"
+            await _refuse(scope, receive, send, HeadersTooLargeError(detail))
+            return
         received = 0
+        deadline = time.monotonic() + limits.body_timeout
 
         async def limited() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise RequestTimeoutError(f"the request body did not arrive within {limits.body_timeout:g} s") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise PayloadTooLargeError(f"the request body is over {self.max_bytes} bytes")
+                if received > limits.max_body_bytes:
+                    raise PayloadTooLargeError(_too_large(limits))
             return message
 
         await self.app(scope, limited, send)
 
 
-async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-    response = problem(413, f"the request body is over {limit} bytes", title="Payload too large")
-    response.headers["Connection"] = "close"
-    await response(scope, receive, send)
+def _too_large(limits: Limits) -> str:
+    return f"the request body is over {limits.max_body_bytes} bytes"
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, exc: ServiceError) -> None:
+    await problem(status_for(exc), exc.detail, title=exc.title)(scope, receive, send)
 
 
 class AccessLogMiddleware:

@@ -20,6 +20,9 @@ STATUS_FOR: dict[type[errors.ServiceError], int] = {
     errors.ServiceError: 400,
     errors.InvalidRequestError: 400,
     errors.UnsupportedMediaTypeError: 415,
+    errors.RequestTimeoutError: 408,
+    errors.HeadersTooLargeError: 431,
+    errors.RateLimitedError: 429,
     errors.PayloadTooLargeError: 413,
     errors.AuthenticationError: 401,
     errors.PermissionDeniedError: 403,
@@ -47,7 +50,9 @@ def problem(
         "detail": detail,
         **extra,
     }
-    headers = {"WWW-Authenticate": 'Bearer realm="pocketca"'} if status == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer realm="pocketca"'} if status == 401 else {}
+    if status in (408, 413, 431):
+        headers["Connection"] = "close"  # the rest of this request may still be on the wire
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -61,7 +66,10 @@ async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, errors.PolicyError):
         extra["violations"] = exc.violations
-    return problem(status_for(exc), exc.detail, title=exc.title, slug=_slug(exc), **extra)
+    response = problem(status_for(exc), exc.detail, title=exc.title, slug=_slug(exc), **extra)
+    if isinstance(exc, errors.RateLimitedError):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

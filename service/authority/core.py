@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 from collections.abc import Callable, Iterator, Mapping
 
 from cryptography import x509
@@ -53,6 +54,7 @@ from service.errors import (
     NotFoundError,
     PermissionDeniedError,
     PolicyError,
+    RateLimitedError,
     RevokedCertificateError,
     ServiceError,
     UnavailableError,
@@ -77,6 +79,7 @@ class Authority:
         public_url: str,
         profiles: Mapping[str, Profile] = BUILTIN_PROFILES,
         crl_lifetime: dt.timedelta = DEFAULT_CRL_LIFETIME,
+        issue_rate_per_minute: int = 0,
         clock: Clock = utcnow,
     ) -> None:
         self.db = db
@@ -85,6 +88,7 @@ class Authority:
         self.public_url = public_url.rstrip("/")
         self.profiles = dict(profiles)
         self.clock = clock
+        self.issue_rate_per_minute = issue_rate_per_minute  # per token; 0: no limit
         self.audit = Auditor(db, clock)
         self.tokens = TokenManager(db, self.audit, self.profiles, clock)
         self.crls = CRLPublisher(db, signer, ca_certificate, lifetime=crl_lifetime, clock=clock)
@@ -204,6 +208,8 @@ class Authority:
             ctx = PolicyContext(allowed_names=frozenset(caller.summary.sans), required_common_name=caller.summary.cn)
             return ctx, self._profile(caller.profile)
         require_scope(caller, "admin", "issue")
+        if isinstance(caller, TokenCaller):
+            self._check_rate(caller)
         if isinstance(caller, TokenCaller) and caller.profile is not None:
             if requested not in (None, caller.profile):
                 raise PolicyError([f"this token may only issue with the profile {caller.profile!r}"])
@@ -212,6 +218,22 @@ class Authority:
         if isinstance(caller, TokenCaller) and caller.is_enrollment:
             return PolicyContext(exact_names=caller.names, required_common_name=caller.cn), profile
         return PolicyContext(), profile
+
+    def _check_rate(self, caller: TokenCaller) -> None:
+        """At most `issue_rate_per_minute` certificates per token in any minute, counted in the database so
+        every worker and replica sees the same count (concurrent requests may overshoot by a few)."""
+        if not self.issue_rate_per_minute:
+            return
+        now = self.clock()
+        window = dt.timedelta(minutes=1)
+        with self.db.reader() as session:
+            count, first = CertificateRepository(session).issued_since(caller.label, now - window)
+        if count >= self.issue_rate_per_minute:
+            retry_after = max(1, math.ceil(((first or now) + window - now).total_seconds()))
+            raise RateLimitedError(
+                f"this token may issue {self.issue_rate_per_minute} certificates a minute; retry in {retry_after} s",
+                retry_after=retry_after,
+            )
 
     def _issue(
         self,

@@ -22,7 +22,7 @@ from service.ca.crl import RevokedEntry, build_crl
 from service.ca.inspect import parse_serial
 from service.ca.issue import Signer
 from service.db.models import CRLRecord
-from service.db.repositories import REVOCATIONS, CertificateRepository, CounterRepository, CRLRepository
+from service.db.repositories import CRL_FLOOR, REVOCATIONS, CertificateRepository, CounterRepository, CRLRepository
 from service.db.session import Database
 
 DEFAULT_CRL_LIFETIME = dt.timedelta(days=7)
@@ -73,8 +73,9 @@ class CRLPublisher:
     def is_stale(self) -> bool:
         with self.db.reader() as session:
             state = CRLRepository(session).latest_state()
-            revision = CounterRepository(session).get(REVOCATIONS)
-        return state is None or self._stale(state, revision)
+            counters = CounterRepository(session)
+            revision, floor = counters.get(REVOCATIONS), counters.get(CRL_FLOOR)
+        return state is None or self._stale(state, revision, floor)
 
     def refresh(self, *, wait: bool = False) -> CRLDocument | None:
         """Builds and stores a new CRL if the newest is stale and no one else is building; returns it."""
@@ -94,15 +95,17 @@ class CRLPublisher:
         with self.db.reader() as session:  # one snapshot: the revision first, so the entries cover at least it
             crls = CRLRepository(session)
             state = crls.latest_state()
-            revision = CounterRepository(session).get(REVOCATIONS)
-            if state is not None and not self._stale(state, revision):
+            counters = CounterRepository(session)
+            revision = counters.get(REVOCATIONS)
+            floor = counters.get(CRL_FLOOR)  # set by a restore, so numbers never go back
+            if state is not None and not self._stale(state, revision, floor):
                 return None  # someone built it while we waited for the lock
             now = self.clock()
             entries = [
                 RevokedEntry(parse_serial(serial), revoked_at, reason)
                 for serial, revoked_at, reason in CertificateRepository(session).iter_revoked_unexpired(now)
             ]
-        number = (state[0] + 1) if state is not None else 1
+        number = max((state[0] + 1) if state is not None else 1, floor)
         next_update = now + self.lifetime
         crl = build_crl(self.signer, self.issuer, entries, number=number, this_update=now, next_update=next_update)
         record = CRLRecord(
@@ -119,8 +122,10 @@ class CRLPublisher:
         )
         return _document(record)
 
-    def _stale(self, state: tuple[int, dt.datetime, dt.datetime, int], revision: int) -> bool:
-        _, this_update, next_update, built_for = state
+    def _stale(self, state: tuple[int, dt.datetime, dt.datetime, int], revision: int, floor: int) -> bool:
+        number, this_update, next_update, built_for = state
+        if number < floor:  # a restore happened: publish past every number the old database may have used
+            return True
         return built_for != revision or self.clock() >= this_update + (next_update - this_update) / 2
 
 

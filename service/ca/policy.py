@@ -18,8 +18,6 @@ from service.ca.names import format_general_name, parse_general_name, subject_vi
 from service.ca.profiles import Profile, dns_allowed, email_allowed
 from service.errors import PolicyError
 
-MAX_SANS: Final = 100
-
 
 @dataclass(frozen=True)
 class LeafSpec:
@@ -114,8 +112,8 @@ def check_names(
     problems = []
     if not sans:
         problems.append("the certificate needs a name: a CN that is a DNS name, IP or email, or a SAN")
-    if len(sans) > MAX_SANS:
-        problems.append(f"at most {MAX_SANS} SANs may be requested")
+    if len(sans) > profile.max_sans:
+        problems.append(f"profile {profile.name!r} allows at most {profile.max_sans} SANs, not {len(sans)}")
     for name in sans:
         if not _profile_allows(profile, name):
             problems.append(f"profile {profile.name!r} does not allow the name {format_general_name(name)!r}")

@@ -62,6 +62,7 @@ class Profile:
     max_validity_days: int = 397
     key_types: frozenset[str] = CSR_KEY_TYPES
     min_rsa_bits: int = 2048
+    max_sans: int = 100
     names: NameRules = field(default_factory=NameRules)
     subject_attributes: frozenset[ObjectIdentifier] = frozenset(SUBJECT_ATTRIBUTE_NAMES.values())
 
@@ -72,6 +73,8 @@ class Profile:
             raise ValueError(f"profile {self.name}: extended_key_usage may not be empty")
         if unknown := self.key_types - CSR_KEY_TYPES:
             raise ValueError(f"profile {self.name}: unknown key types {sorted(unknown)}")
+        if not 1 <= self.max_sans <= 1000:
+            raise ValueError(f"profile {self.name}: max_sans must be between 1 and 1000")
         if self.min_rsa_bits < 2048:
             raise ValueError(f"profile {self.name}: min_rsa_bits below 2048 is not allowed")
         if NameOID.COMMON_NAME not in self.subject_attributes:
@@ -91,6 +94,7 @@ _FIELDS: Final = {
     "max_validity_days",
     "key_types",
     "min_rsa_bits",
+    "max_sans",
     "allowed_dns",
     "allowed_ips",
     "allowed_emails",
@@ -132,7 +136,7 @@ def _parse_profile(name: str, table: Mapping[str, Any], base: Profile | None) ->
     try:
         if "extended_key_usage" in table:
             changes["extended_key_usage"] = tuple(EXTENDED_KEY_USAGES[u] for u in _strings(table, "extended_key_usage"))
-        for key in ("default_validity_days", "max_validity_days", "min_rsa_bits"):
+        for key in ("default_validity_days", "max_validity_days", "min_rsa_bits", "max_sans"):
             if key in table:
                 if not isinstance(table[key], int) or isinstance(table[key], bool):
                     raise ValueError(f"{key} must be an integer")

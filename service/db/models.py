@@ -65,6 +65,8 @@ class CounterRecord(Base):
 
 # status alone is never selective enough to query; with not_after it serves the CRL and the listings.
 Index("ix_certificates_status_not_after", CertificateRecord.status, CertificateRecord.not_after)
+# the per-token issuance rate limit counts a token's certificates of the last minute
+Index("ix_certificates_issued_by_created_at", CertificateRecord.issued_by, CertificateRecord.created_at)
 
 
 class AuditRecord(Base):

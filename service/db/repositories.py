@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from sqlalchemy import case, insert, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from service.db.models import AuditRecord, CertificateRecord, CounterRecord, CRLRecord, TokenRecord
 
 REVOCATIONS = "revocations"
+CRL_FLOOR = "crl_floor"  # the next CRL number is at least this: a restore sets it, so numbers never go back
 
 
 class CertificateRepository:
@@ -23,6 +24,9 @@ class CertificateRepository:
 
     def get(self, serial: str) -> CertificateRecord | None:
         return self._session.scalars(select(CertificateRecord).where(CertificateRecord.serial == serial)).first()
+
+    def count(self) -> int:
+        return int(self._session.scalar(select(func.count()).select_from(CertificateRecord)) or 0)
 
     def status_of(self, serial: str) -> str | None:
         """Just the status: the cheap indexed lookup every mTLS request makes."""
@@ -53,6 +57,15 @@ class CertificateRepository:
         if expires_before is not None:
             query = query.where(CertificateRecord.not_after < expires_before)
         return list(self._session.scalars(query))
+
+    def issued_since(self, issued_by: str, since: dt.datetime) -> tuple[int, dt.datetime | None]:
+        """How many certificates `issued_by` got after `since`, and when the first of them was issued."""
+        count, first = self._session.execute(
+            select(func.count(), func.min(CertificateRecord.created_at)).where(
+                CertificateRecord.issued_by == issued_by, CertificateRecord.created_at > since
+            )
+        ).one()
+        return int(count), first
 
     def revocation_state(self, serial: str) -> tuple[str, dt.datetime | None, str | None] | None:
         """(status, revoked_at, reason) by the unique serial index, for OCSP; None if we never issued it."""
@@ -86,16 +99,20 @@ class TokenRepository:
     def consume(self, token_id: str, now: dt.datetime) -> tuple[bool, int | None]:
         """Takes one use, atomically in the database: (False, None) when the token is gone, expired or used
         up; else (True, uses left afterwards, None meaning unlimited)."""
-        row = self._session.connection().execute(  # Core, not the ORM's bulk-update machinery: the hot path
-            update(TokenRecord)
-            .where(
-                TokenRecord.id == token_id,
-                or_(TokenRecord.expires_at.is_(None), TokenRecord.expires_at > now),
-                or_(TokenRecord.uses_left.is_(None), TokenRecord.uses_left > 0),
+        row = (
+            self._session.connection()
+            .execute(  # Core, not the ORM's bulk-update machinery: the hot path
+                update(TokenRecord)
+                .where(
+                    TokenRecord.id == token_id,
+                    or_(TokenRecord.expires_at.is_(None), TokenRecord.expires_at > now),
+                    or_(TokenRecord.uses_left.is_(None), TokenRecord.uses_left > 0),
+                )
+                .values(uses_left=case((TokenRecord.uses_left.is_(None), None), else_=TokenRecord.uses_left - 1))
+                .returning(TokenRecord.uses_left)
             )
-            .values(uses_left=case((TokenRecord.uses_left.is_(None), None), else_=TokenRecord.uses_left - 1))
-            .returning(TokenRecord.uses_left)
-        ).first()
+            .first()
+        )
         return (False, None) if row is None else (True, row[0])
 
     def get_by_hash(self, secret_hash: str) -> TokenRecord | None:
@@ -145,6 +162,10 @@ class CounterRepository:
 
     def get(self, name: str) -> int:
         return self._session.scalar(select(CounterRecord.value).where(CounterRecord.name == name)) or 0
+
+    def set(self, name: str, value: int) -> None:
+        self._session.merge(CounterRecord(name=name, value=value))
+        self._session.flush()
 
     def increment(self, name: str) -> None:
         """Atomic in the database (UPDATE value = value + 1), so concurrent writers never lose a count."""

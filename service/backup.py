@@ -1,0 +1,128 @@
+"""Backups of a data dir: a consistent snapshot of the SQLite database (the online backup API, safe while the
+service runs) and the CA material, in one tar file; and bringing one back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import sqlite3
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.bootstrap import DataPaths
+from service.db import migrate
+from service.db.repositories import CRL_FLOOR, CertificateRepository, CounterRepository
+from service.db.session import Database
+from service.errors import ConfigurationError
+from service.keystore import write_private_file
+from service.settings import Settings
+
+FORMAT = "pocketca-backup/1"
+DB_NAME = "pocketca.db"
+MATERIAL = ("ca.key", "ca.pem", "server.key", "server.pem", "admin.token", "profiles.toml")
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    path: Path
+    files: list[str]
+    certificates: int
+
+
+def _sqlite_path(settings: Settings) -> Path:
+    url = settings.sqlalchemy_url
+    if not url.startswith("sqlite:///"):
+        raise ConfigurationError(
+            "the database is not SQLite: back it up with its own tools (pg_dump), and copy the data dir's CA files"
+        )
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def backup(settings: Settings, target: Path) -> BackupSummary:
+    paths = DataPaths(settings.data_dir)
+    database = _sqlite_path(settings)
+    if not database.exists() or not paths.ca_key.exists():
+        raise ConfigurationError(f"nothing to back up in {paths.root}")
+    with tempfile.TemporaryDirectory(dir=target.parent if target.parent.exists() else None) as scratch:
+        snapshot = Path(scratch) / DB_NAME
+        source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        destination = sqlite3.connect(snapshot)
+        try:
+            source.backup(destination)  # a consistent copy, even while workers write
+            certificates = destination.execute("SELECT count(*) FROM certificates").fetchone()[0]
+        finally:
+            destination.close()
+            source.close()
+        members = {DB_NAME: snapshot.read_bytes()}
+        for name in MATERIAL:
+            if (paths.root / name).exists():
+                members[name] = (paths.root / name).read_bytes()
+    manifest = {
+        "format": FORMAT,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in {"MANIFEST.json": json.dumps(manifest, indent=2).encode(), **members}.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+            archive.addfile(info, io.BytesIO(data))
+    write_private_file(target, buffer.getvalue())  # the CA key is inside: 0600, written atomically
+    return BackupSummary(path=target, files=sorted(members), certificates=certificates)
+
+
+def restore(settings: Settings, source: Path, *, force: bool = False) -> BackupSummary:
+    """Replaces the data dir's database and CA material with the backup's. Stop the service first."""
+    paths = DataPaths(settings.data_dir)
+    database = _sqlite_path(settings)
+    members = _read(source)
+    if (database.exists() or paths.ca_key.exists()) and not force:
+        raise ConfigurationError(f"{paths.root} already holds a CA or database: stop the service and pass --force")
+    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for suffix in ("-wal", "-shm"):  # the old database's log must not be replayed onto the restored one
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    for name, data in members.items():
+        write_private_file(database if name == DB_NAME else paths.root / name, data)
+        if name in ("ca.pem", "server.pem"):
+            (paths.root / name).chmod(0o644)
+    db = Database(settings.sqlalchemy_url)
+    try:
+        migrate.upgrade(db)  # a backup from an older version comes up to this version's schema
+        with db.writer() as session:  # CRL numbers published after the backup was taken must never come back
+            CounterRepository(session).set(CRL_FLOOR, int(time.time()))
+        with db.reader() as session:
+            certificates = CertificateRepository(session).count()
+    finally:
+        db.dispose()
+    return BackupSummary(path=source, files=sorted(members), certificates=certificates)
+
+
+def _read(source: Path) -> dict[str, bytes]:
+    try:
+        with tarfile.open(source, mode="r:gz") as archive:
+            files = {m.name: archive.extractfile(m) for m in archive.getmembers() if m.isfile()}
+            data = {name: handle.read() for name, handle in files.items() if handle is not None}
+    except (OSError, tarfile.TarError) as exc:
+        raise ConfigurationError(f"{source} is not a pocketca backup: {exc}") from None
+    try:
+        manifest = json.loads(data.pop("MANIFEST.json"))
+    except (KeyError, ValueError):
+        raise ConfigurationError(f"{source} has no valid MANIFEST.json") from None
+    if manifest.get("format") != FORMAT:
+        raise ConfigurationError(f"{source}: unknown backup format {manifest.get('format')!r}")
+    expected = manifest.get("sha256", {})
+    if set(expected) != set(data) or DB_NAME not in data or "ca.key" not in data:
+        raise ConfigurationError(f"{source}: the files do not match the manifest")
+    for name, content in data.items():
+        if hashlib.sha256(content).hexdigest() != expected[name] or "/" in name or name.startswith("."):
+            raise ConfigurationError(f"{source}: {name} is damaged")
+    return data
+
+
+__all__ = ["BackupSummary", "backup", "restore"]
