@@ -61,7 +61,7 @@ def admin_token(prepared: bootstrap.Prepared) -> str:
 def authority(settings: Settings, prepared: bootstrap.Prepared) -> Iterator[Authority]:
     authority = bootstrap.build_authority(settings)
     yield authority
-    authority.db.dispose()
+    authority.close()
 
 
 def authority_at(settings: Settings, when: dt.datetime) -> Authority:

@@ -58,7 +58,7 @@ def test_token_create_prints_a_token_of_that_scope(settings: Settings, prepared,
     authority = build_authority(settings)
     caller = authority.authenticate_token(token)
     assert caller.scope == "read"
-    authority.db.dispose()
+    authority.close()
     assert main(["token", "create", "--data-dir", str(settings.data_dir), "--ttl", "soon"]) != 0
 
 

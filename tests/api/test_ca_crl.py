@@ -90,7 +90,7 @@ async def test_expired_certificates_leave_the_crl(
     past = authority_at(settings, dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
     old = past.issue_for_key(p256().public_key(), cn="old", sans=[], validity_days=1)
     past.revoke(old.summary.serial, reason=None, caller=past.authenticate_token(admin_token))
-    past.db.dispose()
+    past.close()
     crl = await _crl(api)
     assert crl.get_revoked_certificate_by_serial_number(old.certificate.serial_number) is None
 
@@ -100,4 +100,4 @@ async def test_crl_rebuilt_past_half_life(settings, authority: Authority) -> Non
     assert authority.current_crl().number == first.number
     later = authority_at(settings, dt.datetime.now(dt.UTC) + authority.crl_lifetime * 0.51)
     assert later.current_crl().number == first.number + 1
-    later.db.dispose()
+    later.close()

@@ -104,6 +104,6 @@ async def test_expired_status(api: ApiClient, settings, admin_token: str) -> Non
 
     past = authority_at(settings, dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
     issued = past.issue_for_key(p256().public_key(), cn="old", sans=[], validity_days=1)
-    past.db.dispose()
+    past.close()
     response = await api.http.get(f"/certs/{issued.summary.serial}", headers=bearer(admin_token))
     assert response.json()["status"] == "expired"

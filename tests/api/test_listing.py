@@ -36,7 +36,7 @@ def population(settings: Settings, authority: Authority, admin_token: str) -> di
         serials["expired"].append(
             past.issue_for_key(p256().public_key(), cn="carol", sans=[], validity_days=1).summary.serial
         )
-    past.db.dispose()
+    past.close()
     return serials
 
 

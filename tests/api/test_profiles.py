@@ -45,7 +45,7 @@ def shaped(settings: Settings) -> Iterator[Authority]:
     bootstrap.prepare(settings)
     authority = bootstrap.build_authority(settings)
     yield authority
-    authority.db.dispose()
+    authority.close()
 
 
 def _csr(key: PrivateKey, cn: str, sans: Sequence[str] = (), extra: Sequence[x509.NameAttribute] = ()) -> bytes:

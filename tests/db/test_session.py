@@ -130,7 +130,7 @@ def test_parallel_issuance_and_revocation(settings: Settings, authority: Authori
         except BaseException as error:
             errors.append(error)
         finally:
-            own.db.dispose()
+            own.close()
 
     threads = [threading.Thread(target=work) for _ in range(6)]
     for thread in threads:
