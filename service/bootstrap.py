@@ -200,8 +200,9 @@ def prepare(settings: Settings) -> Prepared:
             _make_ca(settings, paths, settings.key_type, DEFAULT_CA_NAME)
         authority = build_authority(settings)
         try:
-            migrate.upgrade(authority.db)
-            token = _ensure_admin_token(authority, paths)
+            with authority.db.lock("bootstrap"):  # one replica at a time: schema and admin token made once
+                migrate.upgrade(authority.db)
+                token = _ensure_admin_token(authority, paths)
             issued = _ensure_server_certificate(authority, paths, settings.server_names)
             authority.crls.refresh(wait=True)  # the first GET /crl never waits for a build
         finally:

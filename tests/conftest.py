@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import signal
 import subprocess
@@ -13,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+import sqlalchemy
 
 from service import bootstrap
 from service.api.app import create_app
@@ -35,9 +38,64 @@ def foreign_ca() -> ForeignCA:
     return ForeignCA()
 
 
+# --- which database: SQLite in the data dir, or PostgreSQL when POCKETCA_TEST_DATABASE_URL is set ------------
+
+PG_URL = os.environ.get("POCKETCA_TEST_DATABASE_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test
+PG_PREFIX = "pocketca_t_"
+
+
+def database_url_for(data_dir: Path) -> str | None:
+    """Under PostgreSQL, one database per data dir (made on first use), so a restart finds its data again."""
+    if not PG_URL:
+        return None
+    name = PG_PREFIX + hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    admin = sqlalchemy.make_url(PG_URL)
+    with psycopg.connect(
+        admin.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+    ) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            connection.execute(f'CREATE DATABASE "{name}"')
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if PG_URL:
+        skip = pytest.mark.skip(
+            reason="reads the SQLite file itself; the PostgreSQL pass covers the behaviour elsewhere"
+        )
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    yield
+    if not PG_URL:
+        return
+    admin = sqlalchemy.make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        names = connection.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (PG_PREFIX + "%",))
+        for (name,) in names.fetchall():
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings from explicit values only, never from the developer's environment or .env."""
+    if "database_url" not in overrides and (url := database_url_for(data_dir)):
+        overrides["database_url"] = url
     return Settings(_env_file=None, data_dir=data_dir, **overrides)  # type: ignore[call-arg]
+
+
+def query(data_dir: Path, sql: str) -> list[tuple[object, ...]]:
+    """Runs SQL against the database of a data dir, SQLite or PostgreSQL alike."""
+    engine = sqlalchemy.create_engine(make_settings(data_dir).sqlalchemy_url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.exec_driver_sql(sql)]
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
@@ -147,6 +205,8 @@ def start_server(
             "POCKETCA_PUBLIC_URL": f"https://localhost:{port}",
         }
     )
+    if url := database_url_for(data_dir):
+        env["POCKETCA_DATABASE_URL"] = url
     env.update(extra_env or {})
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"serve-{port}.log"

@@ -17,6 +17,11 @@ from service.settings import Settings
 COMMANDS = ["serve", "init", "token", "issue", "enroll", "renew", "revoke", "openapi"]
 
 
+def _where(settings: Settings) -> list[str]:
+    """The data dir, and the database when it is not the SQLite file in it (the PostgreSQL pass)."""
+    return ["--data-dir", str(settings.data_dir), "--database-url", settings.sqlalchemy_url]
+
+
 def test_help_lists_every_command() -> None:
     result = subprocess.run([sys.executable, "-m", "service", "--help"], capture_output=True, text=True, check=True)
     for command in COMMANDS:
@@ -53,13 +58,13 @@ def test_commands_needing_a_database_say_so(tmp_path: Path, capsys: pytest.Captu
 def test_token_create_prints_a_token_of_that_scope(settings: Settings, prepared, capsys) -> None:  # type: ignore[no-untyped-def]
     from service.bootstrap import build_authority
 
-    assert main(["token", "create", "--data-dir", str(settings.data_dir), "--scope", "read", "--ttl", "1h"]) == 0
+    assert main(["token", "create", *_where(settings), "--scope", "read", "--ttl", "1h"]) == 0
     token = capsys.readouterr().out.strip()
     authority = build_authority(settings)
     caller = authority.authenticate_token(token)
     assert caller.scope == "read"
     authority.close()
-    assert main(["token", "create", "--data-dir", str(settings.data_dir), "--ttl", "soon"]) != 0
+    assert main(["token", "create", *_where(settings), "--ttl", "soon"]) != 0
 
 
 def test_issue_writes_key_cert_chain_and_p12(settings: Settings, prepared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -68,8 +73,7 @@ def test_issue_writes_key_cert_chain_and_p12(settings: Settings, prepared, tmp_p
     password.write_text("correct horse battery\n")
     argv = [
         "issue",
-        "--data-dir",
-        str(settings.data_dir),
+        *_where(settings),
         "--cn",
         "alice",
         "--san",
@@ -117,8 +121,7 @@ def test_issue_refuses_a_short_p12_password(settings: Settings, prepared, tmp_pa
     password.write_text("short\n")
     argv = [
         "issue",
-        "--data-dir",
-        str(settings.data_dir),
+        *_where(settings),
         "--cn",
         "alice",
         "--out-dir",

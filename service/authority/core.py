@@ -345,7 +345,7 @@ class Authority:
 
             def unit(session: Session) -> CertificateRecord:
                 self.tokens.spend(session, caller)
-                record = CertificateRepository(session).get(serial)
+                record = CertificateRepository(session).get(serial, for_update=True)
                 if record is None:
                     raise NotFoundError(f"no certificate with serial {serial}")
                 if record.status == "revoked":

@@ -24,6 +24,8 @@ def upgrade(db: Database) -> None:
     """Runs pending migrations inside one write transaction (on SQLite, under BEGIN IMMEDIATE)."""
     config = alembic_config()
     with db.engine.execution_options(pocketca_write=True).begin() as connection:
+        if connection.dialect.name == "postgresql":  # replicas starting together migrate one after the other
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('pocketca:migrate'))")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -22,8 +22,10 @@ class CertificateRepository:
         """A Core INSERT: on the issuance hot path the ORM's unit of work costs more than the row."""
         self._session.connection().execute(insert(CertificateRecord), [_values(record)])
 
-    def get(self, serial: str) -> CertificateRecord | None:
-        return self._session.scalars(select(CertificateRecord).where(CertificateRecord.serial == serial)).first()
+    def get(self, serial: str, *, for_update: bool = False) -> CertificateRecord | None:
+        """`for_update` locks the row (PostgreSQL; SQLite's write lock already covers it) for read-then-write."""
+        query = select(CertificateRecord).where(CertificateRecord.serial == serial)
+        return self._session.scalars(query.with_for_update() if for_update else query).first()
 
     def count(self) -> int:
         return int(self._session.scalar(select(func.count()).select_from(CertificateRecord)) or 0)

@@ -96,6 +96,31 @@ class Database:
             yield session
 
     @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Waits for a lock held across processes and replicas: a PostgreSQL advisory lock, or an flock beside
+        the SQLite file."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as connection:
+                key = connection.exec_driver_sql("SELECT hashtext(%(n)s)", {"n": f"pocketca:{name}"}).scalar()
+                connection.exec_driver_sql("SELECT pg_advisory_lock(%(k)s)", {"k": key})
+                try:
+                    yield
+                finally:
+                    connection.exec_driver_sql("SELECT pg_advisory_unlock(%(k)s)", {"k": key})
+                    connection.rollback()
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.{name}.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextmanager
     def try_lock(self, name: str) -> Iterator[bool]:
         """A lock held across processes (and replicas) while the block runs; yields False if another holds it.
 

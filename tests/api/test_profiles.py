@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -56,8 +55,8 @@ def _csr(key: PrivateKey, cn: str, sans: Sequence[str] = (), extra: Sequence[x50
     return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.PEM)
 
 
-def test_narrowed_client_profile(shaped: Authority) -> None:
-    admin = shaped.authenticate_token((shaped_dir(shaped) / "admin.token").read_text().strip())
+def test_narrowed_client_profile(shaped: Authority, settings: Settings) -> None:
+    admin = shaped.authenticate_token((settings.data_dir / "admin.token").read_text().strip())
     extra = [
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Corp"),
         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Ops"),
@@ -83,8 +82,8 @@ def test_narrowed_client_profile(shaped: Authority) -> None:
         assert fragment in text
 
 
-def test_custom_profile(shaped: Authority) -> None:
-    admin = shaped.authenticate_token((shaped_dir(shaped) / "admin.token").read_text().strip())
+def test_custom_profile(shaped: Authority, settings: Settings) -> None:
+    admin = shaped.authenticate_token((settings.data_dir / "admin.token").read_text().strip())
     key = ec.generate_private_key(ec.SECP256R1())
     issued = shaped.sign_csr(
         _csr(key, "runner-7.ci.example", ["10.1.2.3", "spiffe://ci.example/runner/7"]), caller=admin, profile="build"
@@ -110,10 +109,6 @@ def test_token_narrows_but_never_widens(shaped: Authority) -> None:
     with pytest.raises(PolicyError) as refused:  # the token names evil.com, but the profile never allows it
         shaped.sign_csr(_csr(key, "x.corp.example", ["evil.com"]), caller=enroll)
     assert "'evil.com'" in " ".join(refused.value.violations)
-
-
-def shaped_dir(authority: Authority) -> Path:
-    return Path(str(authority.db.url).removeprefix("sqlite:///")).parent
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ def test_upgrade_makes_the_schema_the_models_describe(tmp_path: Path) -> None:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []  # what `alembic check` says: no change left to autogenerate
     indexes = {ix["name"] for ix in inspect(db.engine).get_indexes("certificates")}
-    assert {"ix_certificates_cn", "ix_certificates_not_after", "ix_certificates_status_not_after"} <= indexes
+    assert {"ix_certificates_cn", "ix_certificates_status_id_not_after", "ix_certificates_cn_status"} <= indexes
     uniques = inspect(db.engine).get_unique_constraints("certificates")
     assert {"name": "uq_certificates_serial", "column_names": ["serial"]}.items() <= uniques[0].items()
     db.dispose()
