@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import getpass
 import json
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import ValidationError
 
 from service import __version__
-from service.authority import LocalCaller
+from service.authority import Authority, LocalCaller
 from service.ca.csr import build_csr
 from service.ca.inspect import get_sans
 from service.ca.keys import KEY_TYPES, PrivateKey, dump_private_key, parse_key_type
@@ -246,66 +247,69 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _local_authority(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _local_authority(args: argparse.Namespace) -> Iterator[Authority]:
     from service import bootstrap
     from service.db import migrate
 
-    settings = _settings(args)
-    authority = bootstrap.build_authority(settings)
-    if not migrate.is_current(authority.db):
-        raise ConfigurationError("the database is not initialised: run `pocketca serve` once first")
-    return authority
+    authority = bootstrap.build_authority(_settings(args))
+    try:
+        if not migrate.is_current(authority.db):
+            raise ConfigurationError("the database is not initialised: run `pocketca serve` once first")
+        yield authority
+    finally:
+        authority.close()
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    authority = _local_authority(args)
-    new = authority.create_token(
-        scope=args.scope, cn=args.cn, sans=args.san, profile=args.profile, ttl=args.ttl, uses=args.uses
-    )
-    print(new.token)
+    with _local_authority(args) as authority:
+        new = authority.create_token(
+            scope=args.scope, cn=args.cn, sans=args.san, profile=args.profile, ttl=args.ttl, uses=args.uses
+        )
+        print(new.token)
     return 0
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    authority = _local_authority(args)
-    print(f"{'ID':16}  {'SCOPE':6}  {'USES LEFT':9}  {'EXPIRES':25}  BINDING")
-    for info in authority.list_tokens(caller=LocalCaller("token-list")):
-        uses = "-" if info.uses_left is None else str(info.uses_left)
-        expires = info.expires_at.isoformat(timespec="seconds") if info.expires_at else "never"
-        binding = " ".join(filter(None, [info.cn, *info.sans, f"profile={info.profile}" if info.profile else ""]))
-        print(f"{info.id:16}  {info.scope:6}  {uses:9}  {expires:25}  {binding}")
+    with _local_authority(args) as authority:
+        print(f"{'ID':16}  {'SCOPE':6}  {'USES LEFT':9}  {'EXPIRES':25}  BINDING")
+        for info in authority.list_tokens(caller=LocalCaller("token-list")):
+            uses = "-" if info.uses_left is None else str(info.uses_left)
+            expires = info.expires_at.isoformat(timespec="seconds") if info.expires_at else "never"
+            binding = " ".join(filter(None, [info.cn, *info.sans, f"profile={info.profile}" if info.profile else ""]))
+            print(f"{info.id:16}  {info.scope:6}  {uses:9}  {expires:25}  {binding}")
     return 0
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    authority = _local_authority(args)
-    authority.delete_token(args.id, caller=LocalCaller("token-revoke"))
-    print(f"deleted token {args.id}")
+    with _local_authority(args) as authority:
+        authority.delete_token(args.id, caller=LocalCaller("token-revoke"))
+        print(f"deleted token {args.id}")
     return 0
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
-    authority = _local_authority(args)
-    key = ec.generate_private_key(ec.SECP256R1())
-    issued = authority.issue_for_key(
-        key.public_key(),
-        cn=args.cn,
-        sans=args.san,
-        profile=args.profile,
-        validity_days=args.validity_days,
-        caller=LocalCaller("issue"),
-    )
-    out: Path = args.out_dir
-    write_private_file(out / "key.pem", dump_private_key(key))
-    write_public_file(out / "cert.pem", issued.certificate.public_bytes(Encoding.PEM))
-    write_public_file(out / "chain.pem", b"".join(c.public_bytes(Encoding.PEM) for c in authority.chain))
-    if args.p12:
-        password = _p12_password(args.p12_password_file)
-        bundle = build_pkcs12(
-            key, issued.certificate, authority.chain, password, friendly_name=args.cn, legacy=args.legacy
+    with _local_authority(args) as authority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        issued = authority.issue_for_key(
+            key.public_key(),
+            cn=args.cn,
+            sans=args.san,
+            profile=args.profile,
+            validity_days=args.validity_days,
+            caller=LocalCaller("issue"),
         )
-        write_private_file(args.p12, bundle)
-    print(f"issued {issued.summary.serial} for {args.cn}; files in {out}")
+        out: Path = args.out_dir
+        write_private_file(out / "key.pem", dump_private_key(key))
+        write_public_file(out / "cert.pem", issued.certificate.public_bytes(Encoding.PEM))
+        write_public_file(out / "chain.pem", b"".join(c.public_bytes(Encoding.PEM) for c in authority.chain))
+        if args.p12:
+            password = _p12_password(args.p12_password_file)
+            bundle = build_pkcs12(
+                key, issued.certificate, authority.chain, password, friendly_name=args.cn, legacy=args.legacy
+            )
+            write_private_file(args.p12, bundle)
+        print(f"issued {issued.summary.serial} for {args.cn}; files in {out}")
     return 0
 
 
