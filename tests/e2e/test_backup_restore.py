@@ -38,6 +38,7 @@ def _crl_number(server: LiveServer) -> int:
     return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
 
 
+@pytest.mark.sqlite_only
 def test_backup_issue_more_restore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "data"
     archive = tmp_path / "backups" / "pocketca.tar.gz"
@@ -84,3 +85,16 @@ def test_restore_refuses_a_damaged_backup(tmp_path: Path, capsys: pytest.Capture
     assert main(["restore", "--data-dir", str(tmp_path / "d"), str(bad)]) == 2
     assert "not a pocketca backup" in capsys.readouterr().err
     assert not (tmp_path / "d" / "pocketca.db").exists()
+
+
+def test_backup_of_a_postgresql_database_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "backup",
+        "--data-dir",
+        str(tmp_path),
+        "--database-url",
+        "postgresql+psycopg://u@127.0.0.1/x",
+        str(tmp_path / "b.tar.gz"),
+    ]
+    assert main(argv) == 2
+    assert "pg_dump" in capsys.readouterr().err

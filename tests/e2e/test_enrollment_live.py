@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from cryptography import x509
 
 from service.cli import main
-from tests.conftest import LiveServer, start_server
+from tests.conftest import LiveServer, query, start_server
 from tests.helpers import csr_pem, p256
 
 
@@ -51,12 +50,8 @@ def test_one_use_token_under_20_simultaneous_requests(two_workers: LiveServer) -
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(statuses) == [201] + [401] * 19
-    db = sqlite3.connect(two_workers.data_dir / "pocketca.db")
-    try:
-        assert db.execute("select count(*) from certificates where cn = 'deploy-1'").fetchone() == (1,)
-        assert db.execute("select uses_left from tokens where cn = 'deploy-1'").fetchone() == (0,)
-    finally:
-        db.close()
+    assert query(two_workers.data_dir, "select count(*) from certificates where cn = 'deploy-1'") == [(1,)]
+    assert query(two_workers.data_dir, "select uses_left from tokens where cn = 'deploy-1'") == [(0,)]
 
 
 def test_pipeline_enrolls_with_one_line_and_host_renews_from_a_timer(
