@@ -48,6 +48,8 @@ SERVE_FLAGS = [
     ("--header-timeout", "header_timeout", "seconds a client has to send a request head (default 10)"),
     ("--body-timeout", "body_timeout", "seconds a client has to send a request body; then 408 (default 10)"),
     ("--keepalive-timeout", "keepalive_timeout", "seconds an idle keep-alive connection stays open (default 5)"),
+    ("--trusted-proxies", "trusted_proxies", "addresses or networks whose client-certificate header is believed"),
+    ("--client-cert-header", "client_cert_header", "header a trusted proxy forwards the certificate in"),
     (
         "--issue-rate-per-minute",
         "issue_rate_per_minute",

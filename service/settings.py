@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,19 @@ class Settings(BaseSettings):
     body_timeout: float = Field(10.0, gt=0, le=600)
     keepalive_timeout: int = Field(5, ge=1, le=600)
     issue_rate_per_minute: int = Field(600, ge=0, le=1_000_000)
+    # TLS terminated in front of us (see README, "Behind a proxy")
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    client_cert_header: str = Field("X-SSL-Client-Cert", pattern=r"^[A-Za-z0-9-]{1,64}$")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [n.strip() for n in value.split(",") if n.strip()]
+        if isinstance(value, list):
+            for network in value:
+                ipaddress.ip_network(str(network), strict=False)  # ValueError names the bad entry
+        return value
 
     @field_validator("server_names", mode="before")
     @classmethod
@@ -81,6 +95,8 @@ class Settings(BaseSettings):
             "POCKETCA_BODY_TIMEOUT": str(self.body_timeout),
             "POCKETCA_KEEPALIVE_TIMEOUT": str(self.keepalive_timeout),
             "POCKETCA_ISSUE_RATE_PER_MINUTE": str(self.issue_rate_per_minute),
+            "POCKETCA_TRUSTED_PROXIES": ",".join(self.trusted_proxies),
+            "POCKETCA_CLIENT_CERT_HEADER": self.client_cert_header,
         }
         if self.database_url:
             env["POCKETCA_DATABASE_URL"] = self.database_url

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.api import openapi, problems
 from service.api.middleware import AccessLogMiddleware, Limits, LimitsMiddleware
+from service.api.proxy import ProxyConfig
 from service.api.routes import audit, ca, certs, csr, health, ocsp, pkcs12, tokens, whoami
 from service.authority import Authority
 from service.authority.crls import CRLRefresher
@@ -48,6 +49,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.authority = authority
+    if settings is not None:
+        app.state.proxy = ProxyConfig.parse(settings.trusted_proxies, settings.client_cert_header)
     problems.install(app)
     openapi.install(app)
     for module in (csr, certs, pkcs12, tokens, audit, ca, ocsp, whoami, health):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.api.proxy import ProxyConfig, forwarded_certificate
 from service.authority import Authority, Caller, ClientIdentity
 from service.errors import AuthenticationError, RevokedCertificateError
 
@@ -17,15 +18,15 @@ def get_authority(request: Request) -> Authority:
 
 
 def peer_certificate(request: Request) -> bytes | None:
-    """The DER client certificate of this TLS connection, as the TLS layer put it in the ASGI scope.
-
-    Tests over httpx.ASGITransport (no TLS) override this dependency.
-    """
+    """The DER client certificate: from this TLS connection (the TLS layer put it in the ASGI scope), or, from
+    a trusted proxy that terminated TLS, from its header. Tests over httpx.ASGITransport override this."""
     tls = request.scope.get("extensions", {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or []
-    if not chain:
-        return None
-    return ssl.PEM_cert_to_DER_cert(chain[0])
+    if chain:
+        return ssl.PEM_cert_to_DER_cert(chain[0])
+    proxy: ProxyConfig = getattr(request.app.state, "proxy", ProxyConfig())
+    value = request.headers.get(proxy.certificate_header)
+    return forwarded_certificate(proxy, _peer_address(request), value)
 
 
 AuthorityDep = Annotated[Authority, Depends(get_authority)]
@@ -70,8 +71,18 @@ def _identify(request: Request, authority: Authority, peer: bytes) -> ClientIden
         raise
 
 
-def _address(request: Request) -> str | None:
+def _peer_address(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def _address(request: Request) -> str | None:
+    """The client's address, for the audit: X-Forwarded-For's last hop when a trusted proxy sent it."""
+    peer = _peer_address(request)
+    proxy: ProxyConfig = getattr(request.app.state, "proxy", ProxyConfig())
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and proxy.is_trusted(peer):
+        return forwarded.split(",")[-1].strip()[:64] or peer
+    return peer
 
 
 CallerDep = Annotated[Caller, Depends(require_caller)]

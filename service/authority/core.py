@@ -132,6 +132,9 @@ class Authority:
             raise PermissionDeniedError("the client certificate was not issued by this pocketca")
         if record.status == "revoked":
             raise RevokedCertificateError(serial)
+        now = self.clock()
+        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+            raise PermissionDeniedError("the client certificate is expired or not yet valid")
         if not has_extended_key_usage(certificate, ExtendedKeyUsageOID.CLIENT_AUTH):
             raise PermissionDeniedError("the client certificate is not for client authentication")
         return ClientIdentity(certificate, summarize(certificate), record.profile, address)

@@ -12,10 +12,12 @@ from sqlalchemy import inspect
 from service.db import migrate
 from service.db.base import Base
 from service.db.session import Database
+from tests.conftest import PG_URL, make_settings
 
 
 def test_upgrade_makes_the_schema_the_models_describe(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    """On SQLite, and on PostgreSQL in the PostgreSQL pass: the same migrations, `alembic check` clean on both."""
+    db = Database(make_settings(tmp_path / "data").sqlalchemy_url if PG_URL else f"sqlite:///{tmp_path / 'm.db'}")
     assert not migrate.is_current(db)
     migrate.upgrade(db)
     assert migrate.is_current(db)
@@ -30,7 +32,7 @@ def test_upgrade_makes_the_schema_the_models_describe(tmp_path: Path) -> None:
 
 
 def test_upgrade_is_idempotent_and_downgrade_round_trips(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    db = Database(make_settings(tmp_path / "data").sqlalchemy_url if PG_URL else f"sqlite:///{tmp_path / 'm.db'}")
     migrate.upgrade(db)
     migrate.upgrade(db)
     config = migrate.alembic_config()
