@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from service.authority import CertificateListing, ClientIdentity, IssuedCertificate, StoredCertificate, TokenInfo
+from service.authority import ClientIdentity, IssuedCertificate, StoredCertificate
 from service.ca.inspect import CertificateSummary
 
 MAX_CSR_CHARS = 60_000
@@ -110,27 +110,11 @@ class Problem(BaseModel):
     detail: str
 
 
-class CertificateListItem(CertificateFields):
+class CertificateListItem(CertificateFields):  # model_validate(CertificateListing, from_attributes=True)
     profile: str
     status: str
     revoked_at: dt.datetime | None
     revocation_reason: str | None
-
-    @classmethod
-    def build(cls, item: CertificateListing) -> CertificateListItem:
-        return cls(
-            serial=item.serial,
-            subject=item.subject,
-            cn=item.cn,
-            sans=list(item.sans),
-            not_before=item.not_before,
-            not_after=item.not_after,
-            fingerprint_sha256=item.fingerprint_sha256,
-            profile=item.profile,
-            status=item.status,
-            revoked_at=item.revoked_at,
-            revocation_reason=item.revocation_reason,
-        )
 
 
 class CertificateListResponse(BaseModel):
@@ -157,7 +141,7 @@ class TokenCreatedResponse(BaseModel):
     expires_at: dt.datetime | None
 
 
-class TokenResponse(BaseModel):
+class TokenResponse(BaseModel):  # model_validate(TokenInfo, from_attributes=True)
     id: str
     scope: str
     cn: str | None
@@ -166,19 +150,6 @@ class TokenResponse(BaseModel):
     expires_at: dt.datetime | None
     uses_left: int | None
     created_at: dt.datetime
-
-    @classmethod
-    def build(cls, info: TokenInfo) -> TokenResponse:
-        return cls(
-            id=info.id,
-            scope=info.scope,
-            cn=info.cn,
-            sans=list(info.sans),
-            profile=info.profile,
-            expires_at=info.expires_at,
-            uses_left=info.uses_left,
-            created_at=info.created_at,
-        )
 
 
 class TokenListResponse(BaseModel):

@@ -35,7 +35,8 @@ def list_certificates(
         caller=caller, cn=cn, status=status, expires_before=expires_before, limit=limit, cursor=cursor
     )
     return CertificateListResponse(
-        items=[CertificateListItem.build(i) for i in page.items], next_cursor=page.next_cursor
+        items=[CertificateListItem.model_validate(i, from_attributes=True) for i in page.items],
+        next_cursor=page.next_cursor,
     )
 
 

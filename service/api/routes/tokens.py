@@ -31,7 +31,8 @@ async def create_token(body: TokenCreateRequest, authority: AuthorityDep, caller
 
 @router.get("", response_model=TokenListResponse, summary="List tokens, without their secrets (admin)")
 def list_tokens(authority: AuthorityDep, caller: CallerDep) -> TokenListResponse:
-    return TokenListResponse(items=[TokenResponse.build(t) for t in authority.list_tokens(caller=caller)])
+    tokens = authority.list_tokens(caller=caller)
+    return TokenListResponse(items=[TokenResponse.model_validate(t, from_attributes=True) for t in tokens])
 
 
 @router.delete("/{token_id}", status_code=204, response_class=Response, summary="Delete a token (admin)")
