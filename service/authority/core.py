@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable, Iterator, Mapping
 
@@ -37,7 +38,7 @@ from service.authority.values import (
 )
 from service.ca.crl import parse_reason
 from service.ca.csr import CertificateRequest, load_csr, read_request
-from service.ca.inspect import format_serial, has_extended_key_usage, parse_serial, summarize
+from service.ca.inspect import CertificateSummary, format_serial, has_extended_key_usage, parse_serial, summarize
 from service.ca.issue import Signer, build_leaf_builder, random_serial_number
 from service.ca.names import build_subject, parse_general_name
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
@@ -45,7 +46,7 @@ from service.ca.policy import PolicyContext, decide
 from service.ca.profiles import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile
 from service.db.groupcommit import GroupCommitter
 from service.db.models import CertificateRecord
-from service.db.repositories import REVOCATIONS, CertificateRepository, CounterRepository
+from service.db.repositories import REVOCATIONS, CertificateRepository, CounterRepository, identity_state
 from service.db.session import Database
 from service.errors import (
     AuthenticationError,
@@ -121,23 +122,19 @@ class Authority:
 
     def identify_client(self, der: bytes, *, address: str | None = None) -> ClientIdentity:
         """A certificate the TLS layer verified; refused here if revoked or not issued by us."""
-        try:
-            certificate = x509.load_der_x509_certificate(der)
-        except ValueError:
-            raise AuthenticationError("the client certificate cannot be read") from None
-        serial = format_serial(certificate.serial_number)
-        with self.db.reader() as session:
-            record = CertificateRepository(session).get(serial)
-        if record is None or record.der != der:
+        certificate, summary, client_auth = _parse_client_certificate(der)
+        with self.db.connect() as connection:  # every request: a revocation is refused at once, in every worker
+            state = identity_state(connection, summary.serial)
+        if state is None or state[2] != summary.fingerprint_sha256:  # the exact certificate we issued
             raise PermissionDeniedError("the client certificate was not issued by this pocketca")
-        if record.status == "revoked":
-            raise RevokedCertificateError(serial)
-        now = self.clock()
-        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+        status, profile, _ = state
+        if status == "revoked":
+            raise RevokedCertificateError(summary.serial)
+        if not summary.not_before <= self.clock() <= summary.not_after:
             raise PermissionDeniedError("the client certificate is expired or not yet valid")
-        if not has_extended_key_usage(certificate, ExtendedKeyUsageOID.CLIENT_AUTH):
+        if not client_auth:
             raise PermissionDeniedError("the client certificate is not for client authentication")
-        return ClientIdentity(certificate, summarize(certificate), record.profile, address)
+        return ClientIdentity(certificate, summary, profile, address)
 
     # --- issuance ----------------------------------------------------------------------------
 
@@ -435,3 +432,14 @@ def _parse_serial(text: str) -> str:
         return format_serial(parse_serial(text))
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_client_certificate(der: bytes) -> tuple[x509.Certificate, CertificateSummary, bool]:
+    """Parsing is the same for every request on a keep-alive connection: done once per certificate."""
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise AuthenticationError("the client certificate cannot be read") from None
+    client_auth = has_extended_key_usage(certificate, ExtendedKeyUsageOID.CLIENT_AUTH)
+    return certificate, summarize(certificate), client_auth

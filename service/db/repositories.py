@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import Connection, case, func, insert, or_, select, update
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from service.db.models import AuditRecord, CertificateRecord, CounterRecord, CRLRecord, TokenRecord
@@ -200,3 +200,13 @@ def _values(record: DeclarativeBase) -> dict[str, object]:
     table = record.__table__
     values = {column.key: getattr(record, column.key) for column in table.columns}
     return {key: value for key, value in values.items() if value is not None}
+
+
+_IDENTITY = select(CertificateRecord.status, CertificateRecord.profile, CertificateRecord.fingerprint_sha256)
+
+
+def identity_state(connection: Connection, serial: str) -> tuple[str, str, str] | None:
+    """(status, profile, fingerprint_sha256) by the unique serial index: the per-request edge check, on a bare
+    Core connection (a Session costs more than the query here)."""
+    row = connection.execute(_IDENTITY.where(CertificateRecord.serial == serial)).first()
+    return (row[0], row[1], row[2]) if row is not None else None

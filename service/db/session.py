@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -88,6 +88,12 @@ class Database:
     def reader(self) -> Iterator[Session]:
         with self._read() as session:
             yield session
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A Core connection for one quick read on a hot path, without the ORM session around it."""
+        with self.engine.connect() as connection:
+            yield connection
 
     @contextmanager
     def writer(self) -> Iterator[Session]:
