@@ -156,7 +156,7 @@ def _caller(record: TokenRecord, address: str | None) -> TokenCaller:
     names = frozenset(record.sans or [])
     if record.cn is not None:
         with contextlib.suppress(ValueError):  # a CN that is no name ("Alice Smith") binds the subject only
-            names |= {format_general_name(parse_general_name(record.cn))}
+            names |= {format_general_name(parse_general_name(record.cn, allow_prefix=False))}
     return TokenCaller(
         token_id=record.id, scope=record.scope, cn=record.cn, names=names, profile=record.profile, address=address
     )

@@ -37,31 +37,38 @@ GeneralName = x509.DNSName | x509.IPAddress | x509.RFC822Name | x509.UniformReso
 
 
 def is_dns_name(value: str, *, allow_wildcard: bool = True) -> bool:
+    """LDH labels (IDNA names as A-labels), at most 253 characters in all, wildcard included; the last label
+    not all digits, so a mistyped IPv4 address (`010.0.0.1`, `256.1.1.1`) is not taken for a host name."""
+    if not value.isascii() or len(value) > MAX_DNS_LENGTH:
+        return False
     name = value.lower()
     if allow_wildcard and name.startswith("*."):
         name = name[2:]
-    if not name or len(name) > MAX_DNS_LENGTH or name.endswith("."):
+    if not name or name.endswith("."):
         return False
-    return all(_LABEL.match(label) for label in name.split("."))
+    labels = name.split(".")
+    return all(_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
 
 
-def parse_general_name(text: str) -> GeneralName:
-    """User text -> a SAN; raises ValueError with a message fit for the caller."""
+def parse_general_name(text: str, *, allow_prefix: bool = True) -> GeneralName:
+    """User text -> a SAN; raises ValueError with a message fit for the caller. `allow_prefix=False` for a CN,
+    whose text is the name itself (a CN `DNS:evil.example` is not the name evil.example)."""
     value = text.strip()
     kind, sep, rest = value.partition(":")
-    prefix = kind.lower() if sep else ""
+    prefix = kind.lower() if sep and allow_prefix else ""
     if prefix in {"dns", "ip", "email", "uri"} and not (prefix == "uri" and rest.startswith("//")):
         value = rest.strip()
     else:
         prefix = ""
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or not value:
         raise ValueError(f"name {text!r} is empty or holds control characters")
-    if prefix in {"", "ip"}:
+    if prefix in {"", "ip"} and "%" not in value:  # an IPv6 zone (fe80::1%eth0) cannot live in a certificate
         try:
             return x509.IPAddress(ipaddress.ip_address(value))
         except ValueError:
-            if prefix == "ip":
-                raise ValueError(f"{value!r} is not an IP address") from None
+            pass
+    if prefix == "ip":
+        raise ValueError(f"{value!r} is not an IP address (without a zone)")
     if prefix in {"", "uri"} and _URI.match(value):
         return x509.UniformResourceIdentifier(value)
     if prefix in {"", "email"} and _EMAIL.match(value):

@@ -64,7 +64,7 @@ def normalise_sans(request: CertificateRequest) -> tuple[list[x509.GeneralName],
             names.append(parsed)
     if request.common_name:
         try:
-            cn_name = parse_general_name(request.common_name)
+            cn_name = parse_general_name(request.common_name, allow_prefix=False)
         except ValueError:
             cn_name = None
         if cn_name is not None and cn_name not in names:
