@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import os
+import signal
 import ssl
 from pathlib import Path
 from typing import Any
@@ -191,5 +192,12 @@ def serve(settings: Settings) -> None:
         sock = config.bind_socket()
         Multiprocess(config, sockets=[sock]).run()
     else:
-        server.run()
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal against the handler that was
+        # there before it: make that one a no-op, so a stop is a clean exit 0 and not a kill or a traceback
+        previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            server.run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     logging.getLogger("pocketca").info("stopped")
