@@ -146,6 +146,7 @@ def _running(data_dir: Path, **kwargs: object) -> Iterator[LiveServer]:
 # --- 1. first start -----------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # reads pocketca.db itself
 def test_first_start_makes_private_files_a_hashed_working_token_and_a_certificate_for_every_name(
     tmp_path: Path,
 ) -> None:
@@ -229,6 +230,7 @@ def test_server_certificate_verifies_over_ipv6_loopback(tmp_path: Path) -> None:
 # --- 2. restart -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # reads pocketca.db itself
 def test_restart_reuses_ca_token_and_server_certificate_and_does_not_print_the_token_again(tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = start_server(data)
@@ -371,6 +373,7 @@ def test_passphrase_encrypts_the_ca_key_and_a_wrong_one_stops_serve_with_a_clear
 # --- 5. two starts at the same moment -------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # reads pocketca.db itself
 def test_two_serves_started_together_on_one_empty_data_dir_share_one_ca_and_one_token(tmp_path: Path) -> None:
     data = tmp_path / "data"
     ports = [free_port(), free_port()]
@@ -509,6 +512,7 @@ def test_the_log_has_one_line_per_request_naming_the_caller_and_no_secrets(tmp_p
 # --- 8. SQLite under two workers --------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # reads pocketca.db itself
 def test_sqlite_is_wal_and_60_concurrent_issues_on_two_workers_all_succeed(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with _running(data, workers=2) as server:
