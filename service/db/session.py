@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -43,6 +43,9 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(connection: Any) -> None:
     immediate = connection.get_execution_options().get(_WRITE, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+_PG_WRITE_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('pocketca:write'))")
 
 
 class _WriteLock:
@@ -97,8 +100,14 @@ class Database:
 
     @contextmanager
     def writer(self) -> Iterator[Session]:
-        """Commits when the block ends normally (durably, before the caller sees a result); rolls back otherwise."""
+        """Commits when the block ends normally (durably, before the caller sees a result); rolls back otherwise.
+
+        Writers take turns, as on SQLite: on PostgreSQL a transaction-scoped advisory lock first, so batches from
+        several workers and replicas never lock rows in different orders (which deadlocks) and read-then-write
+        units see each other's commits."""
         with self._write_lock, self._write() as session, session.begin():
+            if self.engine.dialect.name == "postgresql":
+                session.execute(_PG_WRITE_LOCK)
             yield session
 
     @contextmanager
