@@ -7,9 +7,11 @@ import tempfile
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509 import ocsp
 
+from service.ca.crl import is_tbs_certlist
 from service.ca.keys import PrivateKey, dump_private_key, load_private_key, signature_hash
 
 
@@ -70,6 +72,21 @@ class FileKeyStore:
 
     def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
         return builder.sign(self._key, self._hash)
+
+    def sign_crl_tbs(self, tbs_certlist: bytes) -> bytes:
+        """What `sign_crl` would sign, signed the same way; only ever a v2 TBSCertList, so these bytes can never
+        be passed off as a certificate, CSR or OCSP response."""
+        if not is_tbs_certlist(tbs_certlist):
+            raise ValueError("not a DER v2 TBSCertList")
+        key = self._key
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            return key.sign(tbs_certlist)
+        assert self._hash is not None
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(tbs_certlist, ec.ECDSA(self._hash))
+        if isinstance(key, rsa.RSAPrivateKey):  # what CertificateRevocationListBuilder.sign does for RSA
+            return key.sign(tbs_certlist, padding.PKCS1v15(), self._hash)
+        raise TypeError(f"cannot sign a CRL with {type(key).__name__}")
 
     def __repr__(self) -> str:  # never show key material, even in a debugger or traceback
         return f"<FileKeyStore {type(self._key).__name__}>"

@@ -42,6 +42,7 @@ def foreign_ca() -> ForeignCA:
 
 PG_URL = os.environ.get("POCKETCA_TEST_DATABASE_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test
 PG_PREFIX = "pocketca_t_"
+_CREATED: set[str] = set()  # dropped when this session ends (and only these: another run may be going on)
 
 
 def database_url_for(data_dir: Path) -> str | None:
@@ -56,6 +57,7 @@ def database_url_for(data_dir: Path) -> str | None:
         exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             connection.execute(f'CREATE DATABASE "{name}"')
+        _CREATED.add(name)
     return admin.set(database=name).render_as_string(hide_password=False)
 
 
@@ -76,8 +78,7 @@ def _drop_test_databases() -> Iterator[None]:
         return
     admin = sqlalchemy.make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as connection:
-        names = connection.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (PG_PREFIX + "%",))
-        for (name,) in names.fetchall():
+        for name in sorted(_CREATED):
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

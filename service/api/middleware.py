@@ -45,22 +45,35 @@ class LimitsMiddleware:
             detail = f"the request head is over {limits.max_header_bytes} bytes"
             await _refuse(scope, receive, send, HeadersTooLargeError(detail))
             return
-        received = 0
+        # Read the whole body here (it is small by definition), so that a body over the limit or too slow is
+        # answered 413/408 by us, whoever reads it later (FastAPI turns errors inside its own body parsing into 400).
+        body = bytearray()
         deadline = time.monotonic() + limits.body_timeout
-
-        async def limited() -> Message:
-            nonlocal received
+        while True:
             try:
                 message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                raise RequestTimeoutError(f"the request body did not arrive within {limits.body_timeout:g} s") from None
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limits.max_body_bytes:
-                    raise PayloadTooLargeError(_too_large(limits))
-            return message
+                detail = f"the request body did not arrive within {limits.body_timeout:g} s"
+                await _refuse(scope, receive, send, RequestTimeoutError(detail))
+                return
+            if message["type"] != "http.request":  # the client went away: let the app see it
+                break
+            body += message.get("body", b"")
+            if len(body) > limits.max_body_bytes:
+                await _refuse(scope, receive, send, PayloadTooLargeError(_too_large(limits)))
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        await self.app(scope, limited, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def _too_large(limits: Limits) -> str:

@@ -159,7 +159,7 @@ class TokenListResponse(BaseModel):
 class PKCS12Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cn: str = Field(max_length=64)
+    cn: str = Field(min_length=1, max_length=64)
     sans: list[str] = Field(default_factory=list, max_length=100)
     profile: str | None = Field(None, max_length=64)
     validity_days: int | None = None

@@ -190,6 +190,8 @@ class Authority:
         return PKCS12Bundle(issued=issued, data=data)
 
     def _request_for(self, public_key: CertificatePublicKeyTypes, cn: str, sans: list[str]) -> CertificateRequest:
+        if not 1 <= len(cn.encode()) <= 64 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn):
+            raise PolicyError(["the CN must be 1 to 64 bytes of UTF-8 without control characters"])
         problems, names = [], []
         for san in sans:
             try:

@@ -15,17 +15,16 @@ import time
 from collections.abc import Callable
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.authority.values import CRLDocument
-from service.ca.crl import RevokedEntry, build_crl
-from service.ca.inspect import parse_serial
+from service.ca.crl import build_crl_der, encode_revoked_entry
 from service.ca.issue import Signer
 from service.db.models import CRLRecord
 from service.db.repositories import CRL_FLOOR, REVOCATIONS, CertificateRepository, CounterRepository, CRLRepository
 from service.db.session import Database
 
 DEFAULT_CRL_LIFETIME = dt.timedelta(days=7)
+KEEP_CRLS = 10  # older CRLs are deleted: at 1M revoked each is ~50 MB
 log = logging.getLogger("pocketca.crl")
 
 
@@ -101,22 +100,18 @@ class CRLPublisher:
             if state is not None and not self._stale(state, revision, floor):
                 return None  # someone built it while we waited for the lock
             now = self.clock()
-            entries = [
-                RevokedEntry(parse_serial(serial), revoked_at, reason)
-                for serial, revoked_at, reason in CertificateRepository(session).iter_revoked_unexpired(now)
+            entries = [  # DER per entry: a Python RevokedCertificate each would cost 5x (see ca.crl)
+                encode_revoked_entry(serial, revoked_at, reason)
+                for serial, revoked_at, reason in CertificateRepository(session).iter_revoked_for_crl(now)
             ]
         number = max((state[0] + 1) if state is not None else 1, floor)
         next_update = now + self.lifetime
-        crl = build_crl(self.signer, self.issuer, entries, number=number, this_update=now, next_update=next_update)
-        record = CRLRecord(
-            number=number,
-            this_update=now,
-            next_update=next_update,
-            revision=revision,
-            der=crl.public_bytes(Encoding.DER),
-        )
+        der = build_crl_der(self.signer, self.issuer, entries, number=number, this_update=now, next_update=next_update)
+        record = CRLRecord(number=number, this_update=now, next_update=next_update, revision=revision, der=der)
         with self.db.writer() as session:
-            CRLRepository(session).add(record)
+            crls = CRLRepository(session)
+            crls.add(record)
+            crls.prune(keep=KEEP_CRLS)
         log.info(
             "built CRL %d with %d entries in %.0f ms", number, len(entries), (time.perf_counter() - started) * 1000
         )

@@ -50,6 +50,8 @@ class OCSPResponder:
             question = load_ocsp_request(data)
         except MalformedOCSPRequestError:
             return build_unsuccessful("malformedRequest"), None
+        if question.serial_number < 0:  # no certificate has one; an OCSP response cannot even name it
+            return build_unsuccessful("malformedRequest"), None
         if not is_for_issuer(question, self.issuer):
             return build_unsuccessful("unauthorized"), None
         answer = self._answer(question.serial_number)

@@ -31,6 +31,10 @@ class Signer(Protocol):
 
     def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList: ...
 
+    def sign_crl_tbs(self, tbs_certlist: bytes) -> bytes:
+        """The signature over a DER TBSCertList, by the algorithm `sign_crl` uses (see ca.crl.build_crl_der)."""
+        ...
+
     def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse: ...
 
 

@@ -50,6 +50,7 @@ def normalise_sans(request: CertificateRequest) -> tuple[list[x509.GeneralName],
     """Requested SANs, cleaned, plus the CN when it is itself a name; and the problems found."""
     problems: list[str] = []
     names: list[x509.GeneralName] = []
+    seen: set[x509.GeneralName] = set()
     for requested in request.sans:
         text = format_general_name(requested)
         if text.startswith("unsupported:"):
@@ -60,7 +61,8 @@ def normalise_sans(request: CertificateRequest) -> tuple[list[x509.GeneralName],
         except ValueError as exc:
             problems.append(str(exc))
             continue
-        if parsed not in names:
+        if parsed not in seen:
+            seen.add(parsed)
             names.append(parsed)
     if request.common_name:
         try:
@@ -148,6 +150,8 @@ def decide(
     ctx: PolicyContext = PolicyContext(),
 ) -> LeafSpec:
     """Returns what to certify, or raises PolicyError listing every broken rule."""
+    if len(request.sans) > profile.max_sans:  # before any per-name work: 10,000 SANs must cost nothing
+        raise PolicyError([f"profile {profile.name!r} allows at most {profile.max_sans} SANs, not {len(request.sans)}"])
     sans, problems = normalise_sans(request)
     for validator in VALIDATORS:
         problems.extend(validator(request, sans, profile, ctx))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from sqlalchemy import Connection, case, func, insert, or_, select, update
+from sqlalchemy import Connection, String, case, delete, func, insert, or_, select, type_coerce, update
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from service.db.models import AuditRecord, CertificateRecord, CounterRecord, CRLRecord, TokenRecord
@@ -89,6 +89,27 @@ class CertificateRepository:
             assert revoked_at is not None  # revoke() sets both status and time
             yield serial, revoked_at, reason or "unspecified"
 
+    def iter_revoked_for_crl(self, now: dt.datetime) -> Iterator[tuple[str, str, str | None]]:
+        """(serial, revoked_at as ISO-8601 UTC text, reason or None) for ca.crl.encode_revoked_entry: Core rows and
+        no datetime objects. SQLite stores UTC text ('YYYY-MM-DD HH:MM:SS.ffffff', see db.base.UTCDateTime), read
+        as is; PostgreSQL's driver returns datetimes, formatted here."""
+        query = (
+            select(
+                CertificateRecord.serial,
+                type_coerce(CertificateRecord.revoked_at, String),  # no result processing: SQLite's text as stored
+                CertificateRecord.revocation_reason,
+            )
+            .where(CertificateRecord.status == "revoked", CertificateRecord.not_after > now)
+            .order_by(CertificateRecord.id)
+            .execution_options(yield_per=20_000)
+        )
+        for serial, revoked_at, reason in self._session.connection().execute(query):
+            stored: object = revoked_at
+            if isinstance(stored, dt.datetime):  # psycopg returns aware datetimes whatever the coercion says
+                yield serial, stored.astimezone(dt.UTC).isoformat(" "), reason
+            else:
+                yield serial, revoked_at, reason
+
 
 class TokenRepository:
     def __init__(self, session: Session) -> None:
@@ -149,6 +170,12 @@ class CRLRepository:
 
     def get(self, number: int) -> CRLRecord | None:
         return self._session.get(CRLRecord, number)
+
+    def prune(self, keep: int) -> None:
+        """Only the newest `keep` CRLs stay: at 1M revoked each one is ~50 MB."""
+        numbers = list(self._session.scalars(select(CRLRecord.number).order_by(CRLRecord.number.desc()).limit(keep)))
+        if len(numbers) == keep:
+            self._session.execute(delete(CRLRecord).where(CRLRecord.number < numbers[-1]))
 
     def latest(self) -> CRLRecord | None:
         return self._session.scalars(select(CRLRecord).order_by(CRLRecord.number.desc()).limit(1)).first()

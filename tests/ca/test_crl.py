@@ -8,7 +8,16 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from service.ca.crl import REVOCATION_REASONS, RevokedEntry, build_crl, parse_reason
+from service.ca.crl import (
+    REASONS,
+    REVOCATION_REASONS,
+    RevokedEntry,
+    build_crl,
+    build_crl_der,
+    encode_revoked_entry,
+    is_tbs_certlist,
+    parse_reason,
+)
 from service.ca.issue import build_ca_certificate, random_serial_number
 from service.ca.keys import PrivateKey, describe_public_key, generate_private_key
 from service.keystore import FileKeyStore
@@ -105,6 +114,64 @@ def test_the_signature_fails_for_another_key_of_the_same_type(ca: tuple[PrivateK
     other = generate_private_key(describe_public_key(ca[0].public_key()))  # type: ignore[arg-type]
     assert not crl.is_signature_valid(other.public_key())
     assert not crl.is_signature_valid(p256().public_key())
+
+
+# --- many entries: build_crl_der writes what build_crl writes ------------------------------------------
+
+
+def stored_text(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")  # as SQLite keeps it
+
+
+def test_build_crl_der_writes_the_bytes_build_crl_writes(ca: tuple[PrivateKey, x509.Certificate]) -> None:
+    key, certificate = ca
+    now = utcnow()
+    serials = [1, 127, 128, 255, 256, 2**63, 2**158, 2**159 - 1, *(random_serial_number() for _ in range(50))]
+    times = [now - dt.timedelta(days=3, microseconds=123456), dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=dt.UTC)]
+    times.append(dt.datetime(2050, 1, 1, tzinfo=dt.UTC))  # GeneralizedTime from 2050 on
+    reasons = [*REASONS, None]
+    entries = [(serial, times[i % len(times)], reasons[i % len(reasons)]) for i, serial in enumerate(serials)]
+    signer = FileKeyStore(key)
+    expected = build_crl(
+        signer,
+        certificate,
+        [RevokedEntry(serial, when, reason or "unspecified") for serial, when, reason in entries],
+        number=9,
+        this_update=now,
+        next_update=now + dt.timedelta(days=7),
+    )
+    der = build_crl_der(
+        signer,
+        certificate,
+        [encode_revoked_entry(format(serial, "x"), stored_text(when), reason) for serial, when, reason in entries],
+        number=9,
+        this_update=now,
+        next_update=now + dt.timedelta(days=7),
+    )
+    crl = x509.load_der_x509_crl(der)
+    assert crl.tbs_certlist_bytes == expected.tbs_certlist_bytes
+    assert crl.signature_algorithm_oid == expected.signature_algorithm_oid
+    assert crl.is_signature_valid(certificate.public_key())  # type: ignore[arg-type]
+    assert len(crl) == len(entries)
+
+
+def test_build_crl_der_without_entries_is_build_crl(ca: tuple[PrivateKey, x509.Certificate]) -> None:
+    key, certificate = ca
+    now = utcnow()
+    crl = x509.load_der_x509_crl(
+        build_crl_der(FileKeyStore(key), certificate, [], number=1, this_update=now, next_update=now)
+    )
+    assert len(crl) == 0 and crl.is_signature_valid(certificate.public_key())  # type: ignore[arg-type]
+
+
+def test_the_key_store_signs_only_a_tbs_certlist(ca: tuple[PrivateKey, x509.Certificate]) -> None:
+    key, certificate = ca
+    crl, _ = crl_for(ca, [])
+    assert is_tbs_certlist(crl.tbs_certlist_bytes)
+    for other in (certificate.tbs_certificate_bytes, b"", b"\x30\x00", b"anything"):
+        assert not is_tbs_certlist(other)
+        with pytest.raises(ValueError, match="TBSCertList"):
+            FileKeyStore(key).sign_crl_tbs(other)
 
 
 # --- reasons as users type them -----------------------------------------------------------------------
