@@ -49,7 +49,7 @@ def test_healthcheck_command_passes_against_a_server_configured_like_the_image(t
     port = free_port()
     data = tmp_path / "data"
     code = argv[2].replace("/data/", f"{data}/").replace(":8443/", f":{port}/")
-    server = start_server(data, port=port, extra_env={"POCKETCA_HOST": "0.0.0.0"})  # noqa: S104
+    server = start_server(data, port=port, extra_env={"POCKETCA_HOST": "0.0.0.0"})
     try:
         assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode == 0
     finally:
