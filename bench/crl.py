@@ -56,7 +56,7 @@ from sqlalchemy import insert, text
 
 import service.authority.crls as crls_module
 from service.authority.crls import CRLPublisher
-from service.ca.crl import RevokedEntry, build_crl
+from service.ca.crl import RevokedEntry, build_crl, encode_revoked_entry
 from service.ca.inspect import parse_serial
 from service.ca.issue import build_ca_certificate
 from service.ca.keys import dump_private_key, generate_private_key, load_private_key
@@ -100,6 +100,7 @@ COLUMNS = (
     "issued_by",
     "created_at",
     "der",
+    "crl_entry",
 )
 STORED_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's SQLite dialect stores a DateTime; checked in seed()
 
@@ -130,9 +131,12 @@ def synthetic_rows(count: int, now: dt.datetime, rng: random.Random) -> Iterator
         issued = DAY + int(rng.random() * 60 * DAY)  # seconds before now
         issued_at = stored_time_at(epoch, -issued)
         cn = f"revoked-{i % 5000:04d}.bench.example"
+        serial = f"{rng.getrandbits(159) | 1:x}"
+        revoked_at = stored_time_at(epoch, int(rng.random() * issued) - issued)
+        reason = rng.choice(REASONS)
         chunk.append(
             (
-                f"{rng.getrandbits(159) | 1:x}",
+                serial,
                 cn,
                 f"CN={cn}",
                 f'["{cn}"]',
@@ -140,12 +144,13 @@ def synthetic_rows(count: int, now: dt.datetime, rng: random.Random) -> Iterator
                 issued_at,
                 stored_time_at(epoch, 30 * DAY + int(rng.random() * 335 * DAY)),
                 "revoked",
-                stored_time_at(epoch, int(rng.random() * issued) - issued),
-                rng.choice(REASONS),
+                revoked_at,
+                reason,
                 f"{i:064x}",
                 "token:bench",
                 issued_at,
                 DER,
+                encode_revoked_entry(serial, revoked_at, reason),  # as revoke() stores it
             )
         )
         if len(chunk) == CHUNK:

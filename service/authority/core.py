@@ -36,7 +36,7 @@ from service.authority.values import (
     StoredCertificate,
     TokenInfo,
 )
-from service.ca.crl import parse_reason
+from service.ca.crl import encode_revoked_entry, parse_reason
 from service.ca.csr import CertificateRequest, load_csr, read_request
 from service.ca.inspect import CertificateSummary, format_serial, has_extended_key_usage, parse_serial, summarize
 from service.ca.issue import Signer, build_leaf_builder, random_serial_number
@@ -355,6 +355,7 @@ class Authority:
                 record.status = "revoked"
                 record.revoked_at = self.clock()
                 record.revocation_reason = reason_name
+                record.crl_entry = encode_revoked_entry(serial, record.revoked_at.isoformat(" "), reason_name)
                 CounterRepository(session).increment(REVOCATIONS)
                 self.audit.record(session, "certificate.revoke", caller, serial=serial, detail=f"reason={reason_name}")
                 return record

@@ -101,8 +101,8 @@ class CRLPublisher:
                 return None  # someone built it while we waited for the lock
             now = self.clock()
             entries = [  # DER per entry: a Python RevokedCertificate each would cost 5x (see ca.crl)
-                encode_revoked_entry(serial, revoked_at, reason)
-                for serial, revoked_at, reason in CertificateRepository(session).iter_revoked_for_crl(now)
+                item if isinstance(item, bytes) else encode_revoked_entry(*item)
+                for item in CertificateRepository(session).iter_crl_entries(now)
             ]
         number = max((state[0] + 1) if state is not None else 1, floor)
         next_update = now + self.lifetime

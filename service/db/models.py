@@ -28,6 +28,8 @@ class CertificateRecord(Base):
     issued_by: Mapped[str | None] = mapped_column(String(80))  # "token:<id>" or "cert:<serial>"
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     der: Mapped[bytes] = mapped_column(LargeBinary)
+    # this certificate's entry in the CRL, DER, written when it is revoked: a CRL build only joins these
+    crl_entry: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class TokenRecord(Base):
