@@ -30,10 +30,6 @@ class CertificateRepository:
     def count(self) -> int:
         return int(self._session.scalar(select(func.count()).select_from(CertificateRecord)) or 0)
 
-    def status_of(self, serial: str) -> str | None:
-        """Just the status: the cheap indexed lookup every mTLS request makes."""
-        return self._session.scalar(select(CertificateRecord.status).where(CertificateRecord.serial == serial))
-
     def page(
         self,
         *,
@@ -160,9 +156,6 @@ class TokenRepository:
         )
         return (False, None) if row is None else (True, row[0])
 
-    def get_by_hash(self, secret_hash: str) -> TokenRecord | None:
-        return self._session.scalars(select(TokenRecord).where(TokenRecord.secret_hash == secret_hash)).first()
-
     def get(self, token_id: str) -> TokenRecord | None:
         return self._session.get(TokenRecord, token_id)
 
@@ -198,9 +191,6 @@ class CRLRepository:
         numbers = list(self._session.scalars(select(CRLRecord.number).order_by(CRLRecord.number.desc()).limit(keep)))
         if len(numbers) == keep:
             self._session.execute(delete(CRLRecord).where(CRLRecord.number < numbers[-1]))
-
-    def latest(self) -> CRLRecord | None:
-        return self._session.scalars(select(CRLRecord).order_by(CRLRecord.number.desc()).limit(1)).first()
 
     def add(self, record: CRLRecord) -> None:
         self._session.add(record)
