@@ -8,12 +8,14 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from service.authority.callers import Caller, TokenCaller
 from service.authority.paging import check_limit, decode_cursor, encode_cursor
 from service.authority.values import AuditEntry, Page
+from service.db.groupcommit import Transaction
 from service.db.models import AuditRecord
 from service.db.repositories import AuditRepository
 from service.db.session import Database
@@ -39,20 +41,56 @@ class Auditor:
         detail: str | None = None,
     ) -> None:
         """Adds the row to the caller's transaction; the log line waits for `emit` after the commit."""
-        if token_id is None and isinstance(caller, TokenCaller):
-            token_id = caller.token_id
-        record = AuditRecord(
-            at=self.clock(),
-            action=action,
-            outcome=outcome,
-            actor=caller.label,
-            token_id=token_id,
-            serial=serial,
-            client_address=caller.address,
-            detail=detail,
-        )
+        record = AuditRecord(**self._values(action, caller, outcome, serial, token_id, detail))
         AuditRepository(session).add(record)
         session.info.setdefault(_PENDING, []).append(record)
+
+    def record_in(
+        self,
+        transaction: Transaction,
+        action: str,
+        caller: Caller,
+        *,
+        outcome: str = "ok",
+        serial: str | None = None,
+        token_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """`record` for a group-commit unit (the hot path): the row now, the log line once it is committed."""
+        values = self._values(action, caller, outcome, serial, token_id, detail)
+        row_id = transaction.sql.insert_audit(transaction.connection, values)
+        entry = AuditEntry(id=row_id, **values)
+        transaction.after_commit.append(lambda: _log(entry))
+
+    def refusal(
+        self, action: str, caller: Caller, detail: str, *, serial: str | None = None
+    ) -> Callable[[Transaction], None]:
+        """`refused` as a group-commit unit, for callers on the event loop."""
+        return lambda transaction: self.record_in(
+            transaction, action, caller, outcome="refused", serial=serial, detail=detail
+        )
+
+    def _values(
+        self,
+        action: str,
+        caller: Caller,
+        outcome: str,
+        serial: str | None,
+        token_id: str | None,
+        detail: str | None,
+    ) -> dict[str, Any]:
+        if token_id is None and isinstance(caller, TokenCaller):
+            token_id = caller.token_id
+        return {
+            "at": self.clock(),
+            "action": action,
+            "outcome": outcome,
+            "actor": caller.label,
+            "token_id": token_id,
+            "serial": serial,
+            "client_address": caller.address,
+            "detail": detail,
+        }
 
     def refused(
         self, action: str, caller: Caller, detail: str, *, serial: str | None = None, token_id: str | None = None
@@ -62,17 +100,9 @@ class Auditor:
             self.record(session, action, caller, outcome="refused", serial=serial, token_id=token_id, detail=detail)
         self.emit(session)
 
-    def mark(self, session: Session) -> int:
-        return len(session.info.get(_PENDING, []))
-
-    def discard_since(self, session: Session, mark: object) -> None:
-        """A unit rolled back to its savepoint: its rows are gone, so its log lines go too."""
-        pending = session.info.get(_PENDING, [])
-        del pending[int(mark) if isinstance(mark, int) else len(pending) :]
-
     def emit(self, session: Session) -> None:
         for record in session.info.pop(_PENDING, []):
-            log.info(json.dumps(dataclasses.asdict(_entry(record)), default=str, separators=(",", ":")))
+            _log(_entry(record))
 
     def page(self, *, limit: int, cursor: str | None) -> Page[AuditEntry]:
         rows_wanted = check_limit(limit)
@@ -81,6 +111,10 @@ class Auditor:
         items = [_entry(r) for r in rows[:rows_wanted]]
         next_cursor = encode_cursor(items[-1].id) if len(rows) > rows_wanted else None
         return Page(items=items, next_cursor=next_cursor)
+
+
+def _log(entry: AuditEntry) -> None:
+    log.info(json.dumps(dataclasses.asdict(entry), default=str, separators=(",", ":")))
 
 
 def _entry(record: AuditRecord) -> AuditEntry:

@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from sqlalchemy.orm import Session
 
 from service.authority.audit import Auditor
 from service.authority.callers import Caller, ClientIdentity, LocalCaller, TokenCaller, require_scope
@@ -38,15 +37,22 @@ from service.authority.values import (
 )
 from service.ca.crl import encode_revoked_entry, parse_reason
 from service.ca.csr import CertificateRequest, load_csr, read_request
-from service.ca.inspect import CertificateSummary, format_serial, has_extended_key_usage, parse_serial, summarize
+from service.ca.inspect import (
+    CertificateSummary,
+    format_serial,
+    has_extended_key_usage,
+    parse_serial,
+    summarize,
+    summarize_issued,
+)
 from service.ca.issue import Signer, build_leaf_builder, random_serial_number
 from service.ca.names import build_subject, parse_general_name
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
 from service.ca.policy import PolicyContext, decide
 from service.ca.profiles import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile
-from service.db.groupcommit import GroupCommitter
+from service.db.groupcommit import GroupCommitter, Transaction
 from service.db.models import CertificateRecord
-from service.db.repositories import REVOCATIONS, CertificateRepository, CounterRepository, identity_state
+from service.db.repositories import REVOCATIONS, CertificateRepository, CounterRepository
 from service.db.session import Database
 from service.errors import (
     AuthenticationError,
@@ -94,9 +100,7 @@ class Authority:
         self.tokens = TokenManager(db, self.audit, self.profiles, clock)
         self.crls = CRLPublisher(db, signer, ca_certificate, lifetime=crl_lifetime, clock=clock)
         self.ocsp = OCSPResponder(db, signer, ca_certificate, clock=clock)
-        self.writes = GroupCommitter(
-            db, before_unit=self.audit.mark, after_failure=self.audit.discard_since, after_commit=self.audit.emit
-        )
+        self.writes = GroupCommitter(db)
 
     def close(self) -> None:
         self.writes.close()
@@ -123,8 +127,8 @@ class Authority:
     def identify_client(self, der: bytes, *, address: str | None = None) -> ClientIdentity:
         """A certificate the TLS layer verified; refused here if revoked or not issued by us."""
         certificate, summary, client_auth = _parse_client_certificate(der)
-        with self.db.connect() as connection:  # every request: a revocation is refused at once, in every worker
-            state = identity_state(connection, summary.serial)
+        # every request: a revocation is refused at once, in every worker (the hot path's DB-API read)
+        state = self.db.hot.identity_state(self.db.raw(), summary.serial)
         if state is None or state[2] != summary.fingerprint_sha256:  # the exact certificate we issued
             raise PermissionDeniedError("the client certificate was not issued by this pocketca")
         status, profile, _ = state
@@ -143,11 +147,33 @@ class Authority:
     ) -> IssuedCertificate:
         """Admin/issue tokens ask within the profile; enrollment tokens for exactly their names; a certificate
         holder renews its own names."""
-        action = "certificate.renew" if isinstance(caller, ClientIdentity) else "certificate.issue"
+        action = _issue_action(caller)
         with self._refusals(action, caller):
-            request = read_request(load_csr(csr_data))
-            ctx, chosen = self._context(caller, profile)
-            return self._issue(request, chosen, validity_days, ctx, caller, action)
+            unit, issued = self._prepare_csr(csr_data, caller, profile, validity_days, action)
+            self.writes.run(unit)  # committed (with others, one fsync) before we return
+        return issued
+
+    async def sign_csr_async(
+        self, csr_data: bytes, *, caller: Caller, profile: str | None = None, validity_days: int | None = None
+    ) -> IssuedCertificate:
+        """`sign_csr` for the event loop: parsing and signing run here (they hold the GIL either way, and a hop
+        to a thread costs more than they do); the loop serves others while the batch commits."""
+        action = _issue_action(caller)
+        try:
+            with self.writes.expect():
+                unit, issued = self._prepare_csr(csr_data, caller, profile, validity_days, action)
+            await self.writes.submit(unit)
+        except ServiceError as exc:
+            await self.writes.submit(self.audit.refusal(action, caller, exc.detail))
+            raise
+        return issued
+
+    def _prepare_csr(
+        self, csr_data: bytes, caller: Caller, profile: str | None, validity_days: int | None, action: str
+    ) -> tuple[Callable[[Transaction], None], IssuedCertificate]:
+        request = read_request(load_csr(csr_data))
+        ctx, chosen = self._context(caller, profile)
+        return self._prepare(request, chosen, validity_days, ctx, caller, action)
 
     def issue_for_key(
         self,
@@ -163,7 +189,9 @@ class Authority:
         with self._refusals("certificate.issue", caller):
             request = self._request_for(public_key, cn, sans)
             ctx, chosen = self._context(caller, profile)
-            return self._issue(request, chosen, validity_days, ctx, caller, "certificate.issue")
+            unit, issued = self._prepare(request, chosen, validity_days, ctx, caller, "certificate.issue")
+            self.writes.run(unit)
+            return issued
 
     def issue_pkcs12(
         self,
@@ -185,7 +213,8 @@ class Authority:
             key = ec.generate_private_key(ec.SECP256R1())
             request = self._request_for(key.public_key(), cn, sans)
             ctx, chosen = self._context(caller, profile)
-            issued = self._issue(request, chosen, validity_days, ctx, caller, "pkcs12.issue")
+            unit, issued = self._prepare(request, chosen, validity_days, ctx, caller, "pkcs12.issue")
+            self.writes.run(unit)
         data = build_pkcs12(key, issued.certificate, self.chain, password, friendly_name=cn, legacy=legacy)
         return PKCS12Bundle(issued=issued, data=data)
 
@@ -228,8 +257,7 @@ class Authority:
             return
         now = self.clock()
         window = dt.timedelta(minutes=1)
-        with self.db.reader() as session:
-            count, first = CertificateRepository(session).issued_since(caller.label, now - window)
+        count, first = self.db.hot.issued_since(self.db.raw(), caller.label, now - window)
         if count >= self.issue_rate_per_minute:
             retry_after = max(1, math.ceil(((first or now) + window - now).total_seconds()))
             raise RateLimitedError(
@@ -237,7 +265,7 @@ class Authority:
                 retry_after=retry_after,
             )
 
-    def _issue(
+    def _prepare(
         self,
         request: CertificateRequest,
         profile: Profile,
@@ -245,7 +273,8 @@ class Authority:
         ctx: PolicyContext,
         caller: Caller,
         action: str,
-    ) -> IssuedCertificate:
+    ) -> tuple[Callable[[Transaction], None], IssuedCertificate]:
+        """Decides and signs; the unit records it. Nothing is returned to the client before the unit commits."""
         spec = decide(request, profile, validity_days, ctx)
         now = self.clock()
         builder = build_leaf_builder(
@@ -257,29 +286,28 @@ class Authority:
             public_url=self.public_url,
         )
         certificate = self.signer.sign_certificate(builder)
-        summary = summarize(certificate)
-        record = CertificateRecord(
-            serial=summary.serial,
-            cn=spec.common_name,
-            subject=summary.subject,
-            sans=list(summary.sans),
-            profile=profile.name,
-            not_before=summary.not_before,
-            not_after=summary.not_after,
-            status="valid",
-            fingerprint_sha256=summary.fingerprint_sha256,
-            issued_by=caller.label,
-            created_at=now,
-            der=certificate.public_bytes(Encoding.DER),
-        )
+        summary = summarize_issued(certificate, spec.subject, spec.sans, self.ca_certificate)
+        row = {
+            "serial": summary.serial,
+            "cn": spec.common_name,
+            "subject": summary.subject,
+            "sans": summary.sans,
+            "profile": profile.name,
+            "not_before": summary.not_before,
+            "not_after": summary.not_after,
+            "status": "valid",
+            "fingerprint_sha256": summary.fingerprint_sha256,
+            "issued_by": caller.label,
+            "created_at": now,
+            "der": certificate.public_bytes(Encoding.DER),
+        }
 
-        def unit(session: Session) -> None:
-            self.tokens.spend(session, caller)
-            CertificateRepository(session).add(record)
-            self.audit.record(session, action, caller, serial=summary.serial, detail=f"profile={profile.name}")
+        def unit(transaction: Transaction) -> None:
+            self.tokens.spend(transaction, caller)
+            transaction.sql.insert_certificate(transaction.connection, row)
+            self.audit.record_in(transaction, action, caller, serial=summary.serial, detail=f"profile={profile.name}")
 
-        self.writes.run(unit)  # committed (with others, one fsync) before we return: nothing issued goes unrecorded
-        return IssuedCertificate(certificate=certificate, summary=summary, profile=profile.name)
+        return unit, IssuedCertificate(certificate=certificate, summary=summary, profile=profile.name)
 
     def _profile(self, name: str) -> Profile:
         try:
@@ -345,8 +373,8 @@ class Authority:
             else:
                 require_scope(caller, "admin", "revoke")
 
-            def unit(session: Session) -> CertificateRecord:
-                self.tokens.spend(session, caller)
+            with self.db.writer() as session:
+                self.tokens.spend_in(session, caller)
                 record = CertificateRepository(session).get(serial, for_update=True)
                 if record is None:
                     raise NotFoundError(f"no certificate with serial {serial}")
@@ -358,9 +386,7 @@ class Authority:
                 record.crl_entry = encode_revoked_entry(serial, record.revoked_at.isoformat(" "), reason_name)
                 CounterRepository(session).increment(REVOCATIONS)
                 self.audit.record(session, "certificate.revoke", caller, serial=serial, detail=f"reason={reason_name}")
-                return record
-
-            record = self.writes.run(unit)
+            self.audit.emit(session)
         return self._stored(record)
 
     def _status(self, record: CertificateRecord, now: dt.datetime) -> str:
@@ -428,6 +454,10 @@ class Authority:
             raise UnavailableError("the database is not usable") from exc
         if self.signer.public_key() != self.ca_certificate.public_key():
             raise UnavailableError("the CA key does not match the CA certificate")
+
+
+def _issue_action(caller: Caller) -> str:
+    return "certificate.renew" if isinstance(caller, ClientIdentity) else "certificate.issue"
 
 
 def _parse_serial(text: str) -> str:

@@ -15,6 +15,8 @@ from service.authority.callers import SCOPES, TOKEN_PREFIX, Caller, TokenCaller,
 from service.authority.values import NewToken, TokenInfo
 from service.ca.names import format_general_name, parse_general_name
 from service.ca.profiles import Profile
+from service.db.groupcommit import Transaction
+from service.db.hot import TokenRow
 from service.db.models import TokenRecord
 from service.db.repositories import TokenRepository
 from service.db.session import Database
@@ -96,8 +98,7 @@ class TokenManager:
     def authenticate(self, token: str, *, address: str | None = None) -> TokenCaller:
         """`pca_<id>_<secret>`: looked up by id, the secret's hash compared in constant time."""
         token_id, secret = _split(token)
-        with self.db.reader() as session:
-            record = TokenRepository(session).get(token_id)
+        record = self.db.hot.token(self.db.raw(), token_id)  # every request: the hot path's DB-API read
         expected = record.secret_hash if record is not None else hash_secret("")
         if not hmac.compare_digest(expected, hash_secret(secret)) or record is None:
             raise AuthenticationError("the bearer token is not valid")
@@ -112,16 +113,20 @@ class TokenManager:
             raise AuthenticationError(problem)
         return caller
 
-    def spend(self, session: Session, caller: Caller) -> None:
-        """Takes one use inside the change's transaction: a refusal or crash after it gives the use back,
-        and concurrent requests cannot both spend the last one."""
-        if not isinstance(caller, TokenCaller):
-            return
-        spent, uses_left = TokenRepository(session).consume(caller.token_id, self.clock())
-        if not spent:
-            raise AuthenticationError("the bearer token has expired, been used up or been deleted")
-        if uses_left is not None:
-            self.audit.record(session, "token.use", caller, detail=f"uses_left={uses_left}")
+    def spend(self, transaction: Transaction, caller: Caller) -> None:
+        """Takes one use inside the change's transaction (a group-commit unit): a refusal or crash after it
+        gives the use back, and concurrent requests cannot both spend the last one."""
+        if isinstance(caller, TokenCaller):
+            uses_left = _spent(transaction.sql.consume_token(transaction.connection, caller.token_id, self.clock()))
+            if uses_left is not None:
+                self.audit.record_in(transaction, "token.use", caller, detail=f"uses_left={uses_left}")
+
+    def spend_in(self, session: Session, caller: Caller) -> None:
+        """`spend` inside an ORM unit of work (`Database.writer()`)."""
+        if isinstance(caller, TokenCaller):
+            uses_left = _spent(TokenRepository(session).consume(caller.token_id, self.clock()))
+            if uses_left is not None:
+                self.audit.record(session, "token.use", caller, detail=f"uses_left={uses_left}")
 
     def list(self, *, caller: Caller) -> list[TokenInfo]:
         require_scope(caller, "admin")
@@ -144,6 +149,13 @@ class TokenManager:
             return TokenRepository(session).any_with_scope("admin")
 
 
+def _spent(outcome: tuple[bool, int | None]) -> int | None:
+    spent, uses_left = outcome
+    if not spent:
+        raise AuthenticationError("the bearer token has expired, been used up or been deleted")
+    return uses_left
+
+
 def _split(token: str) -> tuple[str, str]:
     body = token.strip().removeprefix(TOKEN_PREFIX)
     token_id, sep, secret = body.partition("_")
@@ -152,7 +164,7 @@ def _split(token: str) -> tuple[str, str]:
     return token_id, secret
 
 
-def _caller(record: TokenRecord, address: str | None) -> TokenCaller:
+def _caller(record: TokenRow, address: str | None) -> TokenCaller:
     names = frozenset(record.sans or [])
     if record.cn is not None:
         with contextlib.suppress(ValueError):  # a CN that is no name ("Alice Smith") binds the subject only

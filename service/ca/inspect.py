@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -58,6 +60,28 @@ def summarize(certificate: x509.Certificate) -> CertificateSummary:
         not_after=certificate.not_valid_after_utc,
         fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex(),
     )
+
+
+def summarize_issued(
+    certificate: x509.Certificate, subject: x509.Name, sans: Sequence[x509.GeneralName], issuer: x509.Certificate
+) -> CertificateSummary:
+    """`summarize` for a certificate just built from these names: the same summary without parsing its
+    extensions and names back (a third of the issuance hot path's Python time)."""
+    return CertificateSummary(
+        serial=format_serial(certificate.serial_number),
+        subject=subject.rfc4514_string(),
+        cn=get_common_name(subject),
+        sans=tuple(format_general_name(name) for name in sans),
+        issuer=_issuer_name(issuer),
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex(),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _issuer_name(issuer: x509.Certificate) -> str:
+    return issuer.subject.rfc4514_string()
 
 
 def has_extended_key_usage(certificate: x509.Certificate, usage: x509.ObjectIdentifier) -> bool:

@@ -6,6 +6,7 @@ The CA key never comes here; a `Signer` (the key store) signs the builder for us
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from typing import Final, Protocol
 
@@ -81,16 +82,34 @@ def build_leaf_builder(
     public_url: str,
 ) -> x509.CertificateBuilder:
     """Everything a leaf carries, per its profile; the signer adds the signature."""
-    base = public_url.rstrip("/")
     not_after = min(now + dt.timedelta(days=spec.validity_days), issuer.not_valid_after_utc)
     is_rsa = isinstance(public_key, rsa.RSAPublicKey)
+    authority_key_id, *addresses = _issuer_extensions(issuer, public_url.rstrip("/"))
     extensions: list[x509.Extension[x509.ExtensionType]] = [
         x509.Extension(x509.BasicConstraints.oid, True, x509.BasicConstraints(ca=False, path_length=None)),
         x509.Extension(x509.KeyUsage.oid, True, _key_usage(key_encipherment=is_rsa)),
         x509.Extension(x509.ExtendedKeyUsage.oid, False, x509.ExtendedKeyUsage(list(spec.profile.extended_key_usage))),
         x509.Extension(x509.SubjectKeyIdentifier.oid, False, x509.SubjectKeyIdentifier.from_public_key(public_key)),
-        x509.Extension(x509.AuthorityKeyIdentifier.oid, False, authority_key_identifier(issuer)),
+        authority_key_id,
         x509.Extension(x509.SubjectAlternativeName.oid, False, x509.SubjectAlternativeName(list(spec.sans))),
+        *addresses,
+    ]
+    return x509.CertificateBuilder(
+        issuer_name=issuer.subject,
+        subject_name=spec.subject,
+        public_key=public_key,
+        serial_number=serial_number,
+        not_valid_before=now - BACKDATE,
+        not_valid_after=not_after,
+        extensions=extensions,
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _issuer_extensions(issuer: x509.Certificate, base: str) -> tuple[x509.Extension[x509.ExtensionType], ...]:
+    """The same in every leaf of one CA and URL (AKI, CRL and OCSP addresses): built once, not per certificate."""
+    return (
+        x509.Extension(x509.AuthorityKeyIdentifier.oid, False, authority_key_identifier(issuer)),
         x509.Extension(
             x509.CRLDistributionPoints.oid,
             False,
@@ -113,15 +132,6 @@ def build_leaf_builder(
                 ]
             ),
         ),
-    ]
-    return x509.CertificateBuilder(
-        issuer_name=issuer.subject,
-        subject_name=spec.subject,
-        public_key=public_key,
-        serial_number=serial_number,
-        not_valid_before=now - BACKDATE,
-        not_valid_after=not_after,
-        extensions=extensions,
     )
 
 

@@ -1,21 +1,24 @@
-"""Group commit: write units from many request threads share one transaction, so one fsync covers them all.
+"""Group commit: write units from many requests share one transaction, so one fsync covers them all.
 
-Each unit runs inside its own SAVEPOINT: a unit that raises is rolled back alone and its caller gets the
+Units run on the committer's thread against a DB-API connection (`Transaction`: the hot path's few statements,
+see db.hot), each inside its own SAVEPOINT: a unit that raises is rolled back alone and its caller gets the
 exception; the others commit together. Callers wait until the commit has returned, so no one sees a result
-before it is durable.
+before it is durable: threads with `run`, the event loop with `await submit(...)` (no thread of its own).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy.orm import Session
-
+from service.db.hot import HotSQL
 from service.db.session import Database
 
 T = TypeVar("T")
@@ -23,54 +26,89 @@ log = logging.getLogger("pocketca.db")
 
 
 @dataclass
+class Transaction:
+    """What a unit writes with: the open transaction's connection, the statements, and what to do once it is
+    committed (audit log lines: never for a change that did not happen)."""
+
+    connection: Any
+    sql: HotSQL
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass
 class _Item(Generic[T]):
-    unit: Callable[[Session], T]
-    done: threading.Event = field(default_factory=threading.Event)
+    unit: Callable[[Transaction], T]
+    notify: Callable[[_Item[T]], None]
     result: T | None = None
     error: BaseException | None = None
 
 
 class GroupCommitter:
-    def __init__(
-        self,
-        db: Database,
-        *,
-        max_batch: int = 64,
-        before_unit: Callable[[Session], object] | None = None,
-        after_failure: Callable[[Session, object], None] | None = None,
-        after_commit: Callable[[Session], None] | None = None,
-    ) -> None:
+    def __init__(self, db: Database, *, max_batch: int = 64, max_wait: float = 0.002) -> None:
         self.db = db
         self.max_batch = max_batch
-        self._before_unit = before_unit
-        self._after_failure = after_failure
-        self._after_commit = after_commit
+        self.max_wait = max_wait  # the longest a batch waits for units still being prepared (see `expect`)
+        self._expected = 0
         self._queue: queue.SimpleQueue[_Item[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self.batches = self.units = 0  # counted by the committer thread; read for the log line at close
 
-    def run(self, unit: Callable[[Session], T]) -> T:
-        """Runs `unit(session)` in the next batch; returns its result once the batch is committed."""
-        self._ensure_thread()
-        item: _Item[T] = _Item(unit)
-        self._queue.put(item)
-        item.done.wait()
+    def run(self, unit: Callable[[Transaction], T]) -> T:
+        """Runs `unit(transaction)` in the next batch; returns its result once the batch is committed."""
+        done = threading.Event()
+        item: _Item[T] = _Item(unit, lambda _: done.set())
+        self._put(item)
+        done.wait()
         if item.error is not None:
             raise item.error
         return item.result  # type: ignore[return-value]
+
+    async def submit(self, unit: Callable[[Transaction], T]) -> T:
+        """`run` for the event loop: the loop goes on serving while the batch commits."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def settle(item: _Item[T]) -> None:
+            if future.cancelled():  # the request went away; what the unit wrote stays committed
+                return
+            if item.error is not None:
+                future.set_exception(item.error)
+            else:
+                future.set_result(item.result)  # type: ignore[arg-type]
+
+        def notify(item: _Item[T]) -> None:
+            loop.call_soon_threadsafe(settle, item)
+
+        self._put(_Item(unit, notify))
+        # shielded: a client that hangs up must not cancel the wait for what is already being written
+        return await asyncio.shield(future)
+
+    @contextlib.contextmanager
+    def expect(self) -> Iterator[None]:
+        """Announces a unit on its way (a certificate being signed): a batch that has started waits up to
+        `max_wait` for it, so concurrent requests share one commit instead of each paying its own."""
+        self._expected += 1
+        try:
+            yield
+        finally:
+            self._expected -= 1
 
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+            if self.units:
+                log.info("group commit: %d units in %d batches", self.units, self.batches)
 
-    def _ensure_thread(self) -> None:
+    def _put(self, item: _Item[Any]) -> None:
         if self._thread is None:
             with self._start_lock:
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._loop, name="pocketca-commit", daemon=True)
                     self._thread.start()
+        self._queue.put(item)
 
     def _loop(self) -> None:
         while True:
@@ -79,11 +117,18 @@ class GroupCommitter:
                 return
             batch: list[_Item[Any]] = [first]
             stop = False
+            deadline = time.monotonic() + self.max_wait
             while len(batch) < self.max_batch:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    remaining = deadline - time.monotonic()
+                    if self._expected <= 0 or remaining <= 0:
+                        break
+                    try:
+                        more = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
                 if more is None:
                     stop = True
                     break
@@ -93,19 +138,26 @@ class GroupCommitter:
                 return
 
     def _commit(self, batch: list[_Item[Any]]) -> None:
+        self.batches += 1
+        self.units += len(batch)
         try:
-            with self.db.writer() as session:
+            with self.db.raw_writer() as connection:
+                transaction = Transaction(connection, self.db.hot)
                 for item in batch:
-                    mark = self._before_unit(session) if self._before_unit else None
+                    kept = len(transaction.after_commit)
+                    connection.execute("SAVEPOINT unit")
                     try:
-                        with session.begin_nested():
-                            item.result = item.unit(session)
+                        item.result = item.unit(transaction)
                     except Exception as exc:  # this unit alone rolls back; its caller gets the error
+                        connection.execute("ROLLBACK TO SAVEPOINT unit")
+                        del transaction.after_commit[kept:]
                         item.error = exc
-                        if self._after_failure:
-                            self._after_failure(session, mark)
-            if self._after_commit:
-                self._after_commit(session)
+                    connection.execute("RELEASE SAVEPOINT unit")
+            for action in transaction.after_commit:
+                try:
+                    action()
+                except Exception:  # a log line that fails must not fail what is committed
+                    log.exception("after-commit action failed")
         except Exception as exc:  # the commit itself failed: nothing in the batch is recorded
             log.exception("group commit of %d units failed", len(batch))
             for item in batch:
@@ -113,4 +165,4 @@ class GroupCommitter:
                     item.error, item.result = exc, None
         finally:
             for item in batch:
-                item.done.set()
+                item.notify(item)

@@ -7,6 +7,7 @@ workers never both read, then collide with "database is locked" when they write.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
@@ -16,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+from service.db.hot import HotSQL
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE = "pocketca_write"
@@ -86,6 +89,51 @@ class Database:
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
         self._write_lock = _WriteLock(self.engine.url.database if url.startswith("sqlite") else None)
+        self.hot = HotSQL(self.engine.dialect.name)
+        self._raw = threading.local()
+        self._raw_connections: list[Any] = []
+        self._raw_lock = threading.Lock()
+
+    def _detached(self, *, autocommit: bool) -> Any:
+        """A DB-API connection of our own, set up as the pool sets up its connections (the SQLite pragmas)."""
+        proxy = self.engine.raw_connection()
+        proxy.detach()
+        connection: Any = proxy.dbapi_connection
+        if self.engine.dialect.name == "postgresql":
+            connection.rollback()
+            connection.autocommit = autocommit
+        with self._raw_lock:
+            self._raw_connections.append(connection)
+        return connection
+
+    def raw(self) -> Any:
+        """This thread's DB-API connection for the hot path's reads (autocommit: each read sees the latest
+        commit of every worker). Kept for the thread's life; `dispose` closes them all."""
+        connection = getattr(self._raw, "connection", None)
+        if not self._alive(connection):
+            connection = self._raw.connection = self._detached(autocommit=True)
+        return connection
+
+    @contextmanager
+    def raw_writer(self) -> Iterator[Any]:
+        """A write transaction on a DB-API connection, for the hot path (the group committer): the same write lock
+        and BEGIN IMMEDIATE / advisory lock as `writer()`; commits when the block ends normally."""
+        postgres = self.engine.dialect.name == "postgresql"
+        with self._write_lock:
+            connection: Any = getattr(self._raw, "writer", None)
+            if not self._alive(connection):  # psycopg's connection closes when its server goes
+                connection = self._raw.writer = self._detached(autocommit=False)
+            try:
+                connection.execute(_PG_WRITE_LOCK.text if postgres else "BEGIN IMMEDIATE")
+                yield connection
+                connection.commit() if postgres else connection.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    connection.rollback() if postgres else connection.execute("ROLLBACK")
+                raise
+
+    def _alive(self, connection: Any) -> bool:
+        return connection is not None and not getattr(connection, "closed", False)
 
     @contextmanager
     def reader(self) -> Iterator[Session]:
@@ -169,4 +217,10 @@ class Database:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def dispose(self) -> None:
+        with self._raw_lock:
+            connections, self._raw_connections = self._raw_connections, []
+        for connection in connections:
+            with contextlib.suppress(Exception):  # already closed, or its server gone: nothing left to release
+                connection.close()
+        self._raw = threading.local()
         self.engine.dispose()

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from service.db import migrate
-from service.db.groupcommit import GroupCommitter
+from service.db.groupcommit import GroupCommitter, Transaction
 from service.db.models import CounterRecord
 from service.db.session import Database
 
@@ -23,9 +23,9 @@ def db(tmp_path: Path) -> Database:
 
 
 def _add(name: str, fail: bool = False):  # type: ignore[no-untyped-def]
-    def unit(session: Session) -> str:
-        session.add(CounterRecord(name=name, value=1))
-        session.flush()
+    def unit(transaction: Transaction) -> str:
+        transaction.connection.execute("INSERT INTO counters (name, value) VALUES (?, 1)", (name,))
+        transaction.after_commit.append(lambda: committed.append(name))
         if fail:
             raise ValueError(f"refused {name}")
         return name
@@ -33,9 +33,34 @@ def _add(name: str, fail: bool = False):  # type: ignore[no-untyped-def]
     return unit
 
 
+committed: list[str] = []
+
+
+def _value(db: Database, name: str) -> int | None:
+    other = Database(db.url)  # another connection sees it the moment run() returned
+    try:
+        with other.reader() as session:
+            return session.scalar(select(CounterRecord.value).where(CounterRecord.name == name))
+    finally:
+        other.dispose()
+
+
+def _count_commits(db: Database) -> list[int]:
+    """Counts COMMITs on the committer's connection (the DB-API one: SQLAlchemy's events do not see it)."""
+    commits: list[int] = []
+    original = db.raw_writer
+
+    def counting():  # type: ignore[no-untyped-def]
+        commits.append(1)
+        return original()
+
+    db.raw_writer = counting  # type: ignore[method-assign]
+    return commits
+
+
 def test_units_share_commits_and_failures_stay_alone(db: Database) -> None:
-    commits = []
-    event.listen(db.engine, "commit", lambda conn: commits.append(1))
+    commits = _count_commits(db)
+    committed.clear()
     committer = GroupCommitter(db)
     results: dict[str, object] = {}
     visible: dict[str, bool] = {}
@@ -48,10 +73,7 @@ def test_units_share_commits_and_failures_stay_alone(db: Database) -> None:
             results[name] = committer.run(_add(name, fail=index % 10 == 0))
         except ValueError as exc:
             results[name] = exc
-        other = Database(db.url)  # another connection sees it the moment run() returned
-        with other.reader() as session:
-            visible[name] = session.scalar(select(CounterRecord.value).where(CounterRecord.name == name)) == 1
-        other.dispose()
+        visible[name] = _value(db, name) == 1
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(40)]
     for thread in threads:
@@ -66,13 +88,50 @@ def test_units_share_commits_and_failures_stay_alone(db: Database) -> None:
     assert all(visible[f"n{i}"] for i in range(40) if i % 10)
     assert not any(visible[n] for n in failed)
     assert len(commits) < 40  # batched: fewer commits (fsyncs) than units
+    assert sorted(committed) == sorted(f"n{i}" for i in range(40) if i % 10)  # after-commit: the committed only
 
 
 def test_a_unit_that_breaks_a_constraint_fails_alone(db: Database) -> None:
     committer = GroupCommitter(db)
     with db.writer() as session:
-        session.add(CounterRecord(name="taken", value=1))
+        session.add(CounterRecord(name="taken", value=2))
     with pytest.raises(Exception, match=r"UNIQUE|unique|IntegrityError"):
         committer.run(_add("taken"))
     assert committer.run(_add("free")) == "free"  # the committer lives on
+    committer.close()
+    assert _value(db, "taken") == 2
+
+
+@pytest.mark.anyio
+async def test_the_event_loop_awaits_the_commit_without_a_thread_of_its_own(db: Database) -> None:
+    committer = GroupCommitter(db)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    names = await asyncio.gather(*(committer.submit(_add(f"a{i}")) for i in range(20)))
+    with pytest.raises(ValueError, match="refused bad"):
+        await committer.submit(_add("bad", fail=True))
+    ticking.cancel()
+    committer.close()
+    assert names == [f"a{i}" for i in range(20)]
+    assert all(_value(db, f"a{i}") == 1 for i in range(20))
+    assert _value(db, "bad") is None
+    assert ticks > 0  # the loop ran other tasks while the batches committed
+
+
+def test_a_failed_commit_fails_every_unit_in_the_batch(db: Database) -> None:
+    committer = GroupCommitter(db)
+
+    def breaks_the_transaction(transaction: Transaction) -> None:
+        transaction.connection.execute("ROLLBACK")  # what follows finds no transaction to finish
+
+    with pytest.raises(Exception, match="no such savepoint"):
+        committer.run(breaks_the_transaction)
+    assert committer.run(_add("after")) == "after"  # the next batch starts clean
     committer.close()
