@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.api import openapi, problems
+from service.api.fastpath import FastPaths
 from service.api.middleware import AccessLogMiddleware, Limits, LimitsMiddleware
 from service.api.proxy import ProxyConfig
 from service.api.routes import audit, ca, certs, csr, health, ocsp, pkcs12, tokens, whoami
@@ -38,7 +39,7 @@ def create_app(
             yield
         finally:
             refresher.stop()
-            app.state.authority.db.dispose()
+            app.state.authority.close()  # the last batch commits; then the connections close
 
     app = FastAPI(
         title="pocketca",
@@ -59,6 +60,7 @@ def create_app(
         limits = (
             Limits(settings.max_body_bytes, settings.max_header_bytes, settings.body_timeout) if settings else Limits()
         )
+    app.add_middleware(FastPaths)  # innermost: inside the limits and the access log
     app.add_middleware(LimitsMiddleware, limits=limits)
     app.add_middleware(AccessLogMiddleware)
     return app

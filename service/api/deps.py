@@ -1,4 +1,7 @@
-"""Who is calling, as FastAPI dependencies. Handlers declare only what they need."""
+"""Who is calling, as FastAPI dependencies. Handlers declare only what they need.
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, and the hop costs
+more than the work (the token and revocation lookups are single indexed DB-API reads, see db.hot)."""
 
 from __future__ import annotations
 
@@ -12,12 +15,12 @@ from service.authority import Authority, Caller, ClientIdentity
 from service.errors import AuthenticationError, RevokedCertificateError
 
 
-def get_authority(request: Request) -> Authority:
+async def get_authority(request: Request) -> Authority:
     authority: Authority = request.app.state.authority
     return authority
 
 
-def peer_certificate(request: Request) -> bytes | None:
+async def peer_certificate(request: Request) -> bytes | None:
     """The DER client certificate: from this TLS connection (the TLS layer put it in the ASGI scope), or, from
     a trusted proxy that terminated TLS, from its header. Tests over httpx.ASGITransport override this."""
     tls = request.scope.get("extensions", {}).get("tls") or {}
@@ -33,7 +36,7 @@ AuthorityDep = Annotated[Authority, Depends(get_authority)]
 PeerCertificateDep = Annotated[bytes | None, Depends(peer_certificate)]
 
 
-def optional_caller(request: Request, authority: AuthorityDep, peer: PeerCertificateDep) -> Caller | None:
+async def optional_caller(request: Request, authority: AuthorityDep, peer: PeerCertificateDep) -> Caller | None:
     """A bearer token if one is sent (it wins), else the TLS client certificate, else nobody."""
     header = request.headers.get("authorization")
     caller: Caller | None = None
@@ -49,13 +52,13 @@ def optional_caller(request: Request, authority: AuthorityDep, peer: PeerCertifi
     return caller
 
 
-def require_caller(caller: Annotated[Caller | None, Depends(optional_caller)]) -> Caller:
+async def require_caller(caller: Annotated[Caller | None, Depends(optional_caller)]) -> Caller:
     if caller is None:
         raise AuthenticationError("send a bearer token or present a client certificate")
     return caller
 
 
-def require_client(request: Request, authority: AuthorityDep, peer: PeerCertificateDep) -> ClientIdentity:
+async def require_client(request: Request, authority: AuthorityDep, peer: PeerCertificateDep) -> ClientIdentity:
     if peer is None:
         raise AuthenticationError("this endpoint needs a client certificate issued by this CA")
     identity = _identify(request, authority, peer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Literal
 
 from cryptography import x509
@@ -17,6 +18,16 @@ MAX_CSR_CHARS = 60_000
 
 def pem(certificate: x509.Certificate) -> str:
     return certificate.public_bytes(Encoding.PEM).decode()
+
+
+@functools.lru_cache(maxsize=8)
+def _chain_pem(chain: tuple[x509.Certificate, ...]) -> list[str]:
+    return [pem(c) for c in chain]
+
+
+def chain_pem(chain: list[x509.Certificate]) -> list[str]:
+    """The issuing chain in PEM, encoded once, not on every response."""
+    return list(_chain_pem(tuple(chain)))
 
 
 class CSRRequest(BaseModel):

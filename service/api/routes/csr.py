@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from service.api.deps import AuthorityDep, CallerDep
 from service.api.media import PEM_CHAIN, wants_pem_chain
-from service.api.schemas import CSRRequest, IssuedCertificateResponse, pem
+from service.api.schemas import CSRRequest, IssuedCertificateResponse, chain_pem, pem
+from service.authority import Authority, Caller
 from service.errors import UnsupportedMediaTypeError
 
 router = APIRouter(tags=["certificates"])
@@ -36,12 +36,26 @@ _REQUEST_BODY: dict[str, Any] = {
 )
 async def sign_csr(
     request: Request,
-    response: Response,
     authority: AuthorityDep,
     caller: CallerDep,
     profile: Annotated[str | None, Query(max_length=64, description="with application/pkcs10 only")] = None,
     validity_days: Annotated[int | None, Query(description="with application/pkcs10 only")] = None,
 ) -> Any:
+    # api.fastpath serves POST /csr in the running app (the same `issue` below, without FastAPI's dependency
+    # machinery); this route describes it in the OpenAPI document and serves an app with dependency overrides
+    return await issue(request, authority, caller, profile, validity_days)
+
+
+class CSRQuery(BaseModel):
+    """The query parameters above, for the fast path's own validation (the same rules and messages)."""
+
+    profile: str | None = Field(None, max_length=64)
+    validity_days: int | None = None
+
+
+async def issue(
+    request: Request, authority: Authority, caller: Caller, profile: str | None, validity_days: int | None
+) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
     if content_type == PKCS10:
@@ -54,12 +68,12 @@ async def sign_csr(
         csr, profile, validity_days = parsed.csr.encode(), parsed.profile, parsed.validity_days
     else:
         raise UnsupportedMediaTypeError(f"send application/json or {PKCS10}, not {content_type or 'nothing'!r}")
-    issued = await run_in_threadpool(
-        authority.sign_csr, csr, caller=caller, profile=profile, validity_days=validity_days
-    )
-    location = f"/certs/{issued.summary.serial}"
+    # on the event loop: parsing and signing hold the GIL in any thread; the loop serves others during the commit
+    issued = await authority.sign_csr_async(csr, caller=caller, profile=profile, validity_days=validity_days)
+    headers = {"Location": f"/certs/{issued.summary.serial}"}
     if wants_pem_chain(request):
         leaf_first = [issued.certificate, *authority.chain]
-        return Response("".join(pem(c) for c in leaf_first), 201, {"Location": location}, media_type=PEM_CHAIN)
-    response.headers["Location"] = location
-    return IssuedCertificateResponse.build(issued, [pem(c) for c in authority.chain])
+        return Response("".join(pem(c) for c in leaf_first), 201, headers, media_type=PEM_CHAIN)
+    # serialized here (pydantic-core) rather than re-validated through response_model, which only documents it
+    document = IssuedCertificateResponse.build(issued, chain_pem(authority.chain)).model_dump_json()
+    return Response(document, 201, headers, media_type="application/json")

@@ -9,5 +9,5 @@ router = APIRouter(tags=["identity"])
 
 
 @router.get("/whoami", response_model=IdentityResponse, summary="Who the client certificate says you are")
-def whoami(identity: ClientDep) -> IdentityResponse:
+async def whoami(identity: ClientDep) -> IdentityResponse:
     return IdentityResponse.build(identity)

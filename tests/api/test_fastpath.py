@@ -1,0 +1,473 @@
+"""POST /csr: the fast path (api.fastpath) and the FastAPI route answer alike.
+
+Each case goes through the same app twice: plainly, so the fast path answers, and with a dependency override
+that changes nothing (get_authority -> the same authority), so FastAPI's route answers. The answers, the audit
+rows and the access log line must match, except for what differs between any two issuances (serial, fingerprint,
+certificate, dates).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.parse
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi import FastAPI
+from sqlalchemy import select
+from starlette.types import Receive, Scope, Send
+
+from service.api.app import create_app
+from service.api.deps import get_authority
+from service.authority import Authority
+from service.db.models import AuditRecord
+from service.settings import Settings
+from tests.api.conftest import Holder, bearer
+from tests.helpers import cert_pem, csr_pem, p256
+
+pytestmark = pytest.mark.anyio
+
+PROBLEM = "application/problem+json"
+PEM_CHAIN = "application/pem-certificate-chain"
+PKCS10 = "application/pkcs10"
+# what differs between any two issuances, even of the same CSR by the same caller
+PER_ISSUANCE = {"serial", "fingerprint_sha256", "certificate", "not_before", "not_after"}
+# headers that follow from those (the serial's hex length varies)
+PER_ISSUANCE_HEADERS = {"content-length", "location"}
+AUDIT_FIELDS = ("action", "outcome", "actor", "token_id", "client_address", "detail")
+
+
+@dataclass
+class Probe:
+    """Wraps the app to see which side answered: Starlette's router puts the matched route into the scope, so
+    a scope without one never reached FastAPI. Also plays a TLS client certificate, as uvicorn's TLS layer
+    would put it in the scope (no dependency override: that would turn the fast path off)."""
+
+    app: FastAPI
+    peer_pem: str | None = None
+    scopes: list[Scope] = field(default_factory=list)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.peer_pem is not None:
+            scope["extensions"] = {**scope.get("extensions", {}), "tls": {"client_cert_chain": [self.peer_pem]}}
+        self.scopes.append(scope)
+        await self.app(scope, receive, send)
+
+    @property
+    def last_was_routed(self) -> bool:
+        return "route" in self.scopes[-1]
+
+
+@dataclass
+class Pair:
+    http: httpx.AsyncClient
+    probe: Probe
+    authority: Authority
+    overridden: list[int] = field(default_factory=list)  # one entry per call of the override
+
+    def route_on(self) -> None:
+        async def same_authority() -> Authority:
+            self.overridden.append(1)
+            return self.authority
+
+        self.probe.app.dependency_overrides[get_authority] = same_authority
+
+    def route_off(self) -> None:
+        self.probe.app.dependency_overrides.clear()
+
+
+@pytest.fixture
+async def pair(authority: Authority) -> AsyncIterator[Pair]:
+    probe = Probe(create_app(authority=authority))
+    transport = httpx.ASGITransport(app=probe, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+        yield Pair(http, probe, authority)
+
+
+@dataclass
+class Answer:
+    response: httpx.Response
+    audit: list[dict[str, object]]  # the rows this request wrote, oldest first
+    serials: list[str | None]  # their serials, compared apart (a new certificate has a new one)
+    access_log: str  # the request's access log line, without its time
+
+
+def _last_audit_id(authority: Authority) -> int:
+    with authority.db.reader() as session:
+        return session.scalar(select(AuditRecord.id).order_by(AuditRecord.id.desc()).limit(1)) or 0
+
+
+def _audit_since(authority: Authority, after: int) -> list[AuditRecord]:
+    with authority.db.reader() as session:
+        return list(session.scalars(select(AuditRecord).where(AuditRecord.id > after).order_by(AuditRecord.id)))
+
+
+async def _send(pair: Pair, request: dict[str, Any], caplog: pytest.LogCaptureFixture) -> Answer:
+    before = _last_audit_id(pair.authority)
+    caplog.clear()
+    response = await pair.http.post("/csr", **request)
+    rows = _audit_since(pair.authority, before)
+    lines = [r.getMessage() for r in caplog.records if r.name == "pocketca.access"]
+    assert len(lines) == 1, lines
+    return Answer(
+        response,
+        [{name: getattr(row, name) for name in AUDIT_FIELDS} for row in rows],
+        [row.serial for row in rows],
+        lines[0].rsplit(" ms=", 1)[0],
+    )
+
+
+async def _both(pair: Pair, request: dict[str, Any], caplog: pytest.LogCaptureFixture) -> tuple[Answer, Answer]:
+    """The same request: first to the fast path, then to the route; each checked to be the one that answered."""
+    caplog.set_level(logging.INFO, logger="pocketca.access")
+    fast = await _send(pair, request, caplog)
+    assert not pair.probe.last_was_routed, "the fast path should have answered"
+    calls = len(pair.overridden)
+    pair.route_on()
+    try:
+        routed = await _send(pair, request, caplog)
+    finally:
+        pair.route_off()
+    assert pair.probe.last_was_routed and len(pair.overridden) > calls, "the FastAPI route should have answered"
+    return fast, routed
+
+
+def _headers(response: httpx.Response) -> dict[str, str]:
+    return {k: v for k, v in response.headers.items() if k not in PER_ISSUANCE_HEADERS}
+
+
+def _comparable_body(response: httpx.Response) -> object:
+    content_type = response.headers.get("content-type", "")
+    if content_type == PEM_CHAIN:
+        leaf, *chain = x509.load_pem_x509_certificates(response.content)
+        # the same CSR key on both sides: every extension matches, the SKI included
+        return {"leaf_subject": leaf.subject, "leaf_extensions": list(leaf.extensions), "chain": chain}
+    body = response.json()
+    if response.status_code == 201:
+        return {k: v for k, v in body.items() if k not in PER_ISSUANCE}
+    return body  # a problem: whole
+
+
+async def _assert_same(fast: Answer, routed: Answer, authority: Authority, admin_token: str, pair: Pair) -> None:
+    assert fast.response.status_code == routed.response.status_code, (fast.response.text, routed.response.text)
+    assert _headers(fast.response) == _headers(routed.response)
+    assert ("location" in fast.response.headers) == ("location" in routed.response.headers)
+    assert _comparable_body(fast.response) == _comparable_body(routed.response)
+    assert fast.audit == routed.audit
+    assert [s is None for s in fast.serials] == [s is None for s in routed.serials]
+    assert fast.access_log == routed.access_log
+    if fast.response.status_code == 201:
+        await _assert_recorded(fast, authority, admin_token, pair)
+
+
+async def _assert_recorded(answer: Answer, authority: Authority, admin_token: str, pair: Pair) -> None:
+    """An issued certificate is in the database and the audit once the response is out (recorded, then returned)."""
+    location = answer.response.headers["location"]
+    serial = location.removeprefix("/certs/")
+    if answer.response.headers["content-type"] == PEM_CHAIN:
+        leaf = x509.load_pem_x509_certificates(answer.response.content)[0]
+        assert format(leaf.serial_number, "x") == serial
+    else:
+        assert answer.response.json()["serial"] == serial
+        leaf = x509.load_pem_x509_certificate(answer.response.json()["certificate"].encode())
+    stored = await pair.http.get(location, headers=bearer(admin_token))
+    assert stored.status_code == 200, stored.text
+    assert x509.load_pem_x509_certificate(stored.json()["certificate"].encode()) == leaf
+    issues = [row for row, s in zip(answer.audit, answer.serials, strict=True) if s == serial]
+    assert [row["action"] for row in issues] in (["certificate.issue"], ["certificate.renew"])
+    assert issues[0]["outcome"] == "ok"
+    leaf.verify_directly_issued_by(authority.ca_certificate)
+
+
+# --- the cases ------------------------------------------------------------------------------------
+
+KEY = p256()
+SVC_CSR = csr_pem(KEY, "svc.example.com", ["svc.example.com", "10.0.0.7", "ops@example.com"]).decode()
+# the server profile takes any well-formed DNS name; web.internal is the one test_csr.py signs as a server
+WEB_CSR_DER = x509.load_pem_x509_csr(csr_pem(KEY, "web.internal", ["web.internal"])).public_bytes(Encoding.DER)
+WEB_CSR_PEM = x509.load_der_x509_csr(WEB_CSR_DER).public_bytes(Encoding.PEM)
+# refused for three rules at once: the key, the name (no usable name at all) and the validity
+WEAK_CSR = csr_pem(rsa.generate_private_key(public_exponent=65537, key_size=1024), "bad name!").decode()
+
+Build = Callable[[str], dict[str, Any]]  # the admin token -> httpx's keyword arguments
+
+
+def _json(body: dict[str, object], params: Any = None, **headers: str) -> Build:
+    return lambda token: {"json": body, "headers": {**bearer(token), **headers}, "params": params or {}}
+
+
+def _raw(content: bytes, content_type: str | None, params: Any = None, **headers: str) -> Build:
+    def build(token: str) -> dict[str, Any]:
+        typed = {"Content-Type": content_type} if content_type is not None else {}
+        return {"content": content, "headers": {**bearer(token), **typed, **headers}, "params": params or {}}
+
+    return build
+
+
+def _as(authorization: str | None, build: Build) -> Build:
+    """`build` with another Authorization header, or none."""
+
+    def rebuilt(token: str) -> dict[str, Any]:
+        request = build(token)
+        request["headers"].pop("Authorization")
+        if authorization is not None:
+            request["headers"]["Authorization"] = authorization.replace("<admin>", token)
+        return request
+
+    return rebuilt
+
+
+CASES: dict[str, tuple[int, Build]] = {
+    # signed
+    "json": (201, _json({"csr": SVC_CSR})),
+    "json-profile-and-days": (201, _json({"csr": SVC_CSR, "profile": "peer", "validity_days": 10})),
+    "json-suffix-and-charset": (
+        201,
+        _raw(json.dumps({"csr": SVC_CSR}).encode(), "application/csr+json; charset=utf-8"),
+    ),
+    "json-pem-chain": (201, _json({"csr": SVC_CSR}, Accept=PEM_CHAIN)),
+    "json-ignores-valid-query": (201, _json({"csr": SVC_CSR}, {"profile": "server", "validity_days": "7"})),
+    "pkcs10-der-server-30-days": (201, _raw(WEB_CSR_DER, PKCS10, {"profile": "server", "validity_days": "30"})),
+    "pkcs10-pem-pem-chain": (201, _raw(WEB_CSR_PEM, PKCS10, {"profile": "server"}, Accept=PEM_CHAIN)),
+    "pkcs10-unknown-query-ignored": (201, _raw(WEB_CSR_DER, PKCS10, {"profile": "server", "surprise": "1"})),
+    "pkcs10-repeated-query-last-wins": (
+        201,
+        _raw(WEB_CSR_DER, PKCS10, [("validity_days", "abc"), ("validity_days", "30"), ("profile", "server")]),
+    ),
+    "bearer-lower-case": (201, _as("bearer <admin>", _json({"csr": SVC_CSR}))),
+    # the query
+    "query-days-not-int-422": (422, _raw(WEB_CSR_DER, PKCS10, {"validity_days": "abc"})),
+    "query-days-fraction-422": (422, _raw(WEB_CSR_DER, PKCS10, {"validity_days": "1.5"})),
+    "query-days-empty-422": (422, _raw(WEB_CSR_DER, PKCS10, {"validity_days": ""})),
+    "query-profile-65-422": (422, _raw(WEB_CSR_DER, PKCS10, {"profile": "p" * 65})),
+    "query-both-bad-422": (422, _raw(WEB_CSR_DER, PKCS10, {"profile": "p" * 65, "validity_days": "abc"})),
+    "query-bad-with-json-422": (422, _json({"csr": SVC_CSR}, {"validity_days": "abc"})),
+    "query-unknown-profile-403": (403, _raw(WEB_CSR_DER, PKCS10, {"profile": "nosuch"})),
+    # the body's type
+    "text-plain-415": (415, _raw(SVC_CSR.encode(), "text/plain")),
+    "form-415": (415, _raw(b"csr=abc", "application/x-www-form-urlencoded")),
+    "no-content-type-415": (415, _raw(SVC_CSR.encode(), None)),
+    # credentials (checked before the query and the body)
+    "no-authorization-401": (401, _as(None, _raw(WEB_CSR_DER, PKCS10))),
+    "no-authorization-bad-query-401": (401, _as(None, _raw(WEB_CSR_DER, PKCS10, {"validity_days": "abc"}))),
+    "basic-scheme-401": (401, _as("Basic dXNlcjpwYXNz", _raw(WEB_CSR_DER, PKCS10))),
+    "bearer-without-token-401": (401, _as("Bearer", _raw(WEB_CSR_DER, PKCS10))),
+    "bearer-garbage-401": (401, _as("Bearer garbage", _raw(WEB_CSR_DER, PKCS10))),
+    "bearer-unknown-id-401": (401, _as("Bearer pca_0000000000000000_nope", _raw(WEB_CSR_DER, PKCS10))),
+    "bearer-wrong-secret-401": (401, _as("Bearer <admin>x", _raw(WEB_CSR_DER, PKCS10))),
+    # the JSON body
+    "json-extra-field-422": (422, _json({"csr": SVC_CSR, "surprise": 1})),
+    "json-missing-csr-422": (422, _json({"profile": "client"})),
+    "json-days-not-int-422": (422, _json({"csr": SVC_CSR, "validity_days": "many"})),
+    "json-profile-65-422": (422, _json({"csr": SVC_CSR, "profile": "p" * 65})),
+    "json-not-json-422": (422, _raw(b"{not json", "application/json")),
+    "json-not-an-object-422": (422, _raw(b"[1, 2]", "application/json")),
+    # the CSR
+    "json-csr-not-a-csr-400": (400, _json({"csr": "nope"})),
+    "pkcs10-not-a-csr-400": (400, _raw(b"not a csr", PKCS10)),
+    "pkcs10-empty-400": (400, _raw(b"", PKCS10)),
+    "pkcs10-truncated-400": (400, _raw(WEB_CSR_DER[:-7], PKCS10)),
+    # policy
+    "policy-weak-key-bad-name-5000-days-403": (403, _json({"csr": WEAK_CSR, "validity_days": 5000})),
+    "policy-zero-days-403": (403, _raw(WEB_CSR_DER, PKCS10, {"profile": "server", "validity_days": "0"})),
+    "policy-client-over-365-days-403": (403, _json({"csr": SVC_CSR, "validity_days": 366})),
+}
+
+
+def _uses_left(fast: Answer, routed: Answer, after_fast: int, after_route: int) -> None:
+    """Each side spent one use of the same token, so their token.use rows differ in what was left: checked, then
+    set aside for the comparison."""
+    for answer, left in ((fast, after_fast), (routed, after_route)):
+        uses = [row for row in answer.audit if row["action"] == "token.use"]
+        assert [row["detail"] for row in uses] == [f"uses_left={left}"]
+        for row in uses:
+            row["detail"] = "uses_left=..."
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_fast_path_and_route_answer_alike(
+    pair: Pair, authority: Authority, admin_token: str, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    status, build = CASES[case]
+    fast, routed = await _both(pair, build(admin_token), caplog)
+    assert fast.response.status_code == status, fast.response.text
+    if status >= 400:
+        assert fast.response.headers["content-type"] == PROBLEM
+    await _assert_same(fast, routed, authority, admin_token, pair)
+
+
+async def test_scoped_tokens_alike(
+    pair: Pair, authority: Authority, admin_token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read token is refused and an issue token signs, the same way on both sides (token.use rows included)."""
+    read = authority.create_token(scope="read").token
+    fast, routed = await _both(pair, {"json": {"csr": SVC_CSR}, "headers": bearer(read)}, caplog)
+    assert fast.response.status_code == 403
+    await _assert_same(fast, routed, authority, admin_token, pair)
+
+    issue = authority.create_token(scope="issue", uses=5).token
+    fast, routed = await _both(pair, {"json": {"csr": SVC_CSR}, "headers": bearer(issue)}, caplog)
+    assert fast.response.status_code == 201
+    _uses_left(fast, routed, 4, 3)
+    await _assert_same(fast, routed, authority, admin_token, pair)
+
+
+async def test_enrollment_token_alike(
+    pair: Pair, authority: Authority, admin_token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An enrollment token's names: a CSR for other names is refused alike, one for its names signed alike."""
+    enrol = authority.create_token(cn="svc.example.com", sans=["svc.example.com"], uses=2).token
+    other = csr_pem(p256(), "svc.example.com", ["other.example.com"]).decode()
+    fast, routed = await _both(pair, {"json": {"csr": other}, "headers": bearer(enrol)}, caplog)
+    assert fast.response.status_code == 403
+    await _assert_same(fast, routed, authority, admin_token, pair)
+
+    own = csr_pem(p256(), "svc.example.com", ["svc.example.com"]).decode()
+    fast, routed = await _both(pair, {"json": {"csr": own}, "headers": bearer(enrol)}, caplog)
+    assert fast.response.status_code == 201, fast.response.text
+    _uses_left(fast, routed, 1, 0)
+    await _assert_same(fast, routed, authority, admin_token, pair)
+
+
+async def test_renewal_over_tls_alike(
+    pair: Pair,
+    authority: Authority,
+    admin_token: str,
+    issue_holder: Callable[..., Holder],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A holder renews with its TLS client certificate (from the scope, as uvicorn gives it): both sides take
+    it from there, allow its own names and refuse others."""
+    holder = issue_holder("alice", ["alice", "alice@example.com"])
+    pair.probe.peer_pem = cert_pem(holder.certificate).decode()
+    own = csr_pem(p256(), "alice", ["alice@example.com"]).decode()
+    fast, routed = await _both(pair, {"json": {"csr": own}}, caplog)
+    assert fast.response.status_code == 201, fast.response.text
+    await _assert_same(fast, routed, authority, admin_token, pair)
+
+    wider = csr_pem(p256(), "alice", ["bob"]).decode()
+    fast, routed = await _both(pair, {"json": {"csr": wider}}, caplog)
+    assert fast.response.status_code == 403
+    await _assert_same(fast, routed, authority, admin_token, pair)
+
+    authority.revoke(holder.serial, reason=None, caller=authority.authenticate_token(admin_token))
+    fast, routed = await _both(pair, {"json": {"csr": own}}, caplog)
+    assert fast.response.status_code == 403 and fast.response.json()["title"] == "Certificate revoked"
+    await _assert_same(fast, routed, authority, admin_token, pair)
+
+
+async def test_other_requests_are_not_the_fast_paths(pair: Pair, admin_token: str) -> None:
+    """Only POST /csr: other methods and paths go to FastAPI's router as before."""
+    for method, path, status in (("GET", "/csr", 405), ("GET", "/healthz", 200), ("POST", "/tokens", 201)):
+        response = await pair.http.request(method, path, headers=bearer(admin_token), json={"scope": "read"})
+        assert response.status_code == status, response.text
+        assert pair.probe.last_was_routed, (method, path)
+    # a trailing slash: the router's redirect to /csr, not an answer of the fast path
+    response = await pair.http.post("/csr/", headers=bearer(admin_token), json={"csr": SVC_CSR})
+    assert response.status_code == 307 and response.headers["location"].endswith("/csr")
+
+
+async def test_rate_limit_alike(
+    pair: Pair,
+    authority: Authority,
+    admin_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """429 with the same Retry-After: the clock stands still, so both sides compute the same wait."""
+    frozen = authority.clock()
+    monkeypatch.setattr(authority, "clock", lambda: frozen)
+    monkeypatch.setattr(authority, "issue_rate_per_minute", 1)
+    token = authority.create_token(scope="issue").token
+    authority.sign_csr(SVC_CSR.encode(), caller=authority.authenticate_token(token))
+    fast, routed = await _both(pair, {"json": {"csr": SVC_CSR}, "headers": bearer(token)}, caplog)
+    assert fast.response.status_code == 429 and fast.response.headers["retry-after"] == "60"
+    await _assert_same(fast, routed, authority, admin_token, pair)
+
+
+@pytest.fixture
+async def proxied(authority: Authority, settings: Settings) -> AsyncIterator[Pair]:
+    """The app as `serve` builds it behind a proxy at 127.0.0.1 (httpx.ASGITransport's client address)."""
+    behind = settings.model_copy(update={"trusted_proxies": ["127.0.0.1/32"]})
+    probe = Probe(create_app(behind, authority=authority))
+    transport = httpx.ASGITransport(app=probe, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+        yield Pair(http, probe, authority)
+
+
+async def test_behind_a_proxy_alike(
+    proxied: Pair,
+    authority: Authority,
+    admin_token: str,
+    issue_holder: Callable[..., Holder],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The forwarded client address goes into the audit, and a forwarded client certificate renews, alike."""
+    forwarded = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
+    fast, routed = await _both(
+        proxied, {"json": {"csr": SVC_CSR}, "headers": {**bearer(admin_token), **forwarded}}, caplog
+    )
+    assert fast.response.status_code == 201
+    assert [row["client_address"] for row in fast.audit] == ["203.0.113.9"]
+    await _assert_same(fast, routed, authority, admin_token, proxied)
+
+    holder = issue_holder("alice", ["alice"])
+    header = {"X-SSL-Client-Cert": urllib.parse.quote(cert_pem(holder.certificate).decode())}
+    own = csr_pem(p256(), "alice").decode()
+    fast, routed = await _both(proxied, {"json": {"csr": own}, "headers": header}, caplog)
+    assert fast.response.status_code == 201, fast.response.text
+    await _assert_same(fast, routed, authority, admin_token, proxied)
+
+    unreadable = {"X-SSL-Client-Cert": "-----BEGIN%20CERTIFICATE-----nope"}
+    fast, routed = await _both(proxied, {"json": {"csr": own}, "headers": unreadable}, caplog)
+    assert fast.response.status_code == 401
+    await _assert_same(fast, routed, authority, admin_token, proxied)
+
+
+async def _boom(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("boom")
+
+
+async def test_unexpected_error_answered_alike(
+    pair: Pair,
+    authority: Authority,
+    admin_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug past the checks: the same 500 problem, which says nothing of the bug."""
+    monkeypatch.setattr(authority, "sign_csr_async", _boom)
+    fast, routed = await _both(pair, {"json": {"csr": SVC_CSR}, "headers": bearer(admin_token)}, caplog)
+    assert fast.response.status_code == 500 and "boom" not in fast.response.text
+    await _assert_same(fast, routed, authority, admin_token, pair)
+
+
+async def test_unexpected_error_reaches_the_server_alike(
+    authority: Authority, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For an unhandled error Starlette's ServerErrorMiddleware sends the 500 problem, then re-raises to the
+    server: uvicorn logs "Exception in ASGI application" with the traceback and closes the connection (its
+    response had started). The fast path renders the same 500 through the same handler, so to behave as the
+    route does it has to let the error reach the server too."""
+    monkeypatch.setattr(authority, "sign_csr_async", _boom)
+    app = create_app(authority=authority)
+    outcomes: list[str] = []
+    for routed in (False, True):
+        if routed:
+            app.dependency_overrides[get_authority] = lambda: authority
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+            try:
+                response = await http.post("/csr", json={"csr": SVC_CSR}, headers=bearer(admin_token))
+                outcomes.append(f"answered {response.status_code}, nothing raised")
+            except RuntimeError as exc:
+                outcomes.append(f"raised {exc!r} to the server")
+    fast, route = outcomes
+    assert fast == route, f"fast path: {fast}; route: {route}"
