@@ -8,11 +8,14 @@ runs after the handshake -- and add the ASGI TLS extension to every request's sc
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import logging
+import multiprocessing
 import os
 import signal
 import ssl
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,8 @@ from uvicorn.supervisors import Multiprocess
 
 from service.bootstrap import DataPaths
 from service.settings import Settings
+
+log = logging.getLogger("pocketca.tls")
 
 # TLS 1.2 only with forward-secret AEAD suites; TLS 1.3 suites are all strong and are left as OpenSSL has them.
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
@@ -58,8 +63,59 @@ def build_client_context(
     return context
 
 
-def _uvicorn_ssl_factory(data_dir: str, _config: uvicorn.Config, _default: Any) -> ssl.SSLContext:
-    return build_server_context(DataPaths(Path(data_dir)))
+def _uvicorn_ssl_factory(data_dir: str, config: uvicorn.Config, _default: Any) -> ssl.SSLContext:
+    context = build_server_context(DataPaths(Path(data_dir)))
+    keys = getattr(config, "pocketca_ticket_keys", None)
+    if keys is not None and not share_session_tickets(context, keys):
+        log.warning("TLS session tickets stay per worker: a resumption works only on the worker that issued it")
+    return context
+
+
+TICKET_KEYS_BYTES = 80  # OpenSSL's ticket key block: 16 bytes key name, 32 HMAC secret, 32 AES key
+_SSL_CTRL_SET_TLSEXT_TICKET_KEYS = 59
+
+
+def share_session_tickets(context: ssl.SSLContext, keys: bytes) -> bool:
+    """Makes `context` seal TLS session tickets with `keys`, so that every worker given the same keys resumes
+    the sessions of the others (each SSL_CTX otherwise makes random keys of its own, and a client whose next
+    connection lands on another worker pays a full handshake). Resuming is safe here because revocation and
+    expiry are checked in the app on every request, not only in the handshake.
+
+    Python's ssl has no API for this; OpenSSL's SSL_CTX_ctrl(SSL_CTRL_SET_TLSEXT_TICKET_KEYS) does. The SSL_CTX
+    pointer is read from the SSLContext object (the field after PyObject_HEAD) and checked against the context
+    before use: False, and nothing touched, when it does not match or libssl cannot be reached."""
+    if len(keys) != TICKET_KEYS_BYTES:
+        raise ValueError(f"ticket keys are {TICKET_KEYS_BYTES} bytes")
+    try:
+        libssl = _libssl()
+        pointer = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
+        if not pointer or libssl.SSL_CTX_get_options(pointer) != context.options:
+            return False
+        if libssl.SSL_CTX_get_verify_mode(pointer) != int(context.verify_mode):
+            return False
+        buffer = ctypes.create_string_buffer(keys, len(keys))
+        return bool(libssl.SSL_CTX_ctrl(pointer, _SSL_CTRL_SET_TLSEXT_TICKET_KEYS, len(keys), buffer))
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
+@functools.cache
+def _libssl() -> ctypes.CDLL:
+    """The libssl that the _ssl module itself loaded (never a second copy)."""
+    import _ssl
+
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "/libssl.so" in line}
+    if len(paths) != 1:
+        raise OSError(f"expected one loaded libssl, found {sorted(paths) or 'none'} (for {_ssl.__name__})")
+    libssl = ctypes.CDLL(paths.pop())
+    libssl.SSL_CTX_get_options.restype = ctypes.c_uint64
+    libssl.SSL_CTX_get_options.argtypes = [ctypes.c_void_p]
+    libssl.SSL_CTX_get_verify_mode.restype = ctypes.c_int
+    libssl.SSL_CTX_get_verify_mode.argtypes = [ctypes.c_void_p]
+    libssl.SSL_CTX_ctrl.restype = ctypes.c_long
+    libssl.SSL_CTX_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+    return libssl
 
 
 def tls_extension(ssl_object: ssl.SSLObject | None) -> dict[str, Any] | None:
@@ -180,16 +236,34 @@ def uvicorn_config(settings: Settings, *, protocol: type[asyncio.Protocol] = DEF
         timeout_graceful_shutdown=10,
     )
     config.pocketca_header_timeout = settings.header_timeout  # type: ignore[attr-defined]
+    # one set of session ticket keys for every worker of this run (new at each start); the Config reaches the
+    # spawned workers pickled over their pipe, never through the environment
+    config.pocketca_ticket_keys = os.urandom(TICKET_KEYS_BYTES)  # type: ignore[attr-defined]
     return config
 
 
+def _fork_workers() -> None:
+    """Workers forked from this process, which has imported the app already, start in milliseconds; spawned
+    (uvicorn's way), each would import FastAPI, SQLAlchemy and cryptography again, most of a second apiece on
+    the start-up path (bench/RESULTS.md, "Speed work"). Forking is safe here: this process runs no thread of its
+    own (bootstrap closed its database and committer before `serve`) and holds no connection a worker could
+    share. uvicorn 0.54 takes its multiprocessing context from this module attribute (pinned in pyproject)."""
+    import uvicorn._subprocess
+
+    import service.api.app  # noqa: F401 - loaded once, here, for every worker
+
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        uvicorn._subprocess.spawn = multiprocessing.get_context("fork")  # type: ignore[assignment]
+
+
 def serve(settings: Settings) -> None:
-    """Runs uvicorn over TLS until SIGINT/SIGTERM; workers are spawned processes that read POCKETCA_*."""
+    """Runs uvicorn over TLS until SIGINT/SIGTERM; workers are forked processes that read POCKETCA_*."""
     os.environ.update(settings.as_environment())
     config = uvicorn_config(settings)
     server = uvicorn.Server(config)
     if settings.workers > 1:
         sock = config.bind_socket()
+        _fork_workers()
         Multiprocess(config, sockets=[sock]).run()
     else:
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal against the handler that was

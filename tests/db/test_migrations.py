@@ -43,3 +43,10 @@ def test_upgrade_is_idempotent_and_downgrade_round_trips(tmp_path: Path) -> None
     migrate.upgrade(db)
     assert {"certificates", "tokens", "crls", "counters"} <= set(inspect(db.engine).get_table_names())
     db.dispose()
+
+
+def test_the_head_read_from_the_files_is_alembics_head() -> None:
+    """`upgrade` skips Alembic when the database is at this revision: it must be the one Alembic would reach."""
+    from alembic.script import ScriptDirectory
+
+    assert migrate.head_revision() == ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()

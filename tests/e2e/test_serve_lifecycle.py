@@ -428,9 +428,10 @@ def _worker_pids(server: LiveServer) -> set[int]:
     return {int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", server.log())}
 
 
-def _spawned_children(pid: int) -> list[str]:
+def _worker_children(pid: int) -> list[str]:
+    """The workers: forked from `serve` (tls._fork_workers), so they are its children with its command line."""
     result = subprocess.run(["pgrep", "-a", "-P", str(pid)], capture_output=True, text=True, timeout=10)
-    return [line for line in result.stdout.splitlines() if "spawn_main" in line]
+    return [line for line in result.stdout.splitlines() if "serve" in line]
 
 
 def _local_port(response: httpx.Response) -> int:
@@ -441,7 +442,7 @@ def _local_port(response: httpx.Response) -> int:
 def test_with_two_workers_a_revoked_certificate_is_refused_on_every_connection(tmp_path: Path) -> None:
     with _running(tmp_path / "data", workers=2) as server:
         assert _wait_for(lambda: len(_worker_pids(server)) == 2), server.log()
-        assert len(_spawned_children(server.process.pid)) == 2, _spawned_children(server.process.pid)
+        assert len(_worker_children(server.process.pid)) == 2, _worker_children(server.process.pid)
 
         cert, key, serial = _issue(server, tmp_path / "client", "revoke-me")
         before = [_whoami_status(server, cert, key) for _ in range(20)]
