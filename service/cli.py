@@ -13,7 +13,6 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -26,7 +25,6 @@ from service.ca.inspect import get_sans
 from service.ca.keys import KEY_TYPES, PrivateKey, dump_private_key, parse_key_type
 from service.ca.names import get_common_name
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
-from service.client import ClientError, PocketCAClient
 from service.errors import ConfigurationError, ServiceError
 from service.keystore import write_private_file, write_public_file
 from service.settings import Settings, get_settings
@@ -203,12 +201,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"pocketca: {exc.detail}", file=sys.stderr)
         return 1
-    except ClientError as exc:
-        print(f"pocketca: {exc}", file=sys.stderr)
-        return 1
-    except httpx.HTTPError as exc:
-        print(f"pocketca: cannot reach the server: {exc}", file=sys.stderr)
-        return 1
     except ValidationError as exc:
         for error in exc.errors(include_input=False):
             field = ".".join(str(part) for part in error["loc"])
@@ -217,6 +209,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # bad flag values
         print(f"pocketca: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        message = _client_failure(exc)
+        if message is None:
+            raise
+        print(f"pocketca: {message}", file=sys.stderr)
+        return 1
+
+
+def _client_failure(exc: Exception) -> str | None:
+    """What a client command's failure says. httpx and the client are imported only by the commands that talk
+    to a server, so `pocketca serve` starts without them (bench/RESULTS.md, "Speed work")."""
+    if "service.client" not in sys.modules:
+        return None
+    import httpx
+
+    from service.client import ClientError
+
+    if isinstance(exc, ClientError):
+        return str(exc)
+    if isinstance(exc, httpx.HTTPError):
+        return f"cannot reach the server: {exc}"
+    return None
 
 
 # --- server side ------------------------------------------------------------------------------------
@@ -349,6 +363,8 @@ def cmd_openapi(_: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    from service.client import PocketCAClient
+
     key = ec.generate_private_key(ec.SECP256R1())
     csr = build_csr(key, args.cn, args.san).public_bytes(Encoding.PEM).decode()
     with PocketCAClient(args.server, ca_file=args.ca_file, token=args.token) as client:
@@ -359,6 +375,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_renew(args: argparse.Namespace) -> int:
+    from service.client import PocketCAClient
+
     current = x509.load_pem_x509_certificate(args.cert.read_bytes())
     if args.if_expires_within is not None:
         remaining = current.not_valid_after_utc - dt.datetime.now(dt.UTC)
@@ -383,6 +401,8 @@ def cmd_renew(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
+    from service.client import PocketCAClient
+
     if not args.token and not (args.cert and args.key):
         raise ConfigurationError("give --token, or --cert and --key")
     with PocketCAClient(

@@ -236,8 +236,8 @@ def uvicorn_config(settings: Settings, *, protocol: type[asyncio.Protocol] = DEF
         timeout_graceful_shutdown=10,
     )
     config.pocketca_header_timeout = settings.header_timeout  # type: ignore[attr-defined]
-    # one set of session ticket keys for every worker of this run (new at each start); the Config reaches the
-    # spawned workers pickled over their pipe, never through the environment
+    # one set of session ticket keys for every worker of this run, made at each start and never written anywhere;
+    # the workers get them with the Config (inherited through the fork), never through the environment
     config.pocketca_ticket_keys = os.urandom(TICKET_KEYS_BYTES)  # type: ignore[attr-defined]
     return config
 

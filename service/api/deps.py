@@ -5,6 +5,7 @@ more than the work (the token and revocation lookups are single indexed DB-API r
 
 from __future__ import annotations
 
+import functools
 import ssl
 from typing import Annotated
 
@@ -26,10 +27,19 @@ async def peer_certificate(request: Request) -> bytes | None:
     tls = request.scope.get("extensions", {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or []
     if chain:
-        return ssl.PEM_cert_to_DER_cert(chain[0])
-    proxy: ProxyConfig = getattr(request.app.state, "proxy", ProxyConfig())
+        return _der(chain[0])
+    proxy: ProxyConfig = getattr(request.app.state, "proxy", _NO_PROXY)
     value = request.headers.get(proxy.certificate_header)
     return forwarded_certificate(proxy, _peer_address(request), value)
+
+
+_NO_PROXY = ProxyConfig()
+
+
+@functools.lru_cache(maxsize=1024)
+def _der(pem: str) -> bytes:
+    """The same certificate on every request of a keep-alive connection: decoded once."""
+    return ssl.PEM_cert_to_DER_cert(pem)
 
 
 AuthorityDep = Annotated[Authority, Depends(get_authority)]
@@ -81,7 +91,9 @@ def _peer_address(request: Request) -> str | None:
 def _address(request: Request) -> str | None:
     """The client's address, for the audit: X-Forwarded-For's last hop when a trusted proxy sent it."""
     peer = _peer_address(request)
-    proxy: ProxyConfig = getattr(request.app.state, "proxy", ProxyConfig())
+    proxy: ProxyConfig = getattr(request.app.state, "proxy", _NO_PROXY)
+    if not proxy.trusted:  # the usual case: no header to look at
+        return peer
     forwarded = request.headers.get("x-forwarded-for")
     if forwarded and proxy.is_trusted(peer):
         return forwarded.split(",")[-1].strip()[:64] or peer

@@ -45,6 +45,9 @@ class LimitsMiddleware:
             detail = f"the request head is over {limits.max_header_bytes} bytes"
             await _refuse(scope, receive, send, HeadersTooLargeError(detail))
             return
+        if scope["method"] in ("GET", "HEAD") and not _announces_body(scope["headers"]):
+            await self.app(scope, receive, send)  # nothing to read or limit (most of the traffic: /whoami, /crl)
+            return
         # Read the whole body here (it is small by definition), so that a body over the limit or too slow is
         # answered 413/408 by us, whoever reads it later (FastAPI turns errors inside its own body parsing into 400).
         body = bytearray()
@@ -75,6 +78,10 @@ class LimitsMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _announces_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name in (b"content-length", b"transfer-encoding") for name, _ in headers)
 
 
 def _too_large(limits: Limits) -> str:

@@ -49,6 +49,7 @@ class GroupCommitter:
         self.max_batch = max_batch
         self.max_wait = max_wait  # the longest a batch waits for units still being prepared (see `expect`)
         self._expected = 0
+        self._busy_until = 0.0  # a batch that starts before this waits for company (see _loop)
         self._queue: queue.SimpleQueue[_Item[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -123,7 +124,9 @@ class GroupCommitter:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     remaining = deadline - time.monotonic()
-                    if self._expected <= 0 or remaining <= 0:
+                    # wait while a unit is being prepared, or while the committer is busy (it committed moments
+                    # ago: requests are arriving back to back, so another is likely within max_wait)
+                    if remaining <= 0 or (self._expected <= 0 and time.monotonic() > self._busy_until):
                         break
                     try:
                         more = self._queue.get(timeout=remaining)
@@ -134,6 +137,7 @@ class GroupCommitter:
                     break
                 batch.append(more)
             self._commit(batch)
+            self._busy_until = time.monotonic() + 2 * self.max_wait
             if stop:
                 return
 

@@ -50,10 +50,12 @@ class HotSQL:
             "SELECT id, secret_hash, scope, cn, sans, profile, expires_at, uses_left FROM tokens WHERE id = :id"
         )
         self._identity = render("SELECT status, profile, fingerprint_sha256 FROM certificates WHERE serial = :serial")
+        self._usable = render(
+            "SELECT uses_left FROM tokens WHERE id = :id AND (expires_at IS NULL OR expires_at > :now)"
+            " AND (uses_left IS NULL OR uses_left > 0)"
+        )
         self._consume = render(
-            "UPDATE tokens SET uses_left = CASE WHEN uses_left IS NULL THEN NULL ELSE uses_left - 1 END"
-            " WHERE id = :id AND (expires_at IS NULL OR expires_at > :now) AND (uses_left IS NULL OR uses_left > 0)"
-            " RETURNING uses_left"
+            "UPDATE tokens SET uses_left = uses_left - 1 WHERE id = :id AND uses_left > 0 RETURNING uses_left"
         )
         self._issued_since = render(
             "SELECT count(*), min(created_at) FROM certificates WHERE issued_by = :issued_by AND created_at > :since"
@@ -64,6 +66,14 @@ class HotSQL:
             " :not_before, :not_after, :status, :fingerprint_sha256, :issued_by, :created_at, :der)"
         )
         self._insert_certificate = render(insert_certificate.replace(":sans", sans))
+        self._crl_state = render(
+            # the counters are db.repositories.REVOCATIONS and CRL_FLOOR
+            "SELECT (SELECT value FROM counters WHERE name = 'revocations'),"
+            " (SELECT value FROM counters WHERE name = 'crl_floor'),"
+            " number, this_update, next_update, revision FROM (SELECT 1 AS one) AS anchor"
+            " LEFT JOIN (SELECT number, this_update, next_update, revision FROM crls ORDER BY number DESC LIMIT 1)"
+            " AS newest ON 1 = 1"
+        )
         self._insert_audit = render(
             "INSERT INTO audit_events (at, action, outcome, actor, token_id, serial, client_address, detail)"
             " VALUES (:at, :action, :outcome, :actor, :token_id, :serial, :client_address, :detail) RETURNING id"
@@ -118,11 +128,28 @@ class HotSQL:
         count, first = row.fetchone()
         return int(count), self.time_value(first)
 
+    def crl_state(self, connection: Any) -> tuple[tuple[int, dt.datetime, dt.datetime, int] | None, int, int]:
+        """(newest CRL's (number, this_update, next_update, revision) or None, revocations, floor) in one
+        read: what the CRL refresher polls four times a second in every worker."""
+        row = connection.execute(self._crl_state, {}).fetchone()
+        revisions, floor, number, this_update, next_update, built_for = row
+        state = None
+        if number is not None:
+            state = (int(number), self.time_value(this_update), self.time_value(next_update), int(built_for))
+        return state, int(revisions or 0), int(floor or 0)  # type: ignore[return-value]
+
     # --- writes (inside the caller's transaction) ----------------------------------------------------
 
     def consume_token(self, connection: Any, token_id: str, now: dt.datetime) -> tuple[bool, int | None]:
-        """Takes one use atomically: (False, None) when the token is gone, expired or used up."""
-        row = connection.execute(self._consume, {"id": token_id, "now": self.time_param(now)}).fetchone()
+        """Takes one use: (False, None) when the token is gone, expired or used up. Call it inside a write
+        transaction (writers take turns, see Database.raw_writer), so the check and the use are one step. A token
+        without a use count is only checked: no row written, no page for the commit to carry."""
+        row = connection.execute(self._usable, {"id": token_id, "now": self.time_param(now)}).fetchone()
+        if row is None:
+            return False, None
+        if row[0] is None:
+            return True, None
+        row = connection.execute(self._consume, {"id": token_id}).fetchone()
         return (False, None) if row is None else (True, row[0])
 
     def insert_certificate(self, connection: Any, values: Mapping[str, Any]) -> None:
