@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _client_failure(exc: Exception) -> str | None:
     """What a client command's failure says. httpx and the client are imported only by the commands that talk
-    to a server, so `pocketca serve` starts without them (bench/RESULTS.md, "Speed work")."""
+    to a server, so `pocketca serve` starts without them (bench/SPEED.md)."""
     if "service.client" not in sys.modules:
         return None
     import httpx

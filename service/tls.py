@@ -245,7 +245,7 @@ def uvicorn_config(settings: Settings, *, protocol: type[asyncio.Protocol] = DEF
 def _fork_workers() -> None:
     """Workers forked from this process, which has imported the app already, start in milliseconds; spawned
     (uvicorn's way), each would import FastAPI, SQLAlchemy and cryptography again, most of a second apiece on
-    the start-up path (bench/RESULTS.md, "Speed work"). Forking is safe here: this process runs no thread of its
+    the start-up path (bench/SPEED.md). Forking is safe here: this process runs no thread of its
     own (bootstrap closed its database and committer before `serve`) and holds no connection a worker could
     share. uvicorn 0.54 takes its multiprocessing context from this module attribute (pinned in pyproject)."""
     import uvicorn._subprocess

@@ -1,8 +1,8 @@
 """The two hottest routes without FastAPI's per-request machinery, as a plain ASGI middleware.
 
 FastAPI resolves a route's dependencies, parameters and response model on every request; for POST /csr that
-cost as much as signing the certificate, and for GET /whoami ten times the route's own work (bench/RESULTS.md,
-"Speed work"). This middleware answers those two itself with the same pieces their routes use: the `deps`
+cost as much as signing the certificate, and for GET /whoami ten times the route's own work (bench/SPEED.md).
+This middleware answers those two itself with the same pieces their routes use: the `deps`
 functions for the caller, `routes.csr.CSRQuery` and `routes.csr.issue`, `IdentityResponse`, and the app's own
 exception handlers for every error. It sits inside the access log and the request limits. An app with
 dependency overrides (tests over ASGI) gets the routes, which resolve those as FastAPI defines.

@@ -2,7 +2,7 @@
 
 Issuance and authentication run a few tiny indexed statements per request. Through a Session each costs about
 250 µs of SQLAlchemy machinery on SQLite, through a Core connection about 150 µs, on the DB-API connection
-about 5 µs (bench/RESULTS.md, "Speed work"). So these few are plain SQL, written
+about 5 µs (bench/SPEED.md). So these few are plain SQL, written
 once for both dialects: `:name` parameters (sqlite3's named style) become psycopg's `%(name)s`.
 
 The tables are still the models' and the migrations'; values are stored exactly as the ORM stores them

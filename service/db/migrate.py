@@ -2,7 +2,7 @@
 
 Alembic is imported only when there is something to migrate: on a database already at the newest revision
 (every start but the first after an upgrade) `upgrade` is one query, which saves a third of a second of
-start-up (bench/RESULTS.md, "Speed work").
+start-up (bench/SPEED.md).
 """
 
 from __future__ import annotations
