@@ -1244,6 +1244,7 @@ def report(
         "run (this machine is shared): read the ratios, not the absolute figures, when it is high.\n"
     )
     w(f"Load average at start / end: {loads[0]} / {loads[1]}.\n")
+    w("What each speed change gave, and what was tried and dropped: bench/SPEED.md.\n")
 
     w("## Issuance: `POST /csr` vs `cfssl serve` `/api/v1/cfssl/sign`\n")
     w(

@@ -50,6 +50,7 @@ class GroupCommitter:
         self.max_wait = max_wait  # the longest a batch waits for units still being prepared (see `expect`)
         self._expected = 0
         self._busy_until = 0.0  # a batch that starts before this waits for company (see _loop)
+        self._last_batch = 0
         self._queue: queue.SimpleQueue[_Item[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -124,9 +125,10 @@ class GroupCommitter:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     remaining = deadline - time.monotonic()
-                    # wait while a unit is being prepared, or while the committer is busy (it committed moments
-                    # ago: requests are arriving back to back, so another is likely within max_wait)
-                    if remaining <= 0 or (self._expected <= 0 and time.monotonic() > self._busy_until):
+                    # wait while a unit is being prepared, or while batches have company and come back to back (then
+                    # another unit is likely within max_wait); a lone client (batches of one) never waits
+                    busy = self._last_batch > 1 and time.monotonic() < self._busy_until
+                    if remaining <= 0 or (self._expected <= 0 and not busy):
                         break
                     try:
                         more = self._queue.get(timeout=remaining)
@@ -138,6 +140,7 @@ class GroupCommitter:
                 batch.append(more)
             self._commit(batch)
             self._busy_until = time.monotonic() + 2 * self.max_wait
+            self._last_batch = len(batch)
             if stop:
                 return
 

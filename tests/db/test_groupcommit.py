@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,31 @@ def test_a_failed_commit_fails_every_unit_in_the_batch(db: Database) -> None:
         committer.run(breaks_the_transaction)
     assert committer.run(_add("after")) == "after"  # the next batch starts clean
     committer.close()
+
+
+def test_a_lone_client_never_waits_for_company(db: Database) -> None:
+    """Batches of one (a single client issuing in a loop) commit at once, however long max_wait is."""
+    committer = GroupCommitter(db, max_wait=5.0)
+    started = time.monotonic()
+    for i in range(4):
+        assert committer.run(_add(f"lone{i}")) == f"lone{i}"
+    committer.close()
+    assert time.monotonic() - started < 5.0  # one wait of max_wait would already be 5 s
+    assert committer.batches == 4
+
+
+def test_a_unit_being_prepared_is_waited_for(db: Database) -> None:
+    """`expect()` holds a started batch (up to max_wait) for a unit still being signed: one commit for both."""
+    committer = GroupCommitter(db, max_wait=5.0)
+    first = threading.Thread(target=committer.run, args=(_add("first"),))
+    with committer.expect():  # as sign_csr_async: the expectation covers the signing, the submit follows it
+        first.start()
+        time.sleep(0.2)  # the batch has started and is waiting for the expected unit
+        assert _value(db, "first") is None
+    started = time.monotonic()
+    assert committer.run(_add("second")) == "second"
+    first.join(timeout=10)
+    committer.close()
+    assert time.monotonic() - started < 5.0  # no wait once nothing more is expected
+    assert _value(db, "first") == 1 and _value(db, "second") == 1
+    assert committer.batches == 1
