@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from sqlalchemy import Connection, String, case, delete, func, insert, or_, select, type_coerce, update
+from sqlalchemy import String, case, delete, func, insert, or_, select, type_coerce, update
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from service.db.models import AuditRecord, CertificateRecord, CounterRecord, CRLRecord, TokenRecord
@@ -55,15 +55,6 @@ class CertificateRepository:
         if expires_before is not None:
             query = query.where(CertificateRecord.not_after < expires_before)
         return list(self._session.scalars(query))
-
-    def issued_since(self, issued_by: str, since: dt.datetime) -> tuple[int, dt.datetime | None]:
-        """How many certificates `issued_by` got after `since`, and when the first of them was issued."""
-        count, first = self._session.execute(
-            select(func.count(), func.min(CertificateRecord.created_at)).where(
-                CertificateRecord.issued_by == issued_by, CertificateRecord.created_at > since
-            )
-        ).one()
-        return int(count), first
 
     def revocation_state(self, serial: str) -> tuple[str, dt.datetime | None, str | None] | None:
         """(status, revoked_at, reason) by the unique serial index, for OCSP; None if we never issued it."""
@@ -239,13 +230,3 @@ def _values(record: DeclarativeBase) -> dict[str, object]:
     table = record.__table__
     values = {column.key: getattr(record, column.key) for column in table.columns}
     return {key: value for key, value in values.items() if value is not None}
-
-
-_IDENTITY = select(CertificateRecord.status, CertificateRecord.profile, CertificateRecord.fingerprint_sha256)
-
-
-def identity_state(connection: Connection, serial: str) -> tuple[str, str, str] | None:
-    """(status, profile, fingerprint_sha256) by the unique serial index: the per-request edge check, on a bare
-    Core connection (a Session costs more than the query here)."""
-    row = connection.execute(_IDENTITY.where(CertificateRecord.serial == serial)).first()
-    return (row[0], row[1], row[2]) if row is not None else None
