@@ -47,9 +47,9 @@ class GroupCommitter:
     def __init__(self, db: Database, *, max_batch: int = 64, max_wait: float = 0.002) -> None:
         self.db = db
         self.max_batch = max_batch
-        self.max_wait = max_wait  # the longest a batch waits for units still being prepared (see `expect`)
+        self.max_wait = max_wait  # the longest a batch waits for more units (see `expect` and `_loop`)
         self._expected = 0
-        self._busy_until = 0.0  # a batch that starts before this waits for company (see _loop)
+        self._busy_until = 0.0  # with batches of company, one that starts before this waits for more
         self._last_batch = 0
         self._queue: queue.SimpleQueue[_Item[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None

@@ -18,10 +18,6 @@ class CertificateRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def add(self, record: CertificateRecord) -> None:
-        """A Core INSERT: on the issuance hot path the ORM's unit of work costs more than the row."""
-        self._session.connection().execute(insert(CertificateRecord), [_values(record)])
-
     def get(self, serial: str, *, for_update: bool = False) -> CertificateRecord | None:
         """`for_update` locks the row (PostgreSQL; SQLite's write lock already covers it) for read-then-write."""
         query = select(CertificateRecord).where(CertificateRecord.serial == serial)
