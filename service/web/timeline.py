@@ -64,10 +64,13 @@ def build_timeline(items: Sequence[CertificateListing], now: dt.datetime, horizo
     step = _tick_step(horizon)
     ticks = []
     at = dt.timedelta(0)
-    while at <= horizon:
+    while at < horizon:
         label = "now" if at == dt.timedelta(0) else f"+{at.days} d"
         ticks.append(Tick(x_of(now + at), label))
         at += step
+    if horizon - (at - step) < step / 2 and len(ticks) > 1:
+        ticks.pop()  # too close to the end for two labels
+    ticks.append(Tick(x_of(now + horizon), f"+{horizon.days} d"))
     height = TOP + 12 + max(len(shown), 1) * ROW + 8
     return Timeline(WIDTH, height, LEFT, WIDTH - RIGHT, TOP, tuple(marks), tuple(ticks), len(ordered) - len(shown))
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,3 +110,25 @@ def keep(path: Path) -> None:
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, Path(target) / path.name)
+
+
+def console_driver(browser: Browser, downloads: Path) -> Any:
+    """Selenium driving Debian's chromedriver and chromium (Selenium Manager never asked to download anything),
+    with this browser's HOME (its NSS database trusts our CA) and downloads into `downloads`."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_OFFLINE"] = "true"  # belt and braces: the driver and browser paths are given anyway
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*FLAGS, f"--user-data-dir={browser.profile}"]:
+        options.add_argument(flag)
+    downloads.mkdir(parents=True, exist_ok=True)
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
+    service = Service(executable_path=CHROMEDRIVER, env=browser.env())
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(BROWSER_TIMEOUT)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    return driver
