@@ -31,7 +31,6 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
-    "--window-size=1200,860",
     "--hide-scrollbars",
 ]
 CA_FILTER = {"ISSUER": {"CN": "pocketca root CA"}}
@@ -97,7 +96,8 @@ class Browser:
         return result.stdout
 
     def screenshot(self, url: str, path: Path) -> Path:
-        argv = [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", f"--screenshot={path}", url]
+        size = "--window-size=1100,520"
+        argv = [CHROMIUM, *FLAGS, size, f"--user-data-dir={self.profile}", f"--screenshot={path}", url]
         subprocess.run(argv, capture_output=True, timeout=BROWSER_TIMEOUT, env=self.env(), check=True)
         assert path.stat().st_size > 1000
         keep(path)
@@ -121,7 +121,7 @@ def console_driver(browser: Browser, downloads: Path) -> Any:
     os.environ["SE_OFFLINE"] = "true"  # belt and braces: the driver and browser paths are given anyway
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={browser.profile}"]:
+    for flag in [*FLAGS, "--window-size=1200,860", f"--user-data-dir={browser.profile}"]:
         options.add_argument(flag)
     downloads.mkdir(parents=True, exist_ok=True)
     options.add_experimental_option(
