@@ -130,5 +130,6 @@ def console_driver(browser: Browser, downloads: Path) -> Any:
     service = Service(executable_path=CHROMEDRIVER, env=browser.env())
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(BROWSER_TIMEOUT)
+    driver.implicitly_wait(15)  # find_element retries for a while: the machine may be busy
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     return driver

@@ -61,7 +61,7 @@ def click_and_wait(driver: Any, css: str) -> None:
 
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, css).click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(page))
 
 
 def log_in(driver: Any, server: LiveServer, token: str) -> None:
@@ -92,6 +92,7 @@ def test_an_operator_finds_revokes_and_issues(server: LiveServer, driver: Any, t
 
     driver.find_element(By.NAME, "cn").send_keys("grafana.internal")
     click_and_wait(driver, "form.filters button")
+    assert "cn=grafana.internal" in driver.current_url
     rows = driver.find_elements(By.CSS_SELECTOR, "table.list tbody tr")
     assert len(rows) == 1 and "grafana.internal" in rows[0].text
     link = rows[0].find_element(By.TAG_NAME, "a").get_attribute("href")
@@ -159,14 +160,16 @@ def test_an_operator_finds_revokes_and_issues(server: LiveServer, driver: Any, t
     other = driver.find_element(By.CSS_SELECTOR, "table.list tbody tr a").get_attribute("href").rsplit("/", 1)[1]
     driver.get(f"{server.url}/ui/certs/{other}")
     assert "read only" in driver.page_source
+    driver.implicitly_wait(0)
     assert not driver.find_elements(By.CSS_SELECTOR, "form[action$='/revoke']")
+    driver.implicitly_wait(15)
     shot(driver, tmp_path, "read-only")
     driver.execute_script(
         "const f = document.createElement('form'); f.method = 'post'; f.action = location.pathname + '/revoke';"
         "const c = document.querySelector('input[name=csrf]').cloneNode(); f.appendChild(c);"
         "document.body.appendChild(f); f.submit();"
     )
-    WebDriverWait(driver, 30).until(lambda d: "may not do this" in d.page_source)
+    WebDriverWait(driver, 60).until(lambda d: "may not do this" in d.page_source)
     assert "403" in driver.find_element(By.TAG_NAME, "h1").text
     assert "may not do this" in driver.page_source
     with server.client(headers={"Authorization": f"Bearer {server.admin_token}"}) as http:
