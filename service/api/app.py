@@ -17,6 +17,8 @@ from service.authority import Authority
 from service.authority.crls import CRLRefresher
 from service.bootstrap import build_authority
 from service.settings import Settings, get_settings
+from service.web import admin, certificates, console
+from service.web import whoami as whoami_page
 
 DESCRIPTION = """A small certificate authority for mutual TLS: sign CSRs, record every certificate,
 revoke them, serve the CRL, and tell mTLS callers who they are. Errors are application/problem+json."""
@@ -54,7 +56,9 @@ def create_app(
         app.state.proxy = ProxyConfig.parse(settings.trusted_proxies, settings.client_cert_header)
     problems.install(app)
     openapi.install(app)
-    for module in (csr, certs, pkcs12, tokens, audit, ca, ocsp, whoami, health):
+    for module in (csr, certs, pkcs12, tokens, audit, ca, ocsp, whoami_page, whoami, health):
+        app.include_router(module.router)  # the /whoami page (Accept: text/html only) before the JSON route
+    for module in (console, certificates, admin):  # the web console at /ui/
         app.include_router(module.router)
     if limits is None:
         limits = (

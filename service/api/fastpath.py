@@ -17,12 +17,14 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.deps import get_authority, optional_caller, peer_certificate, require_caller, require_client
 from service.api.routes.csr import CSRQuery, issue
 from service.api.schemas import IdentityResponse
 from service.ca.inspect import CertificateSummary
+from service.web.pages import wants_html
 
 
 class FastPaths:
@@ -31,6 +33,8 @@ class FastPaths:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = _ROUTES.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
+        if handler is _whoami and wants_html(Headers(scope=scope)):
+            handler = None  # a browser: the HTML page's route (service.web.whoami) answers
         app: FastAPI | None = scope.get("app")
         if handler is None or app is None or app.dependency_overrides:
             await self.app(scope, receive, send)

@@ -23,6 +23,7 @@ from service.authority.callers import Caller, ClientIdentity, LocalCaller, Token
 from service.authority.crls import DEFAULT_CRL_LIFETIME, CRLPublisher
 from service.authority.ocsp import OCSPResponder
 from service.authority.paging import check_limit, decode_cursor, encode_cursor
+from service.authority.sessions import ConsoleSessions
 from service.authority.tokens import TokenManager
 from service.authority.values import (
     AuditEntry,
@@ -101,6 +102,7 @@ class Authority:
         self.crls = CRLPublisher(db, signer, ca_certificate, lifetime=crl_lifetime, clock=clock)
         self.ocsp = OCSPResponder(db, signer, ca_certificate, clock=clock)
         self.writes = GroupCommitter(db)
+        self.console_sessions = ConsoleSessions(db, self.tokens, self.audit, clock)
 
     def close(self) -> None:
         self.writes.close()

@@ -113,6 +113,17 @@ class TokenManager:
             raise AuthenticationError(problem)
         return caller
 
+    def caller_by_id(self, token_id: str, *, address: str | None = None) -> TokenCaller:
+        """The caller of a token already authenticated once (a console session): still there, unexpired, not used up."""
+        record = self.db.hot.token(self.db.raw(), token_id)
+        if record is None:
+            raise AuthenticationError("the token of this session has been deleted")
+        if record.expires_at is not None and record.expires_at <= self.clock():
+            raise AuthenticationError("the token of this session has expired")
+        if record.uses_left is not None and record.uses_left <= 0:
+            raise AuthenticationError("the token of this session has been used up")
+        return _caller(record, address)
+
     def spend(self, transaction: Transaction, caller: Caller) -> None:
         """Takes one use inside the change's transaction (a group-commit unit): a refusal or crash after it
         gives the use back, and concurrent requests cannot both spend the last one."""

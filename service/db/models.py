@@ -91,3 +91,14 @@ class AuditRecord(Base):
     serial: Mapped[str | None] = mapped_column(String(40), index=True)
     client_address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsoleSessionRecord(Base):
+    """A web console session (service/web): the cookie's secret is never stored, only its SHA-256."""
+
+    __tablename__ = "console_sessions"
+
+    secret_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(32), index=True)  # the token that logged in; checked each request
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from sqlalchemy import String, case, delete, func, insert, or_, select, type_coerce, update
 from sqlalchemy.orm import DeclarativeBase, Session
 
-from service.db.models import AuditRecord, CertificateRecord, CounterRecord, CRLRecord, TokenRecord
+from service.db.models import (
+    AuditRecord,
+    CertificateRecord,
+    ConsoleSessionRecord,
+    CounterRecord,
+    CRLRecord,
+    TokenRecord,
+)
 
 REVOCATIONS = "revocations"
 CRL_FLOOR = "crl_floor"  # the next CRL number is at least this: a restore sets it, so numbers never go back
@@ -219,6 +226,24 @@ class AuditRepository:
         if before_id is not None:
             query = query.where(AuditRecord.id < before_id)
         return list(self._session.scalars(query))
+
+
+class ConsoleSessionRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, record: ConsoleSessionRecord) -> None:
+        self._session.add(record)
+        self._session.flush()
+
+    def get(self, secret_hash: str) -> ConsoleSessionRecord | None:
+        return self._session.get(ConsoleSessionRecord, secret_hash)
+
+    def delete(self, secret_hash: str) -> None:
+        self._session.execute(delete(ConsoleSessionRecord).where(ConsoleSessionRecord.secret_hash == secret_hash))
+
+    def prune(self, now: dt.datetime) -> None:
+        self._session.execute(delete(ConsoleSessionRecord).where(ConsoleSessionRecord.expires_at <= now))
 
 
 def _values(record: DeclarativeBase) -> dict[str, object]:

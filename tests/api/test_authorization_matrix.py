@@ -57,6 +57,7 @@ CALLERS: tuple[str, ...] = (
 # Columns, in CALLERS order:
 #   none admin issue revoke read enroll used_up expired holder other revoked foreign
 ALL_200 = (200,) * len(CALLERS)
+ALL_303 = (303,) * len(CALLERS)
 MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/csr"): (401, 201, 201, 403, 403, 403, 401, 401, 201, 403, 403, 403),
     ("GET", "/certs"): (401, 200, 403, 403, 200, 403, 401, 401, 403, 403, 403, 403),
@@ -76,6 +77,24 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/crl"): ALL_200,
     ("GET", "/crl.pem"): ALL_200,
     ("GET", "/healthz"): ALL_200,
+    # the web console (service/web): only its session cookie opens it; a bearer token or a client certificate is
+    # no console credential, so every page sends them to the login form (tests/web has the session callers)
+    ("GET", "/ui/"): ALL_303,
+    ("GET", "/ui/login"): ALL_200,
+    ("POST", "/ui/login"): (403,) * len(CALLERS),  # no login CSRF token
+    ("POST", "/ui/logout"): ALL_303,
+    ("GET", "/ui/certs"): ALL_303,
+    ("GET", "/ui/certs/{serial}"): ALL_303,
+    ("GET", "/ui/certs/{serial}/pem"): ALL_303,
+    ("POST", "/ui/certs/{serial}/revoke"): ALL_303,
+    ("GET", "/ui/expiring"): ALL_303,
+    ("GET", "/ui/tokens"): ALL_303,
+    ("POST", "/ui/tokens"): ALL_303,
+    ("POST", "/ui/tokens/{token_id}/delete"): ALL_303,
+    ("GET", "/ui/pkcs12"): ALL_303,
+    ("POST", "/ui/pkcs12"): ALL_303,
+    ("GET", "/ui/audit"): ALL_303,
+    ("GET", "/ui/static/console.css"): ALL_200,
 }
 
 
@@ -121,6 +140,22 @@ REQUESTS: dict[tuple[str, str], Callable[[Target], Request]] = {
     ("GET", "/crl"): lambda t: {},
     ("GET", "/crl.pem"): lambda t: {},
     ("GET", "/healthz"): lambda t: {},
+    ("GET", "/ui/"): lambda t: {},
+    ("GET", "/ui/login"): lambda t: {},
+    ("POST", "/ui/login"): lambda t: {"data": {"token": "pca_0000000000000000_x"}},
+    ("POST", "/ui/logout"): lambda t: {"data": {}},
+    ("GET", "/ui/certs"): lambda t: {},
+    ("GET", "/ui/certs/{serial}"): lambda t: {},
+    ("GET", "/ui/certs/{serial}/pem"): lambda t: {},
+    ("POST", "/ui/certs/{serial}/revoke"): lambda t: {"data": {"reason": "superseded"}},
+    ("GET", "/ui/expiring"): lambda t: {},
+    ("GET", "/ui/tokens"): lambda t: {},
+    ("POST", "/ui/tokens"): lambda t: {"data": {"scope": "read"}},
+    ("POST", "/ui/tokens/{token_id}/delete"): lambda t: {"data": {}},
+    ("GET", "/ui/pkcs12"): lambda t: {},
+    ("POST", "/ui/pkcs12"): lambda t: {"data": {"cn": "alice", "password": "correct horse"}},
+    ("GET", "/ui/audit"): lambda t: {},
+    ("GET", "/ui/static/console.css"): lambda t: {},
 }
 
 
@@ -255,12 +290,16 @@ async def test_matrix(client: ApiClient, fixed: Fixed, method: str, path: str, c
     response = await client.http.request(method, _url(path, target), headers=headers, **request)
     shown = response.text[:500] if "json" in response.headers.get("content-type", "") else response.headers
     assert response.status_code == expected, f"{method} {path} as {caller}: {response.status_code} {shown}"
-    if expected >= 400:
+    if expected >= 400 and path.startswith("/ui/"):  # the console answers people: an HTML page
+        assert response.headers["content-type"].startswith("text/html")
+    elif expected >= 400:
         assert response.headers["content-type"] == "application/problem+json"
     elif path.startswith("/ocsp"):  # OCSP says 200 even to a bad request: the answer itself must be good
         answer = ocsp.load_der_ocsp_response(response.content)
         assert answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
         assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+    if expected == 303:
+        assert response.headers["location"] == "/ui/login"
     if expected == 401:
         assert response.headers["www-authenticate"].startswith("Bearer")
 

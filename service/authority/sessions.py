@@ -1,0 +1,87 @@
+"""Web console sessions: a token logs in once; the browser then holds a random session secret in a cookie.
+
+Stored server-side, hashed (SHA-256, as tokens are): a logout or a deleted token ends the session at once, in
+every worker and replica, and a copy of the database holds nothing a browser could present. Each request
+re-reads the token, so the session can never do more than the token still may.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from service.authority.audit import Auditor
+from service.authority.callers import TokenCaller, hash_secret
+from service.authority.tokens import TokenManager
+from service.db.models import ConsoleSessionRecord
+from service.db.repositories import ConsoleSessionRepository
+from service.db.session import Database
+from service.errors import AuthenticationError, PermissionDeniedError
+
+SESSION_LIFETIME = dt.timedelta(hours=8)
+CONSOLE_SCOPES = ("admin", "read")
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    secret: str  # goes into the cookie only; never stored, never logged
+    caller: TokenCaller
+    expires_at: dt.datetime
+
+    @property
+    def csrf_token(self) -> str:
+        return csrf_token_for(self.secret)
+
+
+def csrf_token_for(secret: str) -> str:
+    """Derived from the cookie's secret, which another site can neither read nor set (SameSite=Strict, HttpOnly)."""
+    return hmac.new(secret.encode(), b"pocketca console csrf", hashlib.sha256).hexdigest()
+
+
+class ConsoleSessions:
+    def __init__(self, db: Database, tokens: TokenManager, audit: Auditor, clock: Callable[[], dt.datetime]) -> None:
+        self.db = db
+        self.tokens = tokens
+        self.audit = audit
+        self.clock = clock
+
+    def open(self, token: str, *, address: str | None = None) -> ConsoleSession:
+        """Logs in with an admin or read token; others are refused (and the refusal audited)."""
+        caller = self.tokens.authenticate(token, address=address)
+        if caller.is_enrollment or caller.scope not in CONSOLE_SCOPES:
+            detail = "the console needs an admin or read token"
+            self.audit.refused("console.login", caller, detail)
+            raise PermissionDeniedError(detail)
+        secret = secrets.token_urlsafe(32)
+        now = self.clock()
+        expires_at = now + SESSION_LIFETIME
+        with self.db.writer() as session:
+            repo = ConsoleSessionRepository(session)
+            repo.prune(now)
+            repo.add(
+                ConsoleSessionRecord(
+                    secret_hash=hash_secret(secret), token_id=caller.token_id, created_at=now, expires_at=expires_at
+                )
+            )
+            self.audit.record(session, "console.login", caller, detail=f"scope={caller.scope}")
+        self.audit.emit(session)
+        return ConsoleSession(secret=secret, caller=caller, expires_at=expires_at)
+
+    def resume(self, secret: str, *, address: str | None = None) -> ConsoleSession:
+        """The session of a cookie: AuthenticationError when it is unknown, expired, or its token no longer works."""
+        with self.db.reader() as session:
+            record = ConsoleSessionRepository(session).get(hash_secret(secret))
+        if record is None or record.expires_at <= self.clock():
+            raise AuthenticationError("the console session has ended; log in again")
+        caller = self.tokens.caller_by_id(record.token_id, address=address)
+        return ConsoleSession(secret=secret, caller=caller, expires_at=record.expires_at)
+
+    def close(self, current: ConsoleSession) -> None:
+        with self.db.writer() as session:
+            ConsoleSessionRepository(session).delete(hash_secret(current.secret))
+            self.audit.record(session, "console.logout", current.caller)
+        self.audit.emit(session)

@@ -1,0 +1,165 @@
+"""The console's frame: sessions (cookie in, caller out), CSRF on every change, forms, login and logout.
+
+Every page goes through `handle`: no session -> the login page; a POST without the session's CSRF token -> 403;
+a refusal of the authority -> an HTML error page with the same status the API would give. Handlers are plain
+functions of a `View`, run in a worker thread (they read and write the database through the authority)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from service.api.deps import AuthorityDep, _address
+from service.api.problems import status_for
+from service.authority import Authority
+from service.authority.sessions import SESSION_LIFETIME, ConsoleSession, csrf_token_for
+from service.errors import AuthenticationError, PermissionDeniedError, ServiceError, UnsupportedMediaTypeError
+from service.web.pages import error_page, render, secure
+
+SESSION_COOKIE = "pocketca_session"
+LOGIN_COOKIE = "pocketca_login"  # the login form's CSRF secret (double submit): there is no session yet
+COOKIE_PATH = "/ui"
+FORM = "application/x-www-form-urlencoded"
+MAX_FIELDS = 50
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+@dataclass
+class View:
+    request: Request
+    authority: Authority
+    console: ConsoleSession
+    form: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def caller(self) -> Any:
+        return self.console.caller
+
+    def render(self, template: str, status_code: int = 200, **context: Any) -> Response:
+        return render(template, status_code, console=self.console, **context)
+
+    def query(self, name: str, max_length: int = 255) -> str:
+        return self.request.query_params.get(name, "").strip()[:max_length]
+
+
+Handler = Callable[[View], Response]
+
+
+def redirect(url: str) -> Response:
+    return secure(RedirectResponse(url, status_code=303))
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A urlencoded form (the body is already bounded by the request limits); the first value of each field."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != FORM:
+        raise UnsupportedMediaTypeError(f"send the form as {FORM}")
+    body = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        pairs = urllib.parse.parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise UnsupportedMediaTypeError(f"a form has at most {MAX_FIELDS} fields") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    return form
+
+
+async def handle(request: Request, authority: Authority, handler: Handler, *, change: bool = False) -> Response:
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret:
+        return redirect("/ui/login")
+    try:
+        console = await run_in_threadpool(authority.console_sessions.resume, secret, address=_address(request))
+    except AuthenticationError:
+        response = redirect("/ui/login?ended=1")
+        response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict")
+        return response
+    request.state.caller = console.caller.label
+    view = View(request, authority, console)
+    try:
+        if change:
+            view.form = await read_form(request)
+            if not hmac.compare_digest(view.form.get("csrf", ""), console.csrf_token):
+                raise PermissionDeniedError("the form's CSRF token is missing or stale; reload the page and try again")
+        return await run_in_threadpool(handler, view)
+    except ServiceError as exc:
+        return error_page(exc, console=console)
+
+
+# --- login and logout ---------------------------------------------------------------------------
+
+
+@router.get("/")
+async def index(request: Request, authority: AuthorityDep) -> Response:
+    return await handle(request, authority, lambda view: redirect("/ui/certs"))
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    login_secret = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
+    ended = "Your session has ended; log in again." if request.query_params.get("ended") else None
+    return _login_page(login_secret, notice=ended)
+
+
+def _login_page(login_secret: str, status_code: int = 200, **context: Any) -> Response:
+    response = render("login.html", status_code, csrf=csrf_token_for(login_secret), **context)
+    response.set_cookie(
+        LOGIN_COOKIE, login_secret, max_age=3600, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict"
+    )
+    return response
+
+
+@router.post("/login")
+async def login(request: Request, authority: AuthorityDep) -> Response:
+    login_secret = request.cookies.get(LOGIN_COOKIE, "")
+    try:
+        form = await read_form(request)
+        if not login_secret or not hmac.compare_digest(form.get("csrf", ""), csrf_token_for(login_secret)):
+            raise PermissionDeniedError("the login form's CSRF token is missing or stale; reload the page")
+        token = form.get("token", "").strip()
+        if not token:
+            raise AuthenticationError("enter an admin or read token")
+        console = await run_in_threadpool(authority.console_sessions.open, token, address=_address(request))
+    except ServiceError as exc:
+        return _login_page(login_secret or secrets.token_urlsafe(32), status_for(exc), error=exc.detail)
+    request.state.caller = console.caller.label
+    response = redirect("/ui/certs")
+    response.set_cookie(
+        SESSION_COOKIE,
+        console.secret,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        path=COOKIE_PATH,
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
+    response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, authority: AuthorityDep) -> Response:
+    def close(view: View) -> Response:
+        view.authority.console_sessions.close(view.console)
+        response = redirect("/ui/login")
+        response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict")
+        return response
+
+    return await handle(request, authority, close, change=True)
+
+
+@router.get("/static/console.css")
+async def stylesheet() -> Response:
+    css = resources.files("service.web").joinpath("static/console.css").read_bytes()
+    return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
