@@ -76,6 +76,8 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/crl"): ALL_200,
     ("GET", "/crl.pem"): ALL_200,
     ("GET", "/healthz"): ALL_200,
+    ("GET", "/readyz"): ALL_200,
+    ("GET", "/metrics"): (401, 200, 403, 403, 200, 403, 401, 401, 403, 403, 403, 403),
 }
 
 
@@ -121,6 +123,8 @@ REQUESTS: dict[tuple[str, str], Callable[[Target], Request]] = {
     ("GET", "/crl"): lambda t: {},
     ("GET", "/crl.pem"): lambda t: {},
     ("GET", "/healthz"): lambda t: {},
+    ("GET", "/readyz"): lambda t: {},
+    ("GET", "/metrics"): lambda t: {},
 }
 
 
