@@ -58,6 +58,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.authority = authority
     metrics.enable()

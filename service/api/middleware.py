@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
-from service.api.problems import problem, status_for
+from service.api.problems import problem, slug_for, status_for
 from service.api.proxy import ProxyConfig
 from service.errors import HeadersTooLargeError, PayloadTooLargeError, RequestTimeoutError, ServiceError
 from service.logs import request_id
@@ -94,7 +94,7 @@ def _too_large(limits: Limits) -> str:
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, exc: ServiceError) -> None:
-    await problem(status_for(exc), exc.detail, title=exc.title)(scope, receive, send)
+    await problem(status_for(exc), exc.detail, title=exc.title, slug=slug_for(exc))(scope, receive, send)
 
 
 class AccessLogMiddleware:
