@@ -65,11 +65,12 @@ SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "a pocketca token: pca_<id>_<secret>"},
     "mutualTLS": {"type": "mutualTLS", "description": "a client certificate issued by this CA, in the TLS handshake"},
 }
-BEARER = [{"bearer": []}]
-BEARER_OR_CERTIFICATE = [{"bearer": []}, {"mutualTLS": []}]
-CERTIFICATE = [{"mutualTLS": []}]
+Requirements = list[dict[str, list[str]]]
+BEARER: Requirements = [{"bearer": []}]
+BEARER_OR_CERTIFICATE: Requirements = [{"bearer": []}, {"mutualTLS": []}]
+CERTIFICATE: Requirements = [{"mutualTLS": []}]
 # who may call what (CONTRACT.md); operations not listed are public (an empty requirement)
-SECURITY: dict[tuple[str, str], list[dict[str, list[str]]]] = {
+SECURITY: dict[tuple[str, str], Requirements] = {
     ("post", "/csr"): BEARER_OR_CERTIFICATE,
     ("get", "/certs"): BEARER,
     ("get", "/certs/{serial}"): BEARER_OR_CERTIFICATE,
