@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -162,7 +162,7 @@ class AccessLogMiddleware:
                     if _REQUEST_ID.fullmatch(text):
                         return text
                     break
-        return uuid.uuid4().hex
+        return os.urandom(16).hex()
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")

@@ -128,8 +128,10 @@ def test_metrics_add_up_across_workers(ops_server: LiveServer) -> None:
     assert _sample(text, "pocketca_certificates_refused_total", caller="token") >= 1
     assert _sample(text, "pocketca_revocations_total", reason="keyCompromise") == 1
     assert _sample(text, "pocketca_ocsp_responses_total", status="malformedRequest") >= 1
-    assert _sample(text, "pocketca_http_request_duration_seconds_count", route="/csr", method="POST") >= 5
-    assert _sample(text, "pocketca_http_requests_total", route="/certs/{serial}/revoke", status="200") == 1
+    assert _sample(text, "pocketca_http_request_duration_seconds_count", route="/csr", method="POST", status="201") >= 4
+    assert _sample(text, "pocketca_http_request_duration_seconds_count", route="/csr", status="403") >= 1
+    assert _sample(text, "pocketca_http_request_duration_seconds_count", route="/certs/{serial}/revoke") == 1
+    assert _sample(text, "pocketca_http_request_duration_seconds_bucket", route="/csr", status="201", le="+Inf") >= 4
     assert _sample(text, "pocketca_group_commit_batch_size_count") >= 4
     assert _sample(text, "pocketca_crl_number") >= 1
     assert 0 <= _sample(text, "pocketca_crl_age_seconds") < 3600
