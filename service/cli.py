@@ -6,10 +6,12 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import getpass
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -246,12 +248,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service import bootstrap, tls
 
     settings = _settings(args)
+    _check_listen(settings)  # before anything is made in the data dir
     prepared = bootstrap.prepare(settings)
     if prepared.admin_token:
         print(f"Admin token (shown once; also in {prepared.paths.admin_token}):\n{prepared.admin_token}", flush=True)
     print(f"pocketca {__version__}: https://{settings.host}:{settings.port}  CA: {prepared.paths.ca_cert}", flush=True)
     tls.serve(settings)
     return 0
+
+
+def _check_listen(settings: Settings) -> None:
+    """That `serve` can listen where it is told (uvicorn would log the failure and exit 3 after starting up)."""
+    where = f"{settings.host}:{settings.port} (POCKETCA_HOST/--host, POCKETCA_PORT/--port)"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)[0]
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            hint = "; stop what uses it or choose another port" if exc.errno == errno.EADDRINUSE else ""
+            raise ConfigurationError(f"cannot listen on {where}: {exc.strerror}{hint}") from None
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -347,6 +366,9 @@ def cmd_issue(args: argparse.Namespace) -> int:
     settings = bootstrap.with_recorded_urls(_settings(args))  # the URLs `serve` writes, unless given here
     out: Path = args.out_dir
     password = _p12_password(args.p12_password_file) if args.p12 else None  # known good before anything is issued
+    _check_writable(out, "--out-dir")
+    if args.p12:
+        _check_writable(args.p12.parent, "--p12")
     with _local_authority(settings) as authority:
         if args.profile not in authority.profiles:
             raise ConfigurationError(
@@ -374,6 +396,16 @@ def cmd_issue(args: argparse.Namespace) -> int:
     else:
         print(f"issued {issued.summary.serial} for {args.cn}; files in {out}")
     return 0
+
+
+def _check_writable(directory: Path, what: str) -> None:
+    """A directory we can write to (made if missing): checked before a certificate is issued for its files."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"{what} {directory}: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"{what} {directory}: not writable")
 
 
 def _p12_password(path: Path | None) -> bytes:
@@ -458,6 +490,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if client.token is None:
             raise ConfigurationError("give --token (or set POCKETCA_TOKEN): enrollment needs a token")
+        _check_writable(args.out_dir, "--out-dir")
         key = ec.generate_private_key(ec.SECP256R1())
         csr = build_csr(key, args.cn, args.san).public_bytes(Encoding.PEM).decode()
         result = client.enroll(csr, profile=args.profile, validity_days=args.validity_days)
@@ -473,6 +506,8 @@ def cmd_renew(args: argparse.Namespace) -> int:
     from service.client import check_key_pair
 
     check_key_pair(args.cert, args.key)
+    for path in (args.cert, args.key):
+        _check_writable(path.parent, "--cert/--key directory")
     current = x509.load_pem_x509_certificate(args.cert.read_bytes())
     if args.if_expires_within is not None:
         remaining = current.not_valid_after_utc - dt.datetime.now(dt.UTC)

@@ -277,3 +277,43 @@ def test_ca_bootstrap_writes_only_a_matching_root(live_server: LiveServer, tmp_p
     assert main(["ca", "bootstrap", "--server", live_server.url, "--fingerprint", colons, "--out", str(out)]) == 0
     assert out.read_bytes() == live_server.ca_file.read_bytes()
     one_line(run("ca", "bootstrap", "--server", live_server.url, "--fingerprint", "abc"), 2, "--fingerprint")
+
+
+def test_serve_on_a_port_in_use_says_so_before_making_anything(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("serve", "--data-dir", str(tmp_path / "data"), "--port", str(port))
+    one_line(result, 2, f"127.0.0.1:{port}", "in use")
+    assert not (tmp_path / "data").exists()
+
+
+def test_unwritable_out_dir_refuses_before_issuing(settings: Settings, prepared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    before = _certificates(settings)
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a directory\n")
+    result = run("issue", *_where(settings), "--cn", "x", "--out-dir", str(blocker / "sub"))
+    one_line(result, 2, "--out-dir", str(blocker / "sub"))
+    assert _certificates(settings) == before
+
+
+def test_inspect_and_import_mistakes(tmp_path: Path, foreign_ca: ForeignCA) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("nope\n")
+    one_line(run("certs", "inspect", str(garbage)), 2, str(garbage), "not a certificate")
+    one_line(run("certs", "inspect", "zz-not-a-serial"), 2, "no such file, and not a serial")
+    key, certificate = foreign_ca.issue_client("leaf")
+    cert_file, key_file = write_pair(tmp_path, "leaf", key, certificate)
+    data = str(tmp_path / "data")
+    one_line(
+        run("init", "--data-dir", data, "--import-key", str(garbage), "--import-cert", str(cert_file)), 2, str(garbage)
+    )
+    one_line(
+        run("init", "--data-dir", data, "--import-key", str(key_file), "--import-cert", str(garbage)), 2, str(garbage)
+    )
+    line = one_line(run("init", "--data-dir", data, "--import-key", str(key_file), "--import-cert", str(cert_file)), 2)
+    assert "not a CA" in line
+    assert not (tmp_path / "data" / "ca.key").exists()
