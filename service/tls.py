@@ -258,6 +258,8 @@ def serve(settings: Settings) -> None:
     """Runs uvicorn over TLS until SIGINT/SIGTERM; workers are forked processes that read POCKETCA_*. SIGHUP
     reloads profiles.toml in every worker."""
     os.environ.update(settings.as_environment())
+    # until the workers (or the supervisor) take SIGHUP over, it must not kill the service (its default action)
+    signal.signal(signal.SIGHUP, lambda *_: log.info("SIGHUP while starting: profiles.toml is read at start anyway"))
     metrics_dir = metrics.fresh_multiprocess_dir()  # before any worker imports prometheus_client
     try:
         _serve(settings)
