@@ -68,6 +68,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str] | 
     for field, help_text in SETTINGS_HELP.items():
         if names is None or field in names:
             default = Settings.model_fields[field].default
+            default = ",".join(map(str, default)) if isinstance(default, list) else default
             shown = f"; default {default}" if default not in (None, [], "") and "default" not in help_text else ""
             parser.add_argument(flag(field), dest=field, default=None, help=f"{help_text}{shown} [{variable(field)}]")
 
