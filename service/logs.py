@@ -15,7 +15,7 @@ from typing import Any
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("pocketca_request_id", default=None)
 
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 class RequestIdFilter(logging.Filter):
@@ -28,7 +28,13 @@ class RequestIdFilter(logging.Filter):
 
 
 class UTCFormatter(logging.Formatter):
-    """`2026-12-01T21:51:24.123Z`: UTC, with its zone, whatever the machine's TZ."""
+    """`2026-12-01T21:51:24.123Z INFO pocketca.access GET /healthz 200 ... request_id=3f0c…`: UTC, with its zone,
+    whatever the machine's TZ; the request id last, on the lines logged for a request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        rid = getattr(record, "request_id", None)
+        return f"{line} request_id={rid}" if rid and rid != "-" else line
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _utc(record.created)

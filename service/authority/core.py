@@ -126,7 +126,7 @@ class Authority:
             yield
         except ServiceError as exc:
             if action in _ISSUE_ACTIONS:
-                metrics.certificate("refused", profile, caller)
+                metrics.certificate("refused", self._known(profile), caller)
             self.audit.refused(action, caller, exc.detail, serial=serial)
             raise
 
@@ -176,7 +176,7 @@ class Authority:
                 unit, issued = self._prepare_csr(csr_data, caller, profile, validity_days, action)
             await self.writes.submit(unit)
         except ServiceError as exc:
-            metrics.certificate("refused", profile, caller)
+            metrics.certificate("refused", self._known(profile), caller)
             await self.writes.submit(self.audit.refusal(action, caller, exc.detail))
             raise
         metrics.certificate(_outcome(caller), issued.profile, caller)
@@ -324,6 +324,12 @@ class Authority:
             self.audit.record_in(transaction, action, caller, serial=summary.serial, detail=f"profile={profile.name}")
 
         return unit, IssuedCertificate(certificate=certificate, summary=summary, profile=profile.name)
+
+    def _known(self, profile: str | None) -> str:
+        """A metrics label: the requested profile if it exists (a caller must not make up label values)."""
+        if profile is None:
+            return "-"
+        return profile if profile in self.profiles else "unknown"
 
     def _profile(self, name: str) -> Profile:
         try:

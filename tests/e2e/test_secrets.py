@@ -109,10 +109,12 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 def _listing(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file below `root` (but the database, its journals and lock files, and the serve logs) with
-    size and modification time."""
+    """Every file below `root` (but the database, its journals and lock files, the serve logs, and the metrics'
+    counters, which every request changes) with size and modification time."""
     files = {}
     for path in sorted(root.rglob("*")):
+        if path.parent.name.startswith("pocketca-metrics-"):
+            continue
         if path.is_file() and not DB_FILES.search(path.name) and not path.name.startswith("serve-"):
             info = path.stat()
             files[str(path.relative_to(root))] = (info.st_size, info.st_mtime_ns)
