@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import json
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.authority import Authority, LocalCaller, utcnow
+from service.authority.audit import Auditor
+from service.authority.tokens import TokenManager
 from service.ca.inspect import get_sans, is_ca_certificate
 from service.ca.issue import build_ca_certificate
 from service.ca.keys import (
@@ -32,7 +35,7 @@ from service.ca.keys import (
 from service.ca.names import format_general_name, parse_general_name
 from service.ca.profiles import BUILTIN_PROFILES, Profile, parse_profiles
 from service.db import migrate
-from service.db.session import Database
+from service.db.session import Database, check_database
 from service.errors import ConfigurationError
 from service.keystore import FileKeyStore, write_private_file, write_public_file
 from service.settings import Settings
@@ -69,6 +72,10 @@ class DataPaths:
     @property
     def profiles(self) -> Path:
         return self.root / "profiles.toml"
+
+    @property
+    def urls(self) -> Path:
+        return self.root / "urls.json"  # what `serve` writes into certificates, for local `issue`
 
     @property
     def lock(self) -> Path:
@@ -111,6 +118,8 @@ def init_ca(settings: Settings, *, key_type: KeyType | None = None, common_name:
     with exclusive(paths):
         if has_ca(paths):
             raise ConfigurationError(f"a CA already exists in {paths.root}")
+        settings.passphrase()  # a passphrase file that cannot be read stops us before the key is made
+        check_database(settings.sqlalchemy_url)
         return _make_ca(settings, paths, key_type or settings.key_type, common_name or DEFAULT_CA_NAME)
 
 
@@ -126,11 +135,14 @@ def import_ca(
     settings: Settings, key_file: Path, cert_file: Path, key_passphrase: bytes | None = None
 ) -> x509.Certificate:
     """Takes a CA made elsewhere (e.g. `openssl req -x509`), after checking it can act as one."""
-    key = load_private_key(key_file.read_bytes(), key_passphrase)
     try:
-        certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        key = load_private_key(_read(key_file, "--import-key"), key_passphrase)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"--import-key {key_file}: {exc}") from None
+    try:
+        certificate = x509.load_pem_x509_certificate(_read(cert_file, "--import-cert"))
     except ValueError:
-        raise ConfigurationError(f"{cert_file} is not a PEM certificate") from None
+        raise ConfigurationError(f"--import-cert {cert_file} is not a PEM certificate") from None
     problems = key_violations(certificate.public_key())
     if not is_ca_certificate(certificate):
         problems.append("the certificate is not a CA (basicConstraints CA:TRUE is missing)")
@@ -150,7 +162,9 @@ def import_ca(
     with exclusive(paths):
         if has_ca(paths):
             raise ConfigurationError(f"a CA already exists in {paths.root}")
-        FileKeyStore.create(paths.ca_key, key, settings.passphrase())
+        passphrase = settings.passphrase()
+        check_database(settings.sqlalchemy_url)
+        FileKeyStore.create(paths.ca_key, key, passphrase)
         write_public_file(paths.ca_cert, certificate.public_bytes(Encoding.PEM))
     return certificate
 
@@ -159,11 +173,25 @@ def load_ca(settings: Settings) -> tuple[FileKeyStore, x509.Certificate]:
     paths = DataPaths(settings.data_dir)
     if not has_ca(paths):
         raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` or `pocketca serve`")
-    keystore = FileKeyStore.open(paths.ca_key, settings.passphrase())
-    certificate = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    try:
+        keystore = FileKeyStore.open(paths.ca_key, settings.passphrase())
+    except ConfigurationError as exc:
+        hint = "" if settings.passphrase() else " (is it encrypted? set POCKETCA_CA_KEY_PASSPHRASE_FILE)"
+        raise ConfigurationError(f"{paths.ca_key}: {exc}{hint}") from None
+    try:
+        certificate = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    except ValueError:
+        raise ConfigurationError(f"{paths.ca_cert} is not a PEM certificate") from None
     if not public_keys_match(keystore.public_key(), certificate.public_key()):
-        raise ConfigurationError("the CA key does not match the CA certificate")
+        raise ConfigurationError(f"the CA key {paths.ca_key} does not match the CA certificate {paths.ca_cert}")
     return keystore, certificate
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"{what} {path}: {exc.strerror}") from None
 
 
 def load_profiles(paths: DataPaths) -> dict[str, Profile]:
@@ -174,6 +202,39 @@ def load_profiles(paths: DataPaths) -> dict[str, Profile]:
         return parse_profiles(tomllib.loads(paths.profiles.read_text()))
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise ConfigurationError(f"{paths.profiles}: {exc}") from None
+
+
+def build_token_manager(settings: Settings) -> TokenManager:
+    """Tokens need the database and the profiles, never the CA key (`pocketca token ...` does not decrypt it)."""
+    paths = DataPaths(settings.data_dir)
+    if not has_ca(paths):
+        raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` or `pocketca serve`")
+    db = Database(settings.sqlalchemy_url)
+    return TokenManager(db, Auditor(db, utcnow), load_profiles(paths), utcnow)
+
+
+# settings `serve` records in the data dir, so that local `pocketca issue` writes the same URLs
+RECORDED_URLS = ("public_url", "publication_url")
+
+
+def record_urls(settings: Settings, paths: DataPaths) -> None:
+    urls = {name: getattr(settings, name) for name in RECORDED_URLS if name in Settings.model_fields}
+    write_public_file(paths.urls, (json.dumps(urls, indent=2) + "\n").encode())
+
+
+def with_recorded_urls(settings: Settings) -> Settings:
+    """The URLs `serve` last used, for those not given to this command by flag or environment."""
+    path = DataPaths(settings.data_dir).urls
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return settings
+    update = {
+        name: value
+        for name, value in recorded.items()
+        if name in RECORDED_URLS and name in Settings.model_fields and name not in settings.model_fields_set
+    }
+    return settings.model_copy(update=update) if update else settings
 
 
 def build_authority(settings: Settings) -> Authority:
@@ -196,8 +257,11 @@ def prepare(settings: Settings) -> Prepared:
     """Idempotent: makes what is missing, renews the server certificate when due, and touches nothing else."""
     paths = ensure_data_dir(settings)
     with exclusive(paths):
+        settings.passphrase()
+        check_database(settings.sqlalchemy_url)  # before a CA key is made for a database that cannot be used
         if not has_ca(paths):
             _make_ca(settings, paths, settings.key_type, DEFAULT_CA_NAME)
+        record_urls(settings, paths)
         authority = build_authority(settings)
         try:
             with authority.db.lock("bootstrap"):  # one replica at a time: schema and admin token made once

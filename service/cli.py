@@ -4,56 +4,46 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
+import errno
 import getpass
 import json
+import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from pydantic import ValidationError
 
 from service import __version__
 from service.authority import Authority, LocalCaller
+from service.authority.core import CLI
+from service.authority.tokens import TokenManager
 from service.ca.csr import build_csr
-from service.ca.inspect import get_sans
+from service.ca.inspect import CertificateSummary, format_serial, get_sans, parse_serial, summarize
 from service.ca.keys import KEY_TYPES, PrivateKey, dump_private_key, parse_key_type
 from service.ca.names import get_common_name
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
-from service.errors import ConfigurationError, ServiceError
+from service.db.session import Database, check_database
+from service.errors import ConfigurationError
+from service.failures import explain
 from service.keystore import write_private_file, write_public_file
-from service.settings import Settings, get_settings
+from service.settings import ClientSettings, Settings, described, flag, get_settings, unknown_variables, variable
 
-# `serve` flags, one per POCKETCA_* variable: (flag, Settings field, help)
-SERVE_FLAGS = [
-    ("--data-dir", "data_dir", "CA key and cert, server cert, SQLite database, admin token"),
-    ("--database-url", "database_url", "any SQLAlchemy URL (default: SQLite in the data dir)"),
-    ("--host", "host", "address to listen on (default 127.0.0.1)"),
-    ("--port", "port", "port to listen on (default 8443)"),
-    ("--public-url", "public_url", "base URL written into certificates (CRL, AIA, OCSP)"),
-    ("--server-names", "server_names", "comma-separated names for the service's own TLS certificate"),
-    ("--key-type", "key_type", f"CA key type when one is made: {', '.join(KEY_TYPES)}"),
-    ("--ca-key-passphrase", "ca_key_passphrase", "encrypt the CA key with this (prefer the _FILE form)"),
-    ("--ca-key-passphrase-file", "ca_key_passphrase_file", "file whose first line is the CA key passphrase"),
-    ("--workers", "workers", "uvicorn worker processes (default 1)"),
-    ("--max-body-bytes", "max_body_bytes", "largest request body; more gets 413 (default 65536)"),
-    ("--max-header-bytes", "max_header_bytes", "largest request head; more gets 431 (default 16384)"),
-    ("--header-timeout", "header_timeout", "seconds a client has to send a request head (default 10)"),
-    ("--body-timeout", "body_timeout", "seconds a client has to send a request body; then 408 (default 10)"),
-    ("--keepalive-timeout", "keepalive_timeout", "seconds an idle keep-alive connection stays open (default 5)"),
-    ("--trusted-proxies", "trusted_proxies", "addresses or networks whose client-certificate header is believed"),
-    ("--client-cert-header", "client_cert_header", "header a trusted proxy forwards the certificate in"),
-    (
-        "--issue-rate-per-minute",
-        "issue_rate_per_minute",
-        "issuances per token per minute, then 429; 0: none (default 600)",
-    ),
-]
+if TYPE_CHECKING:
+    from service.client import PocketCAClient
+
+# flags that are settings: generated from the Settings fields (service/settings.py), one declaration each
+SETTINGS_HELP = described(Settings)
+DATABASE_FLAGS = ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"]
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -66,14 +56,36 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {field: getattr(args, field, None) for _, field, _ in SERVE_FLAGS}
-    return get_settings(**overrides)
+    return get_settings(**{field: getattr(args, field, None) for field in Settings.model_fields})
+
+
+def given_settings(args: argparse.Namespace) -> frozenset[str]:
+    """The settings given as flags (so a bad value blames the flag, not the variable)."""
+    return frozenset(field for field in Settings.model_fields if getattr(args, field, None) is not None)
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
-    for flag, field, help_text in SERVE_FLAGS:
+    for field, help_text in SETTINGS_HELP.items():
         if names is None or field in names:
-            parser.add_argument(flag, dest=field, default=None, help=f"{help_text} [POCKETCA_{field.upper()}]")
+            default = Settings.model_fields[field].default
+            default = ",".join(map(str, default)) if isinstance(default, list) else default
+            shown = f"; default {default}" if default not in (None, [], "") and "default" not in help_text else ""
+            parser.add_argument(flag(field), dest=field, default=None, help=f"{help_text}{shown} [{variable(field)}]")
+
+
+def _add_client_flags(parser: argparse.ArgumentParser, *, token: bool = False) -> None:
+    """--server, --ca-file (and --token): defaults from POCKETCA_SERVER, POCKETCA_CA_FILE, POCKETCA_TOKEN."""
+    parser.add_argument("--server", default=None, help="e.g. https://ca.example:8443 [POCKETCA_SERVER]")
+    parser.add_argument(
+        "--ca-file", type=Path, default=None, help="trust only this CA (default: the system store) [POCKETCA_CA_FILE]"
+    )
+    if token:
+        parser.add_argument("--token", default=None, help="bearer token [POCKETCA_TOKEN]")
+    _add_json_flag(parser)
+
+
+def _add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     init = commands.add_parser("init", help="make a CA, or import one made with openssl")
-    _add_settings_flags(init, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    _add_settings_flags(init, DATABASE_FLAGS)
     init.add_argument("--key-type", dest="key_type", default=None, help=f"one of {', '.join(KEY_TYPES)}")
     init.add_argument("--cn", default=None, help="the CA's common name (default 'pocketca root CA')")
     init.add_argument("--import-key", type=Path, help="PEM private key of an existing CA")
@@ -96,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     create = token_commands.add_parser("create", help="print a new token once")
-    _add_settings_flags(create, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    _add_settings_flags(create, DATABASE_FLAGS)
     create.add_argument(
         "--scope",
         default=None,
@@ -108,70 +120,90 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--profile", default=None, help="the only profile the token may use")
     create.add_argument("--ttl", type=parse_duration, default=None, help="lifetime such as 1h or 30d (enrollment: 24h)")
     create.add_argument("--uses", type=int, default=None, help="how many uses (default unlimited; enrollment: 1)")
+    _add_json_flag(create)
     create.set_defaults(func=cmd_token_create)
     listing = token_commands.add_parser("list", help="list tokens (never their secrets)")
-    _add_settings_flags(listing, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    _add_settings_flags(listing, DATABASE_FLAGS)
+    _add_json_flag(listing)
     listing.set_defaults(func=cmd_token_list)
     delete = token_commands.add_parser("revoke", help="delete a token by id")
-    _add_settings_flags(delete, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    _add_settings_flags(delete, DATABASE_FLAGS)
     delete.add_argument("id")
+    _add_json_flag(delete)
     delete.set_defaults(func=cmd_token_revoke)
 
     issue = commands.add_parser("issue", help="issue locally with a key made here (for people without a CSR)")
-    _add_settings_flags(
-        issue, ["data_dir", "database_url", "public_url", "ca_key_passphrase", "ca_key_passphrase_file"]
-    )
+    _add_settings_flags(issue, [*DATABASE_FLAGS, "public_url", "publication_url"])
     issue.add_argument("--cn", required=True)
     issue.add_argument("--san", action="append", default=[], help="repeatable: DNS name, IP, email or URI")
-    issue.add_argument("--profile", default="client", choices=["client", "server", "peer"])
+    issue.add_argument("--profile", default="client", help="client, server, peer or one from profiles.toml")
     issue.add_argument("--validity-days", type=int, default=None)
     issue.add_argument("--p12", type=Path, help="also write a password-protected PKCS#12 bundle here")
     issue.add_argument("--p12-password-file", type=Path, help="file holding the PKCS#12 password (else asked)")
     issue.add_argument("--legacy", action="store_true", help="3DES PKCS#12 for keystores that read nothing newer")
     issue.add_argument("--out-dir", type=Path, default=Path("."))
+    _add_json_flag(issue)
     issue.set_defaults(func=cmd_issue)
 
-    for name, helptext in (
-        ("enroll", "get a certificate from a pocketca server with a token"),
-        ("renew", "renew a certificate over mTLS"),
-        ("revoke", "revoke a certificate"),
-    ):
-        sub = commands.add_parser(name, help=helptext)
-        sub.add_argument("--server", required=True, help="e.g. https://ca.example:8443")
-        sub.add_argument("--ca-file", type=Path, help="trust only this CA (default: the system store)")
-        if name == "enroll":
-            sub.add_argument("--token", required=True)
-            sub.add_argument("--cn", required=True)
-            sub.add_argument("--san", action="append", default=[])
-            sub.add_argument("--profile", default=None)
-            sub.add_argument("--validity-days", type=int, default=None)
-            sub.add_argument("--out-dir", type=Path, default=Path("."))
-            sub.set_defaults(func=cmd_enroll)
-        elif name == "renew":
-            sub.add_argument("--cert", type=Path, required=True)
-            sub.add_argument("--key", type=Path, required=True)
-            sub.add_argument(
-                "--if-expires-within",
-                type=parse_duration,
-                default=None,
-                metavar="DURATION",
-                help="do nothing unless the certificate expires within this (e.g. 30d): for timers",
-            )
-            sub.add_argument(
-                "--exec",
-                dest="exec_command",
-                default=None,
-                metavar="COMMAND",
-                help="shell command to run after the files changed (e.g. 'systemctl reload app')",
-            )
-            sub.set_defaults(func=cmd_renew)
-        else:
-            sub.add_argument("--token")
-            sub.add_argument("--cert", type=Path)
-            sub.add_argument("--key", type=Path)
-            sub.add_argument("--reason", default=None)
-            sub.add_argument("serial")
-            sub.set_defaults(func=cmd_revoke)
+    enroll = commands.add_parser("enroll", help="get a certificate from a pocketca server with a token")
+    _add_client_flags(enroll, token=True)
+    enroll.add_argument("--cn", required=True)
+    enroll.add_argument("--san", action="append", default=[])
+    enroll.add_argument("--profile", default=None)
+    enroll.add_argument("--validity-days", type=int, default=None)
+    enroll.add_argument("--out-dir", type=Path, default=Path("."))
+    enroll.set_defaults(func=cmd_enroll)
+
+    renew = commands.add_parser("renew", help="renew a certificate over mTLS")
+    _add_client_flags(renew)
+    renew.add_argument("--cert", type=Path, required=True)
+    renew.add_argument("--key", type=Path, required=True)
+    renew.add_argument(
+        "--if-expires-within",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="do nothing unless the certificate expires within this (e.g. 30d): for timers",
+    )
+    renew.add_argument(
+        "--exec",
+        dest="exec_command",
+        default=None,
+        metavar="COMMAND",
+        help="shell command to run after the files changed (e.g. 'systemctl reload app')",
+    )
+    renew.set_defaults(func=cmd_renew)
+
+    revoke = commands.add_parser("revoke", help="revoke a certificate")
+    _add_client_flags(revoke, token=True)
+    revoke.add_argument("--cert", type=Path)
+    revoke.add_argument("--key", type=Path)
+    revoke.add_argument("--reason", default=None)
+    revoke.add_argument("serial")
+    revoke.set_defaults(func=cmd_revoke)
+
+    ca = commands.add_parser("ca", help="the CA as a client sees it")
+    ca_commands = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
+    bootstrap_ca = ca_commands.add_parser("bootstrap", help="fetch the CA, trusting it only if its fingerprint matches")
+    _add_client_flags(bootstrap_ca)
+    bootstrap_ca.add_argument(
+        "--fingerprint", required=True, help="the root's SHA-256 fingerprint (hex, colons allowed)"
+    )
+    bootstrap_ca.add_argument("--out", type=Path, default=Path("ca.pem"), help="where to write the CA (default ca.pem)")
+    bootstrap_ca.set_defaults(func=cmd_ca_bootstrap)
+
+    certs = commands.add_parser("certs", help="issued certificates")
+    certs_commands = certs.add_subparsers(dest="certs_command", required=True, metavar="ACTION")
+    certs_list = certs_commands.add_parser("list", help="list issued certificates (read or admin token)")
+    _add_client_flags(certs_list, token=True)
+    certs_list.add_argument("--status", choices=["valid", "revoked", "expired"], default=None)
+    certs_list.add_argument("--cn", default=None)
+    certs_list.add_argument("--limit", type=int, default=None, help="at most this many (default: all)")
+    certs_list.set_defaults(func=cmd_certs_list)
+    inspect = certs_commands.add_parser("inspect", help="show a certificate: a PEM or DER file, or a serial")
+    _add_client_flags(inspect, token=True)
+    inspect.add_argument("what", metavar="FILE|SERIAL")
+    inspect.set_defaults(func=cmd_certs_inspect)
 
     backup = commands.add_parser("backup", help="snapshot the database and CA material (safe while serving)")
     _add_settings_flags(backup, ["data_dir", "database_url"])
@@ -189,48 +221,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for warning in unknown_variables(os.environ):
+        print(f"pocketca: warning: {warning}", file=sys.stderr)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # argparse: --help, --version, or a usage error it has already printed
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
         return int(args.func(args) or 0)
-    except ConfigurationError as exc:
-        print(f"pocketca: {exc}", file=sys.stderr)
-        return 2
-    except ServiceError as exc:
-        print(f"pocketca: {exc.detail}", file=sys.stderr)
-        return 1
-    except ValidationError as exc:
-        for error in exc.errors(include_input=False):
-            field = ".".join(str(part) for part in error["loc"])
-            print(f"pocketca: setting {field} (POCKETCA_{field.upper()}): {error['msg']}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # bad flag values
-        print(f"pocketca: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        message = _client_failure(exc)
-        if message is None:
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = explain(exc, given_settings(args))
+        if failure is None:
             raise
-        print(f"pocketca: {message}", file=sys.stderr)
-        return 1
+        for line in failure.lines:
+            print(f"pocketca: {line}", file=sys.stderr)
+        return failure.code
 
 
-def _client_failure(exc: Exception) -> str | None:
-    """What a client command's failure says. httpx and the client are imported only by the commands that talk
-    to a server, so `pocketca serve` starts without them (bench/SPEED.md)."""
-    if "service.client" not in sys.modules:
-        return None
-    import httpx
-
-    from service.client import ClientError
-
-    if isinstance(exc, ClientError):
-        return str(exc)
-    if isinstance(exc, httpx.HTTPError):
-        return f"cannot reach the server: {exc}"
-    return None
+def _print_json(document: object) -> None:
+    print(json.dumps(document, indent=2, default=str))
 
 
 # --- server side ------------------------------------------------------------------------------------
@@ -240,12 +249,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service import bootstrap, tls
 
     settings = _settings(args)
+    _check_listen(settings)  # before anything is made in the data dir
     prepared = bootstrap.prepare(settings)
     if prepared.admin_token:
         print(f"Admin token (shown once; also in {prepared.paths.admin_token}):\n{prepared.admin_token}", flush=True)
     print(f"pocketca {__version__}: https://{settings.host}:{settings.port}  CA: {prepared.paths.ca_cert}", flush=True)
     tls.serve(settings)
     return 0
+
+
+def _check_listen(settings: Settings) -> None:
+    """That `serve` can listen where it is told (uvicorn would log the failure and exit 3 after starting up)."""
+    where = f"{settings.host}:{settings.port} (POCKETCA_HOST/--host, POCKETCA_PORT/--port)"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)[0]
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            hint = "; stop what uses it or choose another port" if exc.errno == errno.EADDRINUSE else ""
+            raise ConfigurationError(f"cannot listen on {where}: {exc.strerror}{hint}") from None
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -263,49 +289,92 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _local_authority(args: argparse.Namespace) -> Iterator[Authority]:
-    from service import bootstrap
+def _check_current(db: Database) -> None:
     from service.db import migrate
 
-    authority = bootstrap.build_authority(_settings(args))
+    if not migrate.is_current(db):
+        raise ConfigurationError("the database is not initialised: run `pocketca serve` once first")
+
+
+@contextlib.contextmanager
+def _local_authority(settings: Settings) -> Iterator[Authority]:
+    from service import bootstrap
+
+    check_database(settings.sqlalchemy_url)
+    authority = bootstrap.build_authority(settings)
     try:
-        if not migrate.is_current(authority.db):
-            raise ConfigurationError("the database is not initialised: run `pocketca serve` once first")
+        _check_current(authority.db)
         yield authority
     finally:
         authority.close()
 
 
+@contextlib.contextmanager
+def _local_tokens(args: argparse.Namespace) -> Iterator[TokenManager]:
+    """Token commands need the database, never the CA key."""
+    from service import bootstrap
+
+    settings = _settings(args)
+    check_database(settings.sqlalchemy_url)
+    tokens = bootstrap.build_token_manager(settings)
+    try:
+        _check_current(tokens.db)
+        yield tokens
+    finally:
+        tokens.db.dispose()
+
+
 def cmd_token_create(args: argparse.Namespace) -> int:
-    with _local_authority(args) as authority:
-        new = authority.create_token(
-            scope=args.scope, cn=args.cn, sans=args.san, profile=args.profile, ttl=args.ttl, uses=args.uses
+    with _local_tokens(args) as tokens:
+        new = tokens.create(
+            caller=CLI, scope=args.scope, cn=args.cn, sans=args.san, profile=args.profile, ttl=args.ttl, uses=args.uses
         )
+    if args.json:
+        _print_json({"token": new.token, "id": new.id, "expires_at": new.expires_at})
+    else:
         print(new.token)
     return 0
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    with _local_authority(args) as authority:
-        print(f"{'ID':16}  {'SCOPE':6}  {'USES LEFT':9}  {'EXPIRES':25}  BINDING")
-        for info in authority.list_tokens(caller=LocalCaller("token-list")):
-            uses = "-" if info.uses_left is None else str(info.uses_left)
-            expires = info.expires_at.isoformat(timespec="seconds") if info.expires_at else "never"
-            binding = " ".join(filter(None, [info.cn, *info.sans, f"profile={info.profile}" if info.profile else ""]))
-            print(f"{info.id:16}  {info.scope:6}  {uses:9}  {expires:25}  {binding}")
+    with _local_tokens(args) as tokens:
+        infos = tokens.list(caller=LocalCaller("token-list"))
+    if args.json:
+        _print_json({"items": [dataclasses.asdict(info) for info in infos]})
+        return 0
+    print(f"{'ID':16}  {'SCOPE':6}  {'USES LEFT':9}  {'EXPIRES':25}  BINDING")
+    for info in infos:
+        uses = "-" if info.uses_left is None else str(info.uses_left)
+        expires = info.expires_at.isoformat(timespec="seconds") if info.expires_at else "never"
+        binding = " ".join(filter(None, [info.cn, *info.sans, f"profile={info.profile}" if info.profile else ""]))
+        print(f"{info.id:16}  {info.scope:6}  {uses:9}  {expires:25}  {binding}")
     return 0
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    with _local_authority(args) as authority:
-        authority.delete_token(args.id, caller=LocalCaller("token-revoke"))
+    with _local_tokens(args) as tokens:
+        tokens.delete(args.id, caller=LocalCaller("token-revoke"))
+    if args.json:
+        _print_json({"deleted": args.id})
+    else:
         print(f"deleted token {args.id}")
     return 0
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
-    with _local_authority(args) as authority:
+    from service import bootstrap
+
+    settings = bootstrap.with_recorded_urls(_settings(args))  # the URLs `serve` writes, unless given here
+    out: Path = args.out_dir
+    password = _p12_password(args.p12_password_file) if args.p12 else None  # known good before anything is issued
+    _check_writable(out, "--out-dir")
+    if args.p12:
+        _check_writable(args.p12.parent, "--p12")
+    with _local_authority(settings) as authority:
+        if args.profile not in authority.profiles:
+            raise ConfigurationError(
+                f"--profile {args.profile!r} is not configured; use one of {', '.join(sorted(authority.profiles))}"
+            )
         key = ec.generate_private_key(ec.SECP256R1())
         issued = authority.issue_for_key(
             key.public_key(),
@@ -315,24 +384,47 @@ def cmd_issue(args: argparse.Namespace) -> int:
             validity_days=args.validity_days,
             caller=LocalCaller("issue"),
         )
-        out: Path = args.out_dir
         write_private_file(out / "key.pem", dump_private_key(key))
         write_public_file(out / "cert.pem", issued.certificate.public_bytes(Encoding.PEM))
         write_public_file(out / "chain.pem", b"".join(c.public_bytes(Encoding.PEM) for c in authority.chain))
-        if args.p12:
-            password = _p12_password(args.p12_password_file)
+        if args.p12 and password is not None:
             bundle = build_pkcs12(
                 key, issued.certificate, authority.chain, password, friendly_name=args.cn, legacy=args.legacy
             )
             write_private_file(args.p12, bundle)
+    if args.json:
+        _print_json({**_summary_document(issued.summary), "files": _files(out, args.p12)})
+    else:
         print(f"issued {issued.summary.serial} for {args.cn}; files in {out}")
     return 0
 
 
+def _check_writable(directory: Path, what: str) -> None:
+    """A directory we can write to (made if missing): checked before a certificate is issued for its files."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"{what} {directory}: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"{what} {directory}: not writable")
+
+
 def _p12_password(path: Path | None) -> bytes:
-    password = path.read_bytes().rstrip(b"\r\n") if path else getpass.getpass("PKCS#12 password: ").encode()
+    if path is not None:
+        try:
+            password = path.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise ConfigurationError(f"--p12-password-file {path}: {exc.strerror}") from None
+        source = f"--p12-password-file {path}"
+    else:
+        if not sys.stdin.isatty():
+            raise ConfigurationError(
+                "--p12 needs a password: give --p12-password-file FILE (there is no terminal to ask)"
+            )
+        password = getpass.getpass("PKCS#12 password: ").encode()
+        source = "the PKCS#12 password"
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ConfigurationError(f"the PKCS#12 password must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise ConfigurationError(f"{source}: the password must be at least {MIN_PASSWORD_LENGTH} characters")
     return password
 
 
@@ -362,36 +454,82 @@ def cmd_openapi(_: argparse.Namespace) -> int:
 # --- client side ------------------------------------------------------------------------------------
 
 
-def cmd_enroll(args: argparse.Namespace) -> int:
+def _client(args: argparse.Namespace, *, token: bool = True, **kwargs: Any) -> PocketCAClient:
+    """A client from --server/--ca-file/--token, else POCKETCA_SERVER/POCKETCA_CA_FILE/POCKETCA_TOKEN."""
     from service.client import PocketCAClient
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = build_csr(key, args.cn, args.san).public_bytes(Encoding.PEM).decode()
-    with PocketCAClient(args.server, ca_file=args.ca_file, token=args.token) as client:
+    defaults = ClientSettings()  # type: ignore[call-arg]
+    server = args.server or defaults.server
+    if not server:
+        raise ConfigurationError("give --server URL (or set POCKETCA_SERVER)")
+    ca_file = args.ca_file or defaults.ca_file
+    secret = getattr(args, "token", None) or (defaults.token.get_secret_value() if defaults.token else None)
+    return PocketCAClient(server, ca_file=ca_file, token=secret if token else None, **kwargs)
+
+
+def _files(out: Path, p12: Path | None = None) -> dict[str, str]:
+    files = {"key": str(out / "key.pem"), "cert": str(out / "cert.pem"), "chain": str(out / "chain.pem")}
+    if p12 is not None:
+        files["p12"] = str(p12)
+    return files
+
+
+def _summary_document(summary: CertificateSummary) -> dict[str, object]:
+    return {
+        "serial": summary.serial,
+        "subject": summary.subject,
+        "cn": summary.cn,
+        "sans": list(summary.sans),
+        "issuer": summary.issuer,
+        "not_before": summary.not_before.isoformat(),
+        "not_after": summary.not_after.isoformat(),
+        "fingerprint_sha256": summary.fingerprint_sha256,
+    }
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if client.token is None:
+            raise ConfigurationError("give --token (or set POCKETCA_TOKEN): enrollment needs a token")
+        _check_writable(args.out_dir, "--out-dir")
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = build_csr(key, args.cn, args.san).public_bytes(Encoding.PEM).decode()
         result = client.enroll(csr, profile=args.profile, validity_days=args.validity_days)
     _write_bundle(args.out_dir, key, result)
-    print(f"enrolled {result['serial']} for {result['cn']}; files in {args.out_dir}")
+    if args.json:
+        _print_json({**result, "files": _files(args.out_dir)})
+    else:
+        print(f"enrolled {result['serial']} for {result['cn']}; files in {args.out_dir}")
     return 0
 
 
 def cmd_renew(args: argparse.Namespace) -> int:
-    from service.client import PocketCAClient
+    from service.client import check_key_pair
 
+    check_key_pair(args.cert, args.key)
+    for path in (args.cert, args.key):
+        _check_writable(path.parent, "--cert/--key directory")
     current = x509.load_pem_x509_certificate(args.cert.read_bytes())
     if args.if_expires_within is not None:
         remaining = current.not_valid_after_utc - dt.datetime.now(dt.UTC)
         if remaining > args.if_expires_within:
-            print(f"not due: {args.cert} expires {current.not_valid_after_utc.isoformat()}")
+            if args.json:
+                _print_json({"renewed": False, "not_after": current.not_valid_after_utc.isoformat()})
+            else:
+                print(f"not due: {args.cert} expires {current.not_valid_after_utc.isoformat()}")
             return 0
     key = ec.generate_private_key(ec.SECP256R1())  # a renewal rotates the key
     csr = build_csr(key, get_common_name(current.subject) or "", list(get_sans(current)))
-    with PocketCAClient(args.server, ca_file=args.ca_file, cert_file=args.cert, key_file=args.key) as client:
+    with _client(args, token=False, cert_file=args.cert, key_file=args.key) as client:
         result = client.renew(csr.public_bytes(Encoding.PEM).decode())
     # each file is replaced atomically (temp file, fsync, rename); the key first, so a reader that sees the
     # new certificate always finds its key
     write_private_file(args.key, dump_private_key(key))
     write_public_file(args.cert, result["certificate"].encode())
-    print(f"renewed: {result['serial']} valid until {result['not_after']}")
+    if args.json:
+        _print_json({"renewed": True, **result, "files": {"key": str(args.key), "cert": str(args.cert)}})
+    else:
+        print(f"renewed: {result['serial']} valid until {result['not_after']}")
     if args.exec_command:
         done = subprocess.run(["/bin/sh", "-c", args.exec_command], check=False)  # noqa: S603 (the operator's hook)
         if done.returncode != 0:
@@ -401,16 +539,102 @@ def cmd_renew(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from service.client import PocketCAClient
-
-    if not args.token and not (args.cert and args.key):
-        raise ConfigurationError("give --token, or --cert and --key")
-    with PocketCAClient(
-        args.server, ca_file=args.ca_file, token=args.token, cert_file=args.cert, key_file=args.key
-    ) as client:
+    with _client(args, cert_file=args.cert, key_file=args.key) as client:
+        if client.token is None and not (args.cert and args.key):
+            raise ConfigurationError("give --token (or set POCKETCA_TOKEN), or --cert and --key")
         result = client.revoke(args.serial, reason=args.reason)
-    print(f"revoked {result['serial']} ({result['revocation_reason']})")
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"revoked {result['serial']} ({result['revocation_reason']})")
     return 0
+
+
+def cmd_ca_bootstrap(args: argparse.Namespace) -> int:
+    """Trust on first use, made safe by a fingerprint the operator read from the server's own console."""
+    from service.client import fetch_ca_unverified
+
+    wanted = _parse_fingerprint(args.fingerprint)
+    server = args.server or ClientSettings().server  # type: ignore[call-arg]
+    if not server:
+        raise ConfigurationError("give --server URL (or set POCKETCA_SERVER)")
+    chain_pem = fetch_ca_unverified(server)
+    try:
+        chain = x509.load_pem_x509_certificates(chain_pem.encode())
+    except ValueError:
+        raise ConfigurationError(f"{server}/ca did not answer with a PEM certificate chain") from None
+    root = chain[-1]
+    found = root.fingerprint(hashes.SHA256()).hex()
+    if found != wanted:
+        raise ConfigurationError(
+            f"the CA at {server} has fingerprint {found}, not {wanted}: nothing written "
+            "(check the fingerprint with the operator; someone may be in the middle)"
+        )
+    write_public_file(args.out, chain_pem.encode())
+    if args.json:
+        _print_json({"out": str(args.out), "subject": root.subject.rfc4514_string(), "fingerprint_sha256": found})
+    else:
+        print(f"wrote {args.out}: {root.subject.rfc4514_string()} (SHA-256 {found})")
+    return 0
+
+
+def _parse_fingerprint(text: str) -> str:
+    value = text.strip().lower().removeprefix("sha256:").replace(":", "").replace(" ", "")
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ConfigurationError(f"--fingerprint {text!r} is not a SHA-256 fingerprint (64 hex digits, colons allowed)")
+    return value
+
+
+def cmd_certs_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if client.token is None:
+            raise ConfigurationError("give --token (a read or admin token; or set POCKETCA_TOKEN)")
+        items = client.list_certificates(status=args.status, cn=args.cn, limit=args.limit)
+    if args.json:
+        _print_json({"items": items})
+        return 0
+    print(f"{'SERIAL':40}  {'STATUS':7}  {'PROFILE':8}  {'NOT AFTER':25}  CN")
+    for item in items:
+        print(
+            f"{item['serial']:40}  {item['status']:7}  {item['profile']:8}  {item['not_after']:25}  {item['cn'] or ''}"
+        )
+    return 0
+
+
+def cmd_certs_inspect(args: argparse.Namespace) -> int:
+    path = Path(args.what)
+    if path.exists():
+        document = _summary_document(summarize(_load_certificate_file(path)))
+    else:
+        try:
+            serial = format_serial(parse_serial(args.what))
+        except ValueError:
+            raise ConfigurationError(f"{args.what}: no such file, and not a serial") from None
+        with _client(args) as client:
+            if client.token is None:
+                raise ConfigurationError(
+                    "give --token (a read or admin token; or set POCKETCA_TOKEN) to look up a serial"
+                )
+            document = client.get_certificate(serial)
+        document.pop("certificate", None)
+    if args.json:
+        _print_json(document)
+    else:
+        width = max(len(k) for k in document)
+        for name, value in document.items():
+            shown = ", ".join(value) if isinstance(value, list) else value
+            print(f"{name + ':':{width + 1}}  {shown if shown is not None else '-'}")
+    return 0
+
+
+def _load_certificate_file(path: Path) -> x509.Certificate:
+    data = path.read_bytes()
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise ConfigurationError(f"{path} is not a certificate (PEM or DER)") from None
 
 
 def _write_bundle(out: Path, key: PrivateKey, result: dict[str, object]) -> None:

@@ -15,7 +15,9 @@ ServiceError                     every refusal the service explains to its calle
 ├── NotFoundError                no such certificate, token, ...
 ├── ConflictError                the change is already made (revoking twice)
 └── UnavailableError             a dependency (database, CA key) is not usable now
-ConfigurationError               start-up problems: bad settings, a wrong CA passphrase, a bad import
+ConfigurationError               start-up problems: bad settings, a wrong CA passphrase, a bad import, a bad local file
+UnreachableError                 a server or database we could not talk to (no answer, TLS verification failed, our
+                                 client certificate not accepted); the message names it and says what to do
 
 `detail` is always safe to show to the caller: never a key, a token or a passphrase.
 """
@@ -105,3 +107,7 @@ class UnavailableError(ServiceError):
 
 class ConfigurationError(Exception):
     """A problem that stops the service from starting; the message is meant for the operator."""
+
+
+class UnreachableError(Exception):
+    """A server or database we could not talk to; the message names it and says what to do."""

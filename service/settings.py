@@ -1,40 +1,71 @@
-"""Configuration from POCKETCA_* environment variables and a .env file; `pocketca serve` flags win."""
+"""Configuration from POCKETCA_* environment variables and a .env file; `pocketca` flags win.
+
+Each setting is declared once, as a field of `Settings` with a description: the `pocketca serve` flag
+(`--field-name`, help from the description), the variable (`POCKETCA_FIELD_NAME`) and what `serve` hands its
+workers (`as_environment`) all come from that field. A new setting is one field here.
+"""
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.ca.keys import KeyType, parse_key_type
+from service.ca.keys import KEY_TYPES, KeyType, parse_key_type
+from service.errors import ConfigurationError
+
+PREFIX = "POCKETCA_"
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="POCKETCA_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=".env", extra="ignore")
 
-    data_dir: Path = Path("./pocketca-data")
-    database_url: str | None = None
-    host: str = "127.0.0.1"
-    port: int = Field(8443, ge=0, le=65535)
-    public_url: str = "https://localhost:8443"
-    server_names: Annotated[list[str], NoDecode] = ["localhost", "127.0.0.1", "::1"]
-    key_type: KeyType = "p256"
-    ca_key_passphrase: SecretStr | None = None
-    ca_key_passphrase_file: Path | None = None
-    workers: int = Field(1, ge=1, le=64)
+    data_dir: Path = Field(
+        Path("./pocketca-data"), description="CA key and cert, server cert, SQLite database, admin token"
+    )
+    database_url: str | None = Field(None, description="any SQLAlchemy URL (default: SQLite in the data dir)")
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8443, ge=0, le=65535, description="HTTPS port to listen on")
+    public_url: str = Field("https://localhost:8443", description="base URL written into certificates (CRL, AIA, OCSP)")
+    server_names: Annotated[list[str], NoDecode] = Field(
+        ["localhost", "127.0.0.1", "::1"], description="comma-separated names for the service's own TLS certificate"
+    )
+    key_type: KeyType = Field("p256", description=f"CA key type when one is made: {', '.join(KEY_TYPES)}")
+    ca_key_passphrase: SecretStr | None = Field(
+        None, description="encrypt the CA key with this (prefer the _FILE form)"
+    )
+    ca_key_passphrase_file: Path | None = Field(None, description="file whose first line is the CA key passphrase")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
     # limits (see README, "Limits")
-    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
-    max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
-    header_timeout: float = Field(10.0, gt=0, le=600)
-    body_timeout: float = Field(10.0, gt=0, le=600)
-    keepalive_timeout: int = Field(5, ge=1, le=600)
-    issue_rate_per_minute: int = Field(600, ge=0, le=1_000_000)
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=16 * 1024 * 1024, description="largest request body; more gets 413"
+    )
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024, description="largest request head; more gets 431")
+    header_timeout: float = Field(10.0, gt=0, le=600, description="seconds a client has to send a request head")
+    body_timeout: float = Field(10.0, gt=0, le=600, description="seconds a client has to send a request body; then 408")
+    keepalive_timeout: int = Field(5, ge=1, le=600, description="seconds an idle keep-alive connection stays open")
+    issue_rate_per_minute: int = Field(
+        600, ge=0, le=1_000_000, description="issuances per token per minute, then 429; 0: no limit"
+    )
     # TLS terminated in front of us (see README, "Behind a proxy")
-    trusted_proxies: Annotated[list[str], NoDecode] = []
-    client_cert_header: str = Field("X-SSL-Client-Cert", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        [], description="addresses or networks whose client-certificate, X-Forwarded-For and X-Request-Id are believed"
+    )
+    client_cert_header: str = Field(
+        "X-SSL-Client-Cert",
+        pattern=r"^[A-Za-z0-9-]{1,64}$",
+        description="header a trusted proxy forwards the certificate in",
+    )
+    # operations (see README, "Logs and metrics")
+    log_format: str = Field("text", description=f"log lines: {' or '.join(LOG_FORMATS)} (one JSON object a line)")
+    log_level: str = Field("info", description=f"least severe level logged: {', '.join(LOG_LEVELS)}")
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -67,6 +98,21 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        return normalize_database_url(value) if value else value
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        return _one_of(value, LOG_FORMATS)
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        return _one_of(value, LOG_LEVELS)
+
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'pocketca.db'}"
@@ -76,37 +122,92 @@ class Settings(BaseSettings):
         if self.ca_key_passphrase is not None:
             return self.ca_key_passphrase.get_secret_value().encode()
         if self.ca_key_passphrase_file is not None:
-            return self.ca_key_passphrase_file.read_bytes().rstrip(b"\r\n")
+            path = self.ca_key_passphrase_file
+            try:
+                return path.read_bytes().rstrip(b"\r\n")
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot read the CA key passphrase file {path} (POCKETCA_CA_KEY_PASSPHRASE_FILE, "
+                    f"--ca-key-passphrase-file): {exc.strerror}"
+                ) from None
         return None
 
     def as_environment(self) -> dict[str, str]:
         """The resolved settings as POCKETCA_* variables, so spawned workers see what the flags said."""
-        env = {
-            "POCKETCA_DATA_DIR": str(self.data_dir.resolve()),
-            "POCKETCA_HOST": self.host,
-            "POCKETCA_PORT": str(self.port),
-            "POCKETCA_PUBLIC_URL": self.public_url,
-            "POCKETCA_SERVER_NAMES": ",".join(self.server_names),
-            "POCKETCA_KEY_TYPE": self.key_type,
-            "POCKETCA_WORKERS": str(self.workers),
-            "POCKETCA_MAX_BODY_BYTES": str(self.max_body_bytes),
-            "POCKETCA_MAX_HEADER_BYTES": str(self.max_header_bytes),
-            "POCKETCA_HEADER_TIMEOUT": str(self.header_timeout),
-            "POCKETCA_BODY_TIMEOUT": str(self.body_timeout),
-            "POCKETCA_KEEPALIVE_TIMEOUT": str(self.keepalive_timeout),
-            "POCKETCA_ISSUE_RATE_PER_MINUTE": str(self.issue_rate_per_minute),
-            "POCKETCA_TRUSTED_PROXIES": ",".join(self.trusted_proxies),
-            "POCKETCA_CLIENT_CERT_HEADER": self.client_cert_header,
-        }
-        if self.database_url:
-            env["POCKETCA_DATABASE_URL"] = self.database_url
-        if self.ca_key_passphrase is not None:
-            env["POCKETCA_CA_KEY_PASSPHRASE"] = self.ca_key_passphrase.get_secret_value()
-        if self.ca_key_passphrase_file is not None:
-            env["POCKETCA_CA_KEY_PASSPHRASE_FILE"] = str(self.ca_key_passphrase_file.resolve())
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is not None:
+                env[variable(name)] = _environment_value(value)
         return env
+
+
+class ClientSettings(BaseSettings):
+    """Defaults for the client commands' --server, --token and --ca-file (flags win)."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=".env", extra="ignore")
+
+    server: str | None = Field(None, description="the pocketca server, e.g. https://ca.example:8443")
+    token: SecretStr | None = Field(None, description="bearer token for the client commands")
+    ca_file: Path | None = Field(None, description="trust only this CA file (default: the system store)")
+
+
+def _one_of(value: str, choices: tuple[str, ...]) -> str:
+    if value.lower() not in choices:
+        raise ValueError(f"use one of {', '.join(choices)}")
+    return value.lower()
+
+
+def _environment_value(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value.resolve())
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def variable(field: str) -> str:
+    return PREFIX + field.upper()
+
+
+def flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def normalize_database_url(url: str) -> str:
+    """`postgres://` and `postgresql://` (as Heroku, libpq and many tools write them) mean the psycopg 3 driver
+    pocketca ships with; SQLAlchemy would otherwise look for psycopg2 (or fail on `postgres`)."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
+
+
+KNOWN_VARIABLES = frozenset(variable(name) for model in (Settings, ClientSettings) for name in model.model_fields)
+# not settings, but read by pocketca: the test suite's own variables
+_IGNORED_PREFIXES = ("POCKETCA_TEST_",)
+
+
+def unknown_variables(environ: Mapping[str, str], extra_known: Iterable[str] = ()) -> list[str]:
+    """One warning per POCKETCA_* variable that is not a setting, naming the closest known one."""
+    known = KNOWN_VARIABLES | set(extra_known)
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(PREFIX) or name in known or name.startswith(_IGNORED_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{name} is not a pocketca setting and is ignored{hint}")
+    return warnings
 
 
 def get_settings(**overrides: object) -> Settings:
     """Reads the environment now (never at import time); keyword overrides win, as flags do."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+
+
+def described(model: type[BaseModel]) -> dict[str, str]:
+    """field -> description, for flags and docs."""
+    return {name: info.description or "" for name, info in model.model_fields.items()}

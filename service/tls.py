@@ -8,6 +8,7 @@ runs after the handshake -- and add the ASGI TLS extension to every request's sc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import functools
 import logging
@@ -23,7 +24,9 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
+from service import metrics
 from service.bootstrap import DataPaths
+from service.logs import log_config
 from service.settings import Settings
 
 log = logging.getLogger("pocketca.tls")
@@ -204,21 +207,6 @@ else:  # pragma: no cover
     DEFAULT_PROTOCOL = TLSH11Protocol
 
 
-def log_config() -> dict[str, Any]:
-    fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": fmt}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
-        "loggers": {
-            "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-            "pocketca": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        },
-    }
-
-
 def uvicorn_config(settings: Settings, *, protocol: type[asyncio.Protocol] = DEFAULT_PROTOCOL) -> uvicorn.Config:
     config = uvicorn.Config(
         "service.api.app:create_app_from_environment",
@@ -228,7 +216,7 @@ def uvicorn_config(settings: Settings, *, protocol: type[asyncio.Protocol] = DEF
         workers=settings.workers,
         http=protocol,
         ssl_context_factory=functools.partial(_uvicorn_ssl_factory, str(settings.data_dir.resolve())),
-        log_config=log_config(),
+        log_config=log_config(settings.log_format, settings.log_level),
         access_log=False,  # our AccessLogMiddleware logs one line with the caller
         server_header=False,
         proxy_headers=False,
@@ -256,15 +244,36 @@ def _fork_workers() -> None:
         uvicorn._subprocess.spawn = multiprocessing.get_context("fork")  # type: ignore[assignment]
 
 
+class _Supervisor(Multiprocess):
+    def handle_hup(self) -> None:
+        """SIGHUP goes to every worker, which reloads profiles.toml in place (uvicorn would restart them all)."""
+        log.info("SIGHUP: asking %d workers to reload profiles.toml", len(self.processes))
+        for process in self.processes:
+            if process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGHUP)
+
+
 def serve(settings: Settings) -> None:
-    """Runs uvicorn over TLS until SIGINT/SIGTERM; workers are forked processes that read POCKETCA_*."""
+    """Runs uvicorn over TLS until SIGINT/SIGTERM; workers are forked processes that read POCKETCA_*. SIGHUP
+    reloads profiles.toml in every worker."""
     os.environ.update(settings.as_environment())
+    # until the workers (or the supervisor) take SIGHUP over, it must not kill the service (its default action)
+    signal.signal(signal.SIGHUP, lambda *_: log.info("SIGHUP while starting: profiles.toml is read at start anyway"))
+    metrics_dir = metrics.fresh_multiprocess_dir()  # before any worker imports prometheus_client
+    try:
+        _serve(settings)
+    finally:
+        metrics.remove_multiprocess_dir(metrics_dir)
+
+
+def _serve(settings: Settings) -> None:
     config = uvicorn_config(settings)
     server = uvicorn.Server(config)
     if settings.workers > 1:
         sock = config.bind_socket()
         _fork_workers()
-        Multiprocess(config, sockets=[sock]).run()
+        _Supervisor(config, sockets=[sock]).run()
     else:
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal against the handler that was
         # there before it: make that one a no-op, so a stop is a clean exit 0 and not a kill or a traceback

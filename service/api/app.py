@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service import __version__
+from service import __version__, metrics
 from service.api import openapi, problems
 from service.api.fastpath import FastPaths
 from service.api.middleware import AccessLogMiddleware, Limits, LimitsMiddleware
@@ -15,13 +18,15 @@ from service.api.proxy import ProxyConfig
 from service.api.routes import audit, ca, certs, csr, health, ocsp, pkcs12, tokens, whoami
 from service.authority import Authority
 from service.authority.crls import CRLRefresher
-from service.bootstrap import build_authority
+from service.bootstrap import DataPaths, build_authority, load_profiles
+from service.errors import ConfigurationError
 from service.settings import Settings, get_settings
 from service.web import admin, certificates, console
 from service.web import whoami as whoami_page
 
 DESCRIPTION = """A small certificate authority for mutual TLS: sign CSRs, record every certificate,
 revoke them, serve the CRL, and tell mTLS callers who they are. Errors are application/problem+json."""
+log = logging.getLogger("pocketca.app")
 
 
 def create_app(
@@ -34,12 +39,17 @@ def create_app(
         if getattr(app.state, "authority", None) is not None:
             yield
             return
-        app.state.authority = build_authority(settings or get_settings())
+        resolved = settings or get_settings()
+        app.state.authority = build_authority(resolved)
         refresher = CRLRefresher(app.state.authority.crls)
         refresher.start()
+        loop = asyncio.get_running_loop()
+        paths = DataPaths(resolved.data_dir)
+        loop.add_signal_handler(signal.SIGHUP, reload_profiles, app.state.authority, paths)
         try:
             yield
         finally:
+            loop.remove_signal_handler(signal.SIGHUP)
             refresher.stop()
             app.state.authority.close()  # the last batch commits; then the connections close
 
@@ -50,10 +60,13 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.authority = authority
+    metrics.enable()
+    proxy = ProxyConfig()
     if settings is not None:
-        app.state.proxy = ProxyConfig.parse(settings.trusted_proxies, settings.client_cert_header)
+        proxy = app.state.proxy = ProxyConfig.parse(settings.trusted_proxies, settings.client_cert_header)
     problems.install(app)
     openapi.install(app)
     for module in (csr, certs, pkcs12, tokens, audit, ca, ocsp, whoami_page, whoami, health):
@@ -66,8 +79,19 @@ def create_app(
         )
     app.add_middleware(FastPaths)  # innermost: inside the limits and the access log
     app.add_middleware(LimitsMiddleware, limits=limits)
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(AccessLogMiddleware, proxy=proxy)
     return app
+
+
+def reload_profiles(authority: Authority, paths: DataPaths) -> None:
+    """SIGHUP: profiles.toml again, in this worker; a file that does not parse leaves the profiles in use."""
+    try:
+        profiles = load_profiles(paths)
+    except ConfigurationError as exc:
+        log.error("SIGHUP: profiles.toml not reloaded, the profiles in use stay: %s", exc)
+        return
+    authority.reload_profiles(profiles)
+    log.info("SIGHUP: reloaded %s: %s", paths.profiles, ", ".join(sorted(profiles)))
 
 
 def create_app_from_environment() -> FastAPI:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service import metrics
 from service.api.proxy import ProxyConfig, forwarded_certificate
 from service.authority import Authority, Caller, ClientIdentity
 from service.errors import AuthenticationError, RevokedCertificateError
@@ -53,6 +54,7 @@ async def optional_caller(request: Request, authority: AuthorityDep, peer: PeerC
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            metrics.token_refused("malformed")
             raise AuthenticationError("use 'Authorization: Bearer <token>'")
         caller = authority.authenticate_token(token.strip(), address=_address(request))
     elif peer is not None:

@@ -1,16 +1,21 @@
-"""Pure ASGI middleware: request limits, and the one log line per request."""
+"""Pure ASGI middleware: request limits; the request id, the one log line and the metrics per request."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import time
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.problems import problem, status_for
+from service import metrics
+from service.api.problems import problem, slug_for, status_for
+from service.api.proxy import ProxyConfig
 from service.errors import HeadersTooLargeError, PayloadTooLargeError, RequestTimeoutError, ServiceError
+from service.logs import request_id
 
 access_log = logging.getLogger("pocketca.access")
 
@@ -89,14 +94,17 @@ def _too_large(limits: Limits) -> str:
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, exc: ServiceError) -> None:
-    await problem(status_for(exc), exc.detail, title=exc.title)(scope, receive, send)
+    await problem(status_for(exc), exc.detail, title=exc.title, slug=slug_for(exc))(scope, receive, send)
 
 
 class AccessLogMiddleware:
-    """method, path, status, caller (token id or certificate serial, never a secret), client, time."""
+    """The outermost layer: the request id (a trusted proxy's X-Request-Id, else a new one) for every log line
+    of the request and the response's X-Request-Id; one access line (method, path, status, caller -- token id or
+    certificate serial, never a secret --, client, time); the request's metrics (per route template)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, proxy: ProxyConfig | None = None) -> None:
         self.app = app
+        self.proxy = proxy or ProxyConfig()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,24 +112,67 @@ class AccessLogMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        client = scope.get("client")
+        rid = self._request_id(scope, client[0] if client else None)
+        header = (b"x-request-id", rid.encode())
+        context = request_id.set(rid)
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
+            elapsed = time.perf_counter() - started
             state = scope.get("state") or {}
-            client = scope.get("client")
+            caller = state.get("caller", "-")
+            address = client[0] if client else "-"
+            method, path = scope["method"], scope["path"]
             access_log.info(
                 "%s %s %d caller=%s client=%s ms=%.1f",
-                scope["method"],
-                scope["path"],
+                method,
+                path,
                 status,
-                state.get("caller", "-"),
-                client[0] if client else "-",
-                (time.perf_counter() - started) * 1000,
+                caller,
+                address,
+                elapsed * 1000,
+                extra={
+                    "fields": {
+                        "method": method,
+                        "path": path,
+                        "status": status,
+                        "caller": caller,
+                        "client": address,
+                        "ms": round(elapsed * 1000, 1),
+                    }
+                },
             )
+            metrics.request(_route(scope), method, status, elapsed)
+            request_id.reset(context)
+
+    def _request_id(self, scope: Scope, peer: str | None) -> str:
+        if self.proxy.trusted and self.proxy.is_trusted(peer):
+            for name, value in scope["headers"]:
+                if name == b"x-request-id":
+                    text: str = value.decode("latin-1")
+                    if _REQUEST_ID.fullmatch(text):
+                        return text
+                    break
+        return os.urandom(16).hex()
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+FAST_ROUTES = frozenset({"/csr", "/whoami"})  # answered by FastPaths, beside their routes
+
+
+def _route(scope: Scope) -> str:
+    """The route's template (/certs/{serial}), never the raw path: a bounded label."""
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    path = scope["path"]
+    return path if path in FAST_ROUTES else "unmatched"

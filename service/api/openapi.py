@@ -1,4 +1,5 @@
-"""The OpenAPI document, with the error responses every operation really gives (problem+json)."""
+"""The OpenAPI document: readable operationIds, who may call each operation (bearer token, client certificate,
+or anyone), and the error responses every operation really gives (problem+json, 413 and 422 included)."""
 
 from __future__ import annotations
 
@@ -6,42 +7,116 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from service.api.problems import PROBLEM_JSON
 
 _PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
     "type": "object",
-    "description": "RFC 9457 problem details",
+    "description": "RFC 9457 problem details; `type` is urn:pocketca:problem:<slug> (about:blank: plain HTTP errors)",
     "required": ["type", "title", "status", "detail"],
     "properties": {
-        "type": {"type": "string"},
+        "type": {"type": "string", "examples": ["urn:pocketca:problem:invalid-csr"]},
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "violations": {"type": "array", "items": {"type": "string"}, "description": "every policy rule broken"},
     },
 }
-_PROBLEM = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-_COMMON = {
-    "4XX": {"description": "the request was refused", **_PROBLEM},
-    "5XX": {"description": "the service failed", **_PROBLEM},
+_VALIDATION_SCHEMA: dict[str, Any] = {
+    "title": "ValidationProblem",
+    "description": "a 422: the problem, with every field that is wrong (type urn:pocketca:problem:validation)",
+    "allOf": [
+        {"$ref": "#/components/schemas/Problem"},
+        {
+            "type": "object",
+            "required": ["errors"],
+            "properties": {
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["loc", "msg"],
+                        "properties": {
+                            "loc": {"type": "array", "items": {"type": "string"}, "description": "e.g. body.csr"},
+                            "msg": {"type": "string"},
+                        },
+                    },
+                }
+            },
+        },
+    ],
 }
+
+
+def _problem(ref: str = "Problem") -> dict[str, Any]:
+    return {"content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+_COMMON = {
+    "4XX": {"description": "the request was refused", **_problem()},
+    "5XX": {"description": "the service failed", **_problem()},
+}
+_TOO_LARGE = {"413": {"description": "the body is over the limit (POCKETCA_MAX_BODY_BYTES)", **_problem()}}
+_INVALID = {"422": {"description": "a parameter or field is not valid", **_problem("ValidationProblem")}}
+
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "a pocketca token: pca_<id>_<secret>"},
+    "mutualTLS": {"type": "mutualTLS", "description": "a client certificate issued by this CA, in the TLS handshake"},
+}
+Requirements = list[dict[str, list[str]]]
+BEARER: Requirements = [{"bearer": []}]
+BEARER_OR_CERTIFICATE: Requirements = [{"bearer": []}, {"mutualTLS": []}]
+CERTIFICATE: Requirements = [{"mutualTLS": []}]
+# who may call what (CONTRACT.md); operations not listed are public (an empty requirement)
+SECURITY: dict[tuple[str, str], Requirements] = {
+    ("post", "/csr"): BEARER_OR_CERTIFICATE,
+    ("get", "/certs"): BEARER,
+    ("get", "/certs/{serial}"): BEARER_OR_CERTIFICATE,
+    ("post", "/certs/{serial}/revoke"): BEARER_OR_CERTIFICATE,
+    ("post", "/pkcs12"): BEARER,
+    ("get", "/tokens"): BEARER,
+    ("post", "/tokens"): BEARER,
+    ("delete", "/tokens/{token_id}"): BEARER,
+    ("get", "/audit"): BEARER,
+    ("get", "/metrics"): BEARER,
+    ("get", "/whoami"): CERTIFICATE,
+}
+
+
+_OPERATION_IDS = {"ocsp_post": "answerOcsp", "ocsp_get": "answerOcspInUrl"}  # where the name says only the method
+
+
+def operation_id(route: APIRoute) -> str:
+    """The handler's name in camelCase (signCsr, listCertificates): stable while the function keeps its name."""
+    if route.name in _OPERATION_IDS:
+        return _OPERATION_IDS[route.name]
+    head, *rest = route.name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def install(app: FastAPI) -> None:
     def build() -> dict[str, Any]:
         if app.openapi_schema is None:
             spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            components = spec.setdefault("components", {})
+            schemas = components.setdefault("schemas", {})
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)
             schemas["Problem"] = _PROBLEM_SCHEMA
-            for operations in spec["paths"].values():
-                for operation in operations.values():
+            schemas["ValidationProblem"] = _VALIDATION_SCHEMA
+            components["securitySchemes"] = SECURITY_SCHEMES
+            for path, operations in spec["paths"].items():
+                for method, operation in operations.items():
                     responses = operation.setdefault("responses", {})
-                    responses.pop("422", None)
+                    validated = responses.pop("422", None) is not None or "requestBody" in operation
+                    if "requestBody" in operation:
+                        responses.update(_TOO_LARGE)
+                    if validated:
+                        responses.update(_INVALID)
                     responses.update(_COMMON)
+                    operation["security"] = SECURITY.get((method, path), [])
             app.openapi_schema = spec
         return app.openapi_schema
 

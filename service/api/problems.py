@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -56,9 +57,13 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _slug(exc: errors.ServiceError) -> str:
+def slug_for(exc: errors.ServiceError) -> str:
+    """InvalidCSRError -> invalid-csr, PayloadTooLargeError -> payload-too-large (acronyms stay one word)."""
     name = type(exc).__name__.removesuffix("Error")
-    return "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
+    return _WORDS.sub("-", name).lower()
+
+
+_WORDS = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
@@ -66,7 +71,7 @@ async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, errors.PolicyError):
         extra["violations"] = exc.violations
-    response = problem(status_for(exc), exc.detail, title=exc.title, slug=_slug(exc), **extra)
+    response = problem(status_for(exc), exc.detail, title=exc.title, slug=slug_for(exc), **extra)
     if isinstance(exc, errors.RateLimitedError):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response

@@ -19,6 +19,7 @@ from service.db.groupcommit import Transaction
 from service.db.models import AuditRecord
 from service.db.repositories import AuditRepository
 from service.db.session import Database
+from service.logs import request_id
 
 log = logging.getLogger("pocketca.audit")
 _PENDING = "pocketca_audit"
@@ -60,7 +61,8 @@ class Auditor:
         values = self._values(action, caller, outcome, serial, token_id, detail)
         row_id = transaction.sql.insert_audit(transaction.connection, values)
         entry = AuditEntry(id=row_id, **values)
-        transaction.after_commit.append(lambda: _log(entry))
+        rid = request_id.get()  # the committer thread logs it: the request's id goes along
+        transaction.after_commit.append(lambda: _log(entry, rid))
 
     def refusal(
         self, action: str, caller: Caller, detail: str, *, serial: str | None = None
@@ -113,8 +115,13 @@ class Auditor:
         return Page(items=items, next_cursor=next_cursor)
 
 
-def _log(entry: AuditEntry) -> None:
-    log.info(json.dumps(dataclasses.asdict(entry), default=str, separators=(",", ":")))
+def _log(entry: AuditEntry, rid: str | None = None) -> None:
+    fields = dataclasses.asdict(entry)
+    # the text line is the event as JSON; a JSON log (POCKETCA_LOG_FORMAT=json) gets the fields as fields
+    extra: dict[str, Any] = {"audit": fields}
+    if rid is not None:
+        extra["request_id"] = rid
+    log.info(json.dumps(fields, default=str, separators=(",", ":")), extra=extra)
 
 
 def _entry(record: AuditRecord) -> AuditEntry:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from service import metrics
 from service.ca.inspect import CertificateSummary
 from service.errors import PermissionDeniedError
 
@@ -73,4 +74,5 @@ def require_scope(caller: Caller, *scopes: str) -> None:
     if isinstance(caller, ClientIdentity):
         raise PermissionDeniedError("a client certificate does not grant this; use a token")
     if caller.scope not in scopes:  # enrollment tokens have scope "issue": they only ever issue
+        metrics.token_refused("scope")
         raise PermissionDeniedError(f"a {caller.scope!r} token may not do this")

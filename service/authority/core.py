@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from service import metrics
 from service.authority.audit import Auditor
 from service.authority.callers import Caller, ClientIdentity, LocalCaller, TokenCaller, require_scope
 from service.authority.crls import DEFAULT_CRL_LIFETIME, CRLPublisher
@@ -103,6 +104,12 @@ class Authority:
         self.ocsp = OCSPResponder(db, signer, ca_certificate, clock=clock)
         self.writes = GroupCommitter(db)
         self.console_sessions = ConsoleSessions(db, self.tokens, self.audit, clock)
+        self._crl_entries: tuple[int, int] | None = None
+
+    def reload_profiles(self, profiles: Mapping[str, Profile]) -> None:
+        """New profiles for what comes next (SIGHUP); the token manager shares this mapping."""
+        self.profiles.clear()
+        self.profiles.update(profiles)
 
     def close(self) -> None:
         self.writes.close()
@@ -114,10 +121,14 @@ class Authority:
         return [self.ca_certificate]
 
     @contextlib.contextmanager
-    def _refusals(self, action: str, caller: Caller, serial: str | None = None) -> Iterator[None]:
+    def _refusals(
+        self, action: str, caller: Caller, serial: str | None = None, *, profile: str | None = None
+    ) -> Iterator[None]:
         try:
             yield
         except ServiceError as exc:
+            if action in _ISSUE_ACTIONS:
+                metrics.certificate("refused", self._known(profile), caller)
             self.audit.refused(action, caller, exc.detail, serial=serial)
             raise
 
@@ -150,9 +161,10 @@ class Authority:
         """Admin/issue tokens ask within the profile; enrollment tokens for exactly their names; a certificate
         holder renews its own names."""
         action = _issue_action(caller)
-        with self._refusals(action, caller):
+        with self._refusals(action, caller, profile=profile):
             unit, issued = self._prepare_csr(csr_data, caller, profile, validity_days, action)
             self.writes.run(unit)  # committed (with others, one fsync) before we return
+        metrics.certificate(_outcome(caller), issued.profile, caller)
         return issued
 
     async def sign_csr_async(
@@ -166,8 +178,10 @@ class Authority:
                 unit, issued = self._prepare_csr(csr_data, caller, profile, validity_days, action)
             await self.writes.submit(unit)
         except ServiceError as exc:
+            metrics.certificate("refused", self._known(profile), caller)
             await self.writes.submit(self.audit.refusal(action, caller, exc.detail))
             raise
+        metrics.certificate(_outcome(caller), issued.profile, caller)
         return issued
 
     def _prepare_csr(
@@ -188,12 +202,13 @@ class Authority:
         caller: Caller = CLI,
     ) -> IssuedCertificate:
         """Issuance without a CSR, for keys made by this service (its own TLS key, `pocketca issue`, PKCS#12)."""
-        with self._refusals("certificate.issue", caller):
+        with self._refusals("certificate.issue", caller, profile=profile):
             request = self._request_for(public_key, cn, sans)
             ctx, chosen = self._context(caller, profile)
             unit, issued = self._prepare(request, chosen, validity_days, ctx, caller, "certificate.issue")
             self.writes.run(unit)
-            return issued
+        metrics.certificate("issued", issued.profile, caller)
+        return issued
 
     def issue_pkcs12(
         self,
@@ -207,7 +222,7 @@ class Authority:
         legacy: bool = False,
     ) -> PKCS12Bundle:
         """The key is made here, lives only in this call and the encrypted bundle, and is never stored."""
-        with self._refusals("pkcs12.issue", caller):
+        with self._refusals("pkcs12.issue", caller, profile=profile):
             if isinstance(caller, ClientIdentity):  # renewal is for CSRs; a server-made key needs a token
                 raise PermissionDeniedError("PKCS#12 bundles need an admin, issue or enrollment token")
             if len(password) < MIN_PASSWORD_LENGTH:  # checked before any key is made
@@ -217,6 +232,7 @@ class Authority:
             ctx, chosen = self._context(caller, profile)
             unit, issued = self._prepare(request, chosen, validity_days, ctx, caller, "pkcs12.issue")
             self.writes.run(unit)
+        metrics.certificate("issued", issued.profile, caller)
         data = build_pkcs12(key, issued.certificate, self.chain, password, friendly_name=cn, legacy=legacy)
         return PKCS12Bundle(issued=issued, data=data)
 
@@ -311,6 +327,12 @@ class Authority:
 
         return unit, IssuedCertificate(certificate=certificate, summary=summary, profile=profile.name)
 
+    def _known(self, profile: str | None) -> str:
+        """A metrics label: the requested profile if it exists (a caller must not make up label values)."""
+        if profile is None:
+            return "-"
+        return profile if profile in self.profiles else "unknown"
+
     def _profile(self, name: str) -> Profile:
         try:
             return self.profiles[name]
@@ -389,6 +411,7 @@ class Authority:
                 CounterRepository(session).increment(REVOCATIONS)
                 self.audit.record(session, "certificate.revoke", caller, serial=serial, detail=f"reason={reason_name}")
             self.audit.emit(session)
+        metrics.revocation(reason_name)
         return self._stored(record)
 
     def _status(self, record: CertificateRecord, now: dt.datetime) -> str:
@@ -448,6 +471,24 @@ class Authority:
         require_scope(caller, "admin")
         return self.audit.page(limit=limit, cursor=cursor)
 
+    def check_ready(self) -> None:
+        """Ready: the database answers and the newest CRL has not passed its nextUpdate."""
+        try:
+            state, _, _ = self.db.hot.crl_state(self.db.raw())
+        except Exception as exc:
+            raise UnavailableError("the database does not answer") from exc
+        if state is None:
+            raise UnavailableError("no CRL has been published yet")
+        if self.clock() >= state[2]:
+            raise UnavailableError(f"the CRL expired at {state[2].isoformat()} and no fresh one was built")
+
+    def crl_entries(self, document: CRLDocument) -> int:
+        """How many certificates the CRL lists (counted once per CRL number)."""
+        cached = self._crl_entries
+        if cached is None or cached[0] != document.number:
+            cached = self._crl_entries = (document.number, len(x509.load_der_x509_crl(document.der)))
+        return cached[1]
+
     def check_health(self) -> None:
         try:
             with self.db.reader() as session:
@@ -456,6 +497,13 @@ class Authority:
             raise UnavailableError("the database is not usable") from exc
         if self.signer.public_key() != self.ca_certificate.public_key():
             raise UnavailableError("the CA key does not match the CA certificate")
+
+
+_ISSUE_ACTIONS = frozenset({"certificate.issue", "certificate.renew", "pkcs12.issue"})
+
+
+def _outcome(caller: Caller) -> str:
+    return "renewed" if isinstance(caller, ClientIdentity) else "issued"
 
 
 def _issue_action(caller: Caller) -> str:

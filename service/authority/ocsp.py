@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from cryptography import x509
 
+from service import metrics
 from service.ca.inspect import format_serial
 from service.ca.issue import Signer
 from service.ca.ocsp import (
@@ -49,12 +50,16 @@ class OCSPResponder:
         try:
             question = load_ocsp_request(data)
         except MalformedOCSPRequestError:
+            metrics.ocsp("malformedRequest")
             return build_unsuccessful("malformedRequest"), None
         if question.serial_number < 0:  # no certificate has one; an OCSP response cannot even name it
+            metrics.ocsp("malformedRequest")
             return build_unsuccessful("malformedRequest"), None
         if not is_for_issuer(question, self.issuer):
+            metrics.ocsp("unauthorized")
             return build_unsuccessful("unauthorized"), None
         answer = self._answer(question.serial_number)
+        metrics.ocsp(answer.status)
         now = self.clock()
         key = (question.serial_number, question.hash_name)
         if question.nonce is None:  # a nonce makes each response unique: those are never cached

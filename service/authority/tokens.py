@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 from sqlalchemy.orm import Session
 
+from service import metrics
 from service.authority.audit import Auditor
 from service.authority.callers import SCOPES, TOKEN_PREFIX, Caller, TokenCaller, hash_secret, require_scope
 from service.authority.values import NewToken, TokenInfo
@@ -97,18 +98,24 @@ class TokenManager:
 
     def authenticate(self, token: str, *, address: str | None = None) -> TokenCaller:
         """`pca_<id>_<secret>`: looked up by id, the secret's hash compared in constant time."""
-        token_id, secret = _split(token)
+        try:
+            token_id, secret = _split(token)
+        except AuthenticationError:
+            metrics.token_refused("invalid")
+            raise
         record = self.db.hot.token(self.db.raw(), token_id)  # every request: the hot path's DB-API read
         expected = record.secret_hash if record is not None else hash_secret("")
         if not hmac.compare_digest(expected, hash_secret(secret)) or record is None:
+            metrics.token_refused("invalid")
             raise AuthenticationError("the bearer token is not valid")
         caller = _caller(record, address)
         problem = None
         if record.expires_at is not None and record.expires_at <= self.clock():
-            problem = "the bearer token has expired"
+            problem, reason = "the bearer token has expired", "expired"
         elif record.uses_left is not None and record.uses_left <= 0:
-            problem = "the bearer token has been used up"
+            problem, reason = "the bearer token has been used up", "used_up"
         if problem:
+            metrics.token_refused(reason)
             self.audit.refused("token.use", caller, problem)
             raise AuthenticationError(problem)
         return caller

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import queue
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from service import metrics
 from service.db.hot import HotSQL
 from service.db.session import Database
 
@@ -41,6 +43,8 @@ class _Item(Generic[T]):
     notify: Callable[[_Item[T]], None]
     result: T | None = None
     error: BaseException | None = None
+    # the submitter's context (its request id): the unit runs in it, so what it logs names the request
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
 
 class GroupCommitter:
@@ -145,6 +149,7 @@ class GroupCommitter:
                 return
 
     def _commit(self, batch: list[_Item[Any]]) -> None:
+        metrics.batch(len(batch))
         self.batches += 1
         self.units += len(batch)
         try:
@@ -154,7 +159,7 @@ class GroupCommitter:
                     kept = len(transaction.after_commit)
                     connection.execute("SAVEPOINT unit")
                     try:
-                        item.result = item.unit(transaction)
+                        item.result = item.context.run(item.unit, transaction)
                     except Exception as exc:  # this unit alone rolls back; its caller gets the error
                         connection.execute("ROLLBACK TO SAVEPOINT unit")
                         del transaction.after_commit[kept:]

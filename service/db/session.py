@@ -16,12 +16,55 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.hot import HotSQL
+from service.errors import ConfigurationError, UnreachableError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE = "pocketca_write"
+
+
+def check_database(url: str) -> None:
+    """That the URL names a database whose driver is installed, and that it answers: before anything is written
+    (a CA key made for a database that cannot be used is a CA nobody can use)."""
+    shown = _shown(url)
+    try:
+        dialect = make_url(url).get_dialect()
+        dialect.import_dbapi()
+    except ArgumentError:
+        raise ConfigurationError(f"POCKETCA_DATABASE_URL / --database-url is not a database URL: {shown}") from None
+    except NoSuchModuleError:
+        raise ConfigurationError(
+            f"POCKETCA_DATABASE_URL {shown}: unknown database; use sqlite:///FILE or postgresql+psycopg://..."
+        ) from None
+    except ImportError as exc:
+        fix = "pip install 'pocketca[postgres]'" if url.startswith("postgres") else f"install {exc.name}"
+        raise ConfigurationError(
+            f"POCKETCA_DATABASE_URL {shown}: its driver {exc.name!r} is not installed ({fix}; "
+            "for PostgreSQL use postgresql+psycopg://)"
+        ) from None
+    engine = make_engine(url)
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise UnreachableError(
+            f"cannot connect to the database {shown} (POCKETCA_DATABASE_URL): {reason}; is it running?"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _shown(url: str) -> str:
+    """The URL without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparseable)"
 
 
 def make_engine(url: str) -> Engine:

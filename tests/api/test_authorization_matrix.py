@@ -95,6 +95,8 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/ui/pkcs12"): ALL_303,
     ("GET", "/ui/audit"): ALL_303,
     ("GET", "/ui/static/console.css"): ALL_200,
+    ("GET", "/readyz"): ALL_200,
+    ("GET", "/metrics"): (401, 200, 403, 403, 200, 403, 401, 401, 403, 403, 403, 403),
 }
 
 
@@ -156,6 +158,8 @@ REQUESTS: dict[tuple[str, str], Callable[[Target], Request]] = {
     ("POST", "/ui/pkcs12"): lambda t: {"data": {"cn": "alice", "password": "correct horse"}},
     ("GET", "/ui/audit"): lambda t: {},
     ("GET", "/ui/static/console.css"): lambda t: {},
+    ("GET", "/readyz"): lambda t: {},
+    ("GET", "/metrics"): lambda t: {},
 }
 
 

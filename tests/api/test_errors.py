@@ -60,3 +60,18 @@ async def test_validation_errors_do_not_echo_input(api: ApiClient, admin_token: 
     )
     _is_problem(response, 422)
     assert "hunter2-secret" not in response.text
+
+
+async def test_problem_types_are_readable_slugs(api, admin_token: str) -> None:  # type: ignore[no-untyped-def]
+    from tests.api.conftest import bearer
+
+    response = await api.http.post("/csr", json={"csr": "not a csr"}, headers=bearer(admin_token))
+    assert response.status_code == 400
+    assert response.json()["type"] == "urn:pocketca:problem:invalid-csr"
+    too_big = await api.http.post("/csr", content=b"x" * (65 * 1024), headers={"Content-Type": "application/json"})
+    assert too_big.status_code == 413
+    assert too_big.json()["type"] == "urn:pocketca:problem:payload-too-large"
+    invalid = await api.http.get("/certs", params={"limit": 0}, headers=bearer(admin_token))
+    assert invalid.status_code == 422
+    body = invalid.json()
+    assert body["type"] == "urn:pocketca:problem:validation" and body["errors"][0]["loc"] == ["query", "limit"]

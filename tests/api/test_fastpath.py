@@ -40,7 +40,7 @@ PKCS10 = "application/pkcs10"
 # what differs between any two issuances, even of the same CSR by the same caller
 PER_ISSUANCE = {"serial", "fingerprint_sha256", "certificate", "not_before", "not_after"}
 # headers that follow from those (the serial's hex length varies)
-PER_ISSUANCE_HEADERS = {"content-length", "location"}
+PER_ISSUANCE_HEADERS = {"x-request-id", "content-length", "location"}
 AUDIT_FIELDS = ("action", "outcome", "actor", "token_id", "client_address", "detail")
 
 

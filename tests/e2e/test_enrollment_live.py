@@ -79,8 +79,8 @@ def test_pipeline_enrolls_with_one_line_and_host_renews_from_a_timer(
     eku = renewed.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert len(list(eku)) == 2  # kept the peer profile
 
-    # the enrollment token is spent; the renewed certificate works, the hook's failure is reported
-    assert main(["enroll", *common, "--token", token, "--cn", "web-3", "--out-dir", str(tmp_path / "x")]) == 1
+    # the enrollment token is spent; the renewed certificate works, the hook's failure is reported (exit 4: refused)
+    assert main(["enroll", *common, "--token", token, "--cn", "web-3", "--out-dir", str(tmp_path / "x")]) == 4
     with two_workers.client(cert, key) as http:
         assert http.get("/whoami").json()["cn"] == "web-3"
     failing = ["renew", *common, "--cert", str(cert), "--key", str(key), "--exec", "exit 3"]

@@ -1,14 +1,63 @@
-"""GET /healthz: ok when the database answers and the CA key matches its certificate."""
+"""For operators: GET /healthz (alive), GET /readyz (ready to serve), GET /metrics (Prometheus)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-from service.api.deps import AuthorityDep
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from service import metrics
+from service.api.deps import AuthorityDep, CallerDep
 from service.api.schemas import HealthResponse
+from service.authority import Authority
+from service.authority.callers import require_scope
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=HealthResponse, summary="Health check")
 def healthz(authority: AuthorityDep) -> HealthResponse:
     authority.check_health()
     return HealthResponse(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=HealthResponse,
+    summary="Ready: the database answers and the CRL is fresh (else 503)",
+)
+def readyz(authority: AuthorityDep) -> HealthResponse:
+    authority.check_ready()
+    return HealthResponse(status="ready")
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
+    summary="Prometheus metrics of every worker (read or admin token)",
+)
+def prometheus_metrics(authority: AuthorityDep, caller: CallerDep) -> Response:
+    require_scope(caller, "admin", "read")
+    body, content_type = metrics.exposition(_CRLCollector(authority))
+    return Response(body, media_type=content_type)
+
+
+class _CRLCollector:
+    """The CRL's number, age and size, read when scraped (the same in every worker: it is the stored CRL)."""
+
+    def __init__(self, authority: Authority) -> None:
+        self.authority = authority
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        document = self.authority.current_crl()
+        age = (self.authority.clock() - document.this_update).total_seconds()
+        yield GaugeMetricFamily("pocketca_crl_number", "number of the current CRL", value=document.number)
+        yield GaugeMetricFamily("pocketca_crl_age_seconds", "seconds since the current CRL's thisUpdate", value=age)
+        entries = self.authority.crl_entries(document)
+        yield GaugeMetricFamily("pocketca_crl_entries", "certificates the current CRL lists", value=entries)
+        next_update = document.next_update.timestamp()
+        yield GaugeMetricFamily("pocketca_crl_next_update_timestamp_seconds", "the CRL's nextUpdate", value=next_update)

@@ -1,0 +1,46 @@
+"""One declaration per setting: the Settings field is the variable, the flag, its help and what workers get."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from service.cli import build_parser
+from service.settings import ClientSettings, Settings, flag, variable
+
+
+def test_every_setting_has_a_description_and_a_serve_flag() -> None:
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    flags = {option: action for action in serve._actions for option in action.option_strings}
+    for name, info in Settings.model_fields.items():
+        assert info.description, f"Settings.{name} needs a description: it is the flag's help"
+        action = flags[flag(name)]
+        assert action.dest == name and variable(name) in (action.help or "") and info.description in (action.help or "")
+
+
+def test_workers_get_back_exactly_the_settings(tmp_path: Path) -> None:
+    original = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path,
+        port=9443,
+        server_names=["ca.example", "10.0.0.1"],
+        trusted_proxies=["10.0.0.0/8"],
+        ca_key_passphrase=SecretStr("pw"),
+        log_format="json",
+        header_timeout=2.5,
+    )
+    environment = original.as_environment()
+    assert environment["POCKETCA_SERVER_NAMES"] == "ca.example,10.0.0.1"
+    assert "POCKETCA_DATABASE_URL" not in environment  # unset stays unset
+    again = Settings(_env_file=None, **{k.removeprefix("POCKETCA_").lower(): v for k, v in environment.items()})  # type: ignore[arg-type]
+    assert again == original
+
+
+def test_client_settings_come_from_the_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("POCKETCA_SERVER", "https://ca.example:8443")
+    monkeypatch.setenv("POCKETCA_TOKEN", "pca_x")
+    defaults = ClientSettings(_env_file=None)  # type: ignore[call-arg]
+    assert defaults.server == "https://ca.example:8443"
+    assert defaults.token is not None and defaults.token.get_secret_value() == "pca_x"
+    assert "pca_x" not in repr(defaults)
