@@ -184,6 +184,7 @@ def build_authority(settings: Settings) -> Authority:
         keystore,
         certificate,
         public_url=settings.public_url,
+        publication_url=settings.publication_url,
         profiles=profiles,
         issue_rate_per_minute=settings.issue_rate_per_minute,
     )

@@ -35,7 +35,9 @@ SERVE_FLAGS = [
     ("--database-url", "database_url", "any SQLAlchemy URL (default: SQLite in the data dir)"),
     ("--host", "host", "address to listen on (default 127.0.0.1)"),
     ("--port", "port", "port to listen on (default 8443)"),
-    ("--public-url", "public_url", "base URL written into certificates (CRL, AIA, OCSP)"),
+    ("--public-url", "public_url", "the HTTPS base URL clients use (renewal tokens are addressed to it)"),
+    ("--http-port", "http_port", "plain-HTTP port for the CRL, OCSP and CA certificate; 0: off (default 8080)"),
+    ("--publication-url", "publication_url", "base URL written into new certificates (CRL, AIA, OCSP)"),
     ("--server-names", "server_names", "comma-separated names for the service's own TLS certificate"),
     ("--key-type", "key_type", f"CA key type when one is made: {', '.join(KEY_TYPES)}"),
     ("--ca-key-passphrase", "ca_key_passphrase", "encrypt the CA key with this (prefer the _FILE form)"),
@@ -119,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     issue = commands.add_parser("issue", help="issue locally with a key made here (for people without a CSR)")
     _add_settings_flags(
-        issue, ["data_dir", "database_url", "public_url", "ca_key_passphrase", "ca_key_passphrase_file"]
+        issue,
+        ["data_dir", "database_url", "public_url", "publication_url", "ca_key_passphrase", "ca_key_passphrase_file"],
     )
     issue.add_argument("--cn", required=True)
     issue.add_argument("--san", action="append", default=[], help="repeatable: DNS name, IP, email or URI")
@@ -243,7 +246,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     prepared = bootstrap.prepare(settings)
     if prepared.admin_token:
         print(f"Admin token (shown once; also in {prepared.paths.admin_token}):\n{prepared.admin_token}", flush=True)
-    print(f"pocketca {__version__}: https://{settings.host}:{settings.port}  CA: {prepared.paths.ca_cert}", flush=True)
+    publication = f"  publication: http://{settings.host}:{settings.http_port}" if settings.http_port else ""
+    print(
+        f"pocketca {__version__}: https://{settings.host}:{settings.port}{publication}  CA: {prepared.paths.ca_cert}",
+        flush=True,
+    )
     tls.serve(settings)
     return 0
 

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8443, ge=0, le=65535)
     public_url: str = "https://localhost:8443"
+    # the plain-HTTP publication listener (CRL, OCSP, CA certificate) and the base new certificates point at
+    http_port: int = Field(8080, ge=0, le=65535)
+    publication_url: str = "http://localhost:8080"
     server_names: Annotated[list[str], NoDecode] = ["localhost", "127.0.0.1", "::1"]
     key_type: KeyType = "p256"
     ca_key_passphrase: SecretStr | None = None
@@ -60,7 +63,7 @@ class Settings(BaseSettings):
             return parse_key_type(value)
         return value
 
-    @field_validator("public_url")
+    @field_validator("public_url", "publication_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
@@ -86,6 +89,8 @@ class Settings(BaseSettings):
             "POCKETCA_HOST": self.host,
             "POCKETCA_PORT": str(self.port),
             "POCKETCA_PUBLIC_URL": self.public_url,
+            "POCKETCA_HTTP_PORT": str(self.http_port),
+            "POCKETCA_PUBLICATION_URL": self.publication_url,
             "POCKETCA_SERVER_NAMES": ",".join(self.server_names),
             "POCKETCA_KEY_TYPE": self.key_type,
             "POCKETCA_WORKERS": str(self.workers),

@@ -84,6 +84,7 @@ class Authority:
         ca_certificate: x509.Certificate,
         *,
         public_url: str,
+        publication_url: str | None = None,
         profiles: Mapping[str, Profile] = BUILTIN_PROFILES,
         crl_lifetime: dt.timedelta = DEFAULT_CRL_LIFETIME,
         issue_rate_per_minute: int = 0,
@@ -92,7 +93,9 @@ class Authority:
         self.db = db
         self.signer = signer
         self.ca_certificate = ca_certificate
-        self.public_url = public_url.rstrip("/")
+        self.public_url = public_url.rstrip("/")  # where clients reach the API (renewal tokens name it)
+        # the base new certificates carry in their CRL distribution point and AIA (plain HTTP by default)
+        self.publication_url = (publication_url or public_url).rstrip("/")
         self.profiles = dict(profiles)
         self.clock = clock
         self.issue_rate_per_minute = issue_rate_per_minute  # per token; 0: no limit
@@ -283,7 +286,7 @@ class Authority:
             self.ca_certificate,
             serial_number=random_serial_number(),
             now=now,
-            public_url=self.public_url,
+            public_url=self.publication_url,
         )
         certificate = self.signer.sign_certificate(builder)
         summary = summarize_issued(certificate, spec.subject, spec.sans, self.ca_certificate)
