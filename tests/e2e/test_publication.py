@@ -146,9 +146,9 @@ def test_curl_fetches_the_crl_and_gets_404_for_the_api(server: LiveServer, leave
 def test_ocsp_over_plain_http(server: LiveServer, leaves: dict[str, Path]) -> None:
     ocsp = ["openssl", "ocsp", "-issuer", str(server.ca_file), "-CAfile", str(server.ca_file)]
     code, out = _run(*ocsp, "-cert", str(leaves["good"]), "-url", f"{server.http_url}/ocsp")
-    assert "Response verify OK" in out and f"{leaves['good']}: good" in out
+    assert code == 0 and "Response verify OK" in out and f"{leaves['good']}: good" in out
     code, out = _run(*ocsp, "-cert", str(leaves["revoked"]), "-url", f"{server.http_url}/ocsp")
-    assert "Response verify OK" in out and f"{leaves['revoked']}: revoked" in out
+    assert code == 0 and "Response verify OK" in out and f"{leaves['revoked']}: revoked" in out
 
 
 @pytest.mark.skipif(shutil.which("vfychain") is None, reason="needs libnss3-tools")
