@@ -8,12 +8,10 @@ import datetime as dt
 import getpass
 import json
 import re
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import ValidationError
@@ -21,9 +19,7 @@ from pydantic import ValidationError
 from service import __version__
 from service.authority import Authority, LocalCaller
 from service.ca.csr import build_csr
-from service.ca.inspect import get_sans
 from service.ca.keys import KEY_TYPES, PrivateKey, dump_private_key, parse_key_type
-from service.ca.names import get_common_name
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
 from service.errors import ConfigurationError, ServiceError
 from service.keystore import write_private_file, write_public_file
@@ -136,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, helptext in (
         ("enroll", "get a certificate from a pocketca server with a token"),
-        ("renew", "renew a certificate over mTLS"),
+        ("renew", "renew a certificate (over mTLS, or with a renewal token when it has no clientAuth)"),
         ("revoke", "revoke a certificate"),
     ):
         sub = commands.add_parser(name, help=helptext)
@@ -158,7 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
                 type=parse_duration,
                 default=None,
                 metavar="DURATION",
-                help="do nothing unless the certificate expires within this (e.g. 30d): for timers",
+                help="do nothing unless the certificate expires within this (e.g. 30d): for timers;"
+                " with --daemon, renew when it expires within this instead of at two thirds of its life",
+            )
+            sub.add_argument("--validity-days", type=int, default=None, help="ask for this lifetime (profile caps)")
+            sub.add_argument(
+                "--daemon",
+                action="store_true",
+                help="keep running: renew at two thirds of the lifetime (with jitter), retry while the server is"
+                " down, run --exec after each change; stops on SIGTERM",
             )
             sub.add_argument(
                 "--exec",
@@ -382,29 +386,27 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_renew(args: argparse.Namespace) -> int:
-    from service.client import PocketCAClient
+    from service import renewer
 
-    current = x509.load_pem_x509_certificate(args.cert.read_bytes())
+    target = renewer.RenewalTarget(
+        server=args.server,
+        cert=args.cert,
+        key=args.key,
+        ca_file=args.ca_file,
+        validity_days=args.validity_days,
+        exec_command=args.exec_command,
+    )
+    if args.daemon:
+        return renewer.run_daemon(target, threshold=args.if_expires_within)
+    current = renewer.load_certificate(args.cert)
     if args.if_expires_within is not None:
         remaining = current.not_valid_after_utc - dt.datetime.now(dt.UTC)
         if remaining > args.if_expires_within:
             print(f"not due: {args.cert} expires {current.not_valid_after_utc.isoformat()}")
             return 0
-    key = ec.generate_private_key(ec.SECP256R1())  # a renewal rotates the key
-    csr = build_csr(key, get_common_name(current.subject) or "", list(get_sans(current)))
-    with PocketCAClient(args.server, ca_file=args.ca_file, cert_file=args.cert, key_file=args.key) as client:
-        result = client.renew(csr.public_bytes(Encoding.PEM).decode())
-    # each file is replaced atomically (temp file, fsync, rename); the key first, so a reader that sees the
-    # new certificate always finds its key
-    write_private_file(args.key, dump_private_key(key))
-    write_public_file(args.cert, result["certificate"].encode())
+    result = renewer.renew_once(target)
     print(f"renewed: {result['serial']} valid until {result['not_after']}")
-    if args.exec_command:
-        done = subprocess.run(["/bin/sh", "-c", args.exec_command], check=False)  # noqa: S603 (the operator's hook)
-        if done.returncode != 0:
-            print(f"pocketca: --exec command exited with {done.returncode}", file=sys.stderr)
-            return 1
-    return 0
+    return 1 if renewer.run_exec(args.exec_command, lambda line: print(line, file=sys.stderr)) else 0
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
