@@ -15,7 +15,7 @@ from service.api.proxy import ProxyConfig
 from service.api.routes import audit, ca, certs, csr, health, ocsp, pkcs12, tokens, whoami
 from service.authority import Authority
 from service.authority.crls import CRLRefresher
-from service.bootstrap import build_authority
+from service.bootstrap import DataPaths, ServerCertificateKeeper, build_authority
 from service.settings import Settings, get_settings
 
 DESCRIPTION = """A small certificate authority for mutual TLS: sign CSRs, record every certificate,
@@ -32,12 +32,16 @@ def create_app(
         if getattr(app.state, "authority", None) is not None:
             yield
             return
-        app.state.authority = build_authority(settings or get_settings())
+        resolved = settings or get_settings()
+        app.state.authority = build_authority(resolved)
         refresher = CRLRefresher(app.state.authority.crls)
         refresher.start()
+        keeper = ServerCertificateKeeper(app.state.authority, DataPaths(resolved.data_dir), resolved.server_names)
+        keeper.start()
         try:
             yield
         finally:
+            keeper.stop()
             refresher.stop()
             app.state.authority.close()  # the last batch commits; then the connections close
 
