@@ -136,6 +136,17 @@ def test_plain_http_serves_nothing_else(server: LiveServer, method: str, path: s
         assert https.get("/healthz").status_code == 200
 
 
+def test_plain_http_is_behind_the_same_limits(server: LiveServer) -> None:
+    """The body and head limits of HTTPS (64 KiB, 16 KiB by default) hold on the plain listener too."""
+    with httpx.Client(base_url=server.http_url, timeout=10) as plain:
+        big = plain.post("/ocsp", content=b"0" * (64 * 1024 + 1), headers={"Content-Type": "application/ocsp-request"})
+        assert big.status_code == 413 and big.headers["content-type"] == "application/problem+json"
+        head = plain.get("/crl", headers={"X-Padding": "x" * (17 * 1024)})
+        assert head.status_code == 431
+        garbage = plain.post("/ocsp", content=b"not ocsp", headers={"Content-Type": "application/ocsp-request"})
+        assert garbage.status_code == 200 and garbage.headers["content-type"] == "application/ocsp-response"
+
+
 def test_curl_fetches_the_crl_and_gets_404_for_the_api(server: LiveServer, leaves: dict[str, Path]) -> None:
     code, out = _run("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{content_type}\n", f"{server.http_url}/crl")
     assert code == 0 and out.strip() == "200 application/pkix-crl"

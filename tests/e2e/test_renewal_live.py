@@ -4,6 +4,7 @@ re-issued and picked up while it runs."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import os
 import signal
@@ -21,10 +22,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
-from service.authority import LocalCaller
+from service.authority import LocalCaller, build_renewal_token
 from service.ca.keys import dump_private_key
 from service.renewer import renewal_due
 from tests.conftest import LiveServer, authority_at, make_settings, start_server
+from tests.helpers import csr_pem, p256
 
 pytestmark = pytest.mark.e2e
 
@@ -83,6 +85,37 @@ def test_renew_a_server_certificate_with_a_renewal_token(live_server: LiveServer
         f"pocketca: 403 Certificate revoked: certificate {_serial(cert):x} has been revoked"
     ]
     assert cert.read_bytes() == before
+
+
+def test_a_renewal_token_is_good_once_across_workers(tmp_path: Path) -> None:
+    """The same token on six connections at once, to two workers: one certificate, five 401s (the jti is spent
+    in the database, not in a worker's memory); and a token addressed to another server is refused."""
+    server = start_server(tmp_path / "data", workers=2)
+    try:
+        cert, key = _enroll_server_cert(server, tmp_path / "svc", "db.internal")
+        certificate = x509.load_pem_x509_certificate(cert.read_bytes())
+        holder_key = load_pem_private_key(key.read_bytes(), None)
+        now = dt.datetime.now(dt.UTC)
+        token = build_renewal_token(holder_key, certificate, audience=f"{server.url}/csr", now=now, jti="once")
+        csr = csr_pem(p256(), "db.internal", ["db.internal"]).decode()
+
+        def attempt(_: int) -> tuple[int, str]:
+            with server.client(headers={"Authorization": f"Bearer {token}"}) as http:
+                response = http.post("/csr", json={"csr": csr})
+                return response.status_code, response.json().get("detail", "")
+
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(attempt, range(6)))
+        assert sorted(status for status, _ in answers) == [201, 401, 401, 401, 401, 401], answers
+        assert all("used already" in detail for status, detail in answers if status == 401)
+        elsewhere = build_renewal_token(
+            holder_key, certificate, audience="https://other.example:8443/csr", now=now, jti="elsewhere"
+        )
+        with server.client(headers={"Authorization": f"Bearer {elsewhere}"}) as http:
+            response = http.post("/csr", json={"csr": csr})
+        assert response.status_code == 401 and f"{server.url}/csr" in response.json()["detail"]
+    finally:
+        server.stop()
 
 
 def test_renew_picks_mtls_for_a_client_certificate(live_server: LiveServer, tmp_path: Path) -> None:
