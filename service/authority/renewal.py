@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,19 +61,28 @@ def is_renewal_token(token: str) -> bool:
 def certificate_in(token: str) -> bytes | None:
     """The DER certificate a token's x5c names, unverified (whom to name in the audit of a refusal)."""
     try:
-        return _leaf_from_x5c(jwt.get_unverified_header(token).get("x5c"))
-    except (jwt.InvalidTokenError, AuthenticationError):
+        return _leaf_from_x5c(_header(token).get("x5c"))
+    except AuthenticationError:
         return None
+
+
+def _header(token: str) -> dict[str, Any]:
+    """The protected header, unverified (what it names is checked before anything in it is believed)."""
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (binascii.Error, ValueError):
+        raise AuthenticationError("the renewal token is not a compact JWS") from None
+    if not isinstance(header, dict):
+        raise AuthenticationError("the renewal token is not a compact JWS")
+    return header
 
 
 def verify_renewal_token(token: str, *, audience: str, now: dt.datetime) -> RenewalClaims:
     """Checks the token's form, signature, audience and times; raises AuthenticationError (401) saying why."""
     if len(token) > MAX_TOKEN_BYTES:
         raise AuthenticationError("the renewal token is too long")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError:
-        raise AuthenticationError("the renewal token is not a compact JWS") from None
+    header = _header(token)
     certificate_der = _leaf_from_x5c(header.get("x5c"))
     try:
         certificate = x509.load_der_x509_certificate(certificate_der)
@@ -84,8 +94,8 @@ def verify_renewal_token(token: str, *, audience: str, now: dt.datetime) -> Rene
         raise AuthenticationError("this certificate's key type has no renewal token algorithm; renew over mTLS")
     if header.get("alg") != expected:
         raise AuthenticationError(f"the renewal token must be signed with {expected} for this certificate's key")
-    if header.get("crit"):
-        raise AuthenticationError("the renewal token has critical header parameters we do not know")
+    if "crit" in header or "b64" in header:  # RFC 7515 4.1.11, RFC 7797: nothing a renewal token needs
+        raise AuthenticationError("the renewal token has header parameters we do not accept (crit, b64)")
     try:
         claims: dict[str, Any] = jwt.decode(
             token,

@@ -86,9 +86,9 @@ def _raw_token(
     )
 
 
-def _with_alg(token: str, algorithm: str) -> str:
-    """The same token with another alg in its header (the signature no longer matters: it is refused first)."""
-    header = {**jwt.get_unverified_header(token), "alg": algorithm}
+def _with_alg(token: str, algorithm: str, **fields: Any) -> str:
+    """The same token with another header (the signature no longer matters: it is refused first)."""
+    header = {**jwt.get_unverified_header(token), "alg": algorithm, **fields}
     encoded = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
     return encoded + token[token.index(".") :]
 
@@ -204,6 +204,7 @@ REFUSALS: list[tuple[str, ForgeToken, int, str]] = [
     ("HS256", _hs256_with_the_public_key, 401, "must be signed with ES256"),
     ("alg none", _alg_none, 401, "must be signed with ES256"),
     ("foreign CA", _foreign, 403, "not issued by this pocketca"),
+    ("crit header", lambda h, _: _with_alg(_raw_token(h, _claims(h)), "ES256", crit=["exp"]), 401, "(crit, b64)"),
 ]
 
 
@@ -217,7 +218,9 @@ async def test_refusals(
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert detail in response.json()["detail"]
-    named = x509.load_der_x509_certificate(base64.b64decode(jwt.get_unverified_header(token)["x5c"][0]))
+    segment = token.split(".")[0]
+    header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    named = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
     rows = _refusals(app.authority, format(named.serial_number, "x"))
     assert [(r.action, r.actor, r.detail) for r in rows] == [
         ("certificate.renew", f"cert:{format(named.serial_number, 'x')}", response.json()["detail"])
