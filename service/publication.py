@@ -58,6 +58,7 @@ class PublicationApp:
             await self.app(scope, receive, send)
             return
         scope["method"] = "GET"
+        scope["pocketca.method"] = "HEAD"  # what the access log names
 
         async def send_head(message: Message) -> None:
             if message["type"] == "http.response.body":

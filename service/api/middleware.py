@@ -118,7 +118,7 @@ class AccessLogMiddleware:
             client = scope.get("client")
             access_log.info(
                 "%s %s %d caller=%s client=%s ms=%.1f",
-                scope["method"],
+                scope.get("pocketca.method", scope["method"]),
                 scope["path"],
                 status,
                 state.get("caller", "-"),

@@ -102,6 +102,10 @@ def test_plain_http_serves_the_signed_objects_with_the_https_caching(server: Liv
             head = plain.head(path)
             assert head.status_code == 200 and head.content == b"", path
             assert head.headers["content-length"] == str(len(over_http.content)), path
+        deadline = time.monotonic() + 10  # the access log line follows the response
+        while time.monotonic() < deadline and not all(f"HEAD {p} 200" in server.log() for p in ("/crl", "/ca")):
+            time.sleep(0.1)
+        assert all(f"HEAD {p} 200" in server.log() for p in ("/crl", "/crl.pem", "/ca.crt", "/ca"))
         crl = plain.get("/crl")
         for header in ("etag", "cache-control", "expires", "last-modified"):
             assert plain.head("/crl").headers[header] == crl.headers[header] == https.get("/crl").headers[header]
@@ -189,13 +193,15 @@ def test_gnutls_ocsptool_asks(server: LiveServer, leaves: dict[str, Path]) -> No
     assert "Certificate Status: revoked" in out and "Verifying OCSP Response: Success" in out
 
 
-def test_a_port_in_use_stops_serve_with_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("setting", ["POCKETCA_HTTP_PORT", "POCKETCA_PORT"])
+def test_a_port_in_use_stops_serve_with_one_line(tmp_path: Path, setting: str) -> None:
     busy = socket.create_server(("127.0.0.1", 0))
     port = busy.getsockname()[1]
     env = {
         "POCKETCA_DATA_DIR": str(tmp_path / "data"),
         "POCKETCA_PORT": str(free_port()),
-        "POCKETCA_HTTP_PORT": str(port),
+        "POCKETCA_HTTP_PORT": str(free_port()),
+        setting: str(port),
         "PATH": "/usr/bin:/bin",
     }
 
@@ -209,7 +215,7 @@ def test_a_port_in_use_stops_serve_with_one_line(tmp_path: Path) -> None:
         busy.close()
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"pocketca: cannot listen on 127.0.0.1:{port} (POCKETCA_HTTP_PORT): address already in use"
+        f"pocketca: cannot listen on 127.0.0.1:{port} ({setting}): address already in use"
     ]
 
 
