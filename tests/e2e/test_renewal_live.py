@@ -36,7 +36,8 @@ def _cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "service", *argv], capture_output=True, text=True, timeout=timeout, env=env
     )
-    print(f"$ pocketca {' '.join(argv)}\n{result.stdout}{result.stderr}(exit {result.returncode})")
+    shown = " ".join("pca_…" if arg.startswith("pca_") else arg for arg in argv)  # no token in the test's output
+    print(f"$ pocketca {shown}\n{result.stdout}{result.stderr}(exit {result.returncode})")
     return result
 
 
