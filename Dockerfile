@@ -19,9 +19,10 @@ USER pocketca
 WORKDIR /data
 ENV POCKETCA_DATA_DIR=/data \
     POCKETCA_HOST=0.0.0.0 \
-    POCKETCA_PORT=8443
+    POCKETCA_PORT=8443 \
+    POCKETCA_HTTP_PORT=8080
 VOLUME ["/data"]
-EXPOSE 8443
+EXPOSE 8443 8080
 
 # Trusts only the CA in the volume; the service certificate always names localhost.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

@@ -162,6 +162,7 @@ class Processes:
 
     def start(self, name: str, cmd: list[str], log_path: Path, port: int, **kwargs: Any) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETCA_")}
+        env["POCKETCA_HTTP_PORT"] = "0"  # the publication listener is not measured here; no fixed port to collide on
         with open(log_path, "ab") as out:
             process = subprocess.Popen(
                 cmd,

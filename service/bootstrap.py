@@ -10,6 +10,8 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import logging
+import threading
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from service.errors import ConfigurationError
 from service.keystore import FileKeyStore, write_private_file, write_public_file
 from service.settings import Settings
 
+log = logging.getLogger("pocketca.bootstrap")
 CA_LIFETIME = dt.timedelta(days=3650)
 SERVER_CERT_DAYS = 90
 DEFAULT_CA_NAME = "pocketca root CA"
@@ -245,6 +248,7 @@ def build_authority(settings: Settings) -> Authority:
         keystore,
         certificate,
         public_url=settings.public_url,
+        publication_url=settings.publication_url,
         profiles=profiles,
         issue_rate_per_minute=settings.issue_rate_per_minute,
     )
@@ -312,3 +316,51 @@ def _ensure_server_certificate(authority: Authority, paths: DataPaths, names: li
     chain = [issued.certificate, *authority.chain]
     write_public_file(paths.server_cert, b"".join(c.public_bytes(Encoding.PEM) for c in chain))
     return True
+
+
+class ServerCertificateKeeper:
+    """A daemon thread per worker that re-issues the service's own TLS certificate while it runs, at two thirds
+    of its life (as `serve` does at start). The file lock lets one worker re-issue; the others find it fresh.
+    Each worker's TLS layer then loads the new files into its live context (tls.CertificateReloader)."""
+
+    def __init__(self, authority: Authority, paths: DataPaths, names: list[str], *, interval: float = 2.0) -> None:
+        self.authority = authority
+        self.paths = paths
+        self.names = names
+        self.interval = interval
+        self._seen: tuple[int, x509.Certificate | None] = (-1, None)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pocketca-server-cert", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def due(self) -> bool:
+        try:
+            stamp = self.paths.server_cert.stat().st_mtime_ns
+            if stamp != self._seen[0]:  # parsed once per change of the file, not every look
+                self._seen = (stamp, x509.load_pem_x509_certificate(self.paths.server_cert.read_bytes()))
+        except (OSError, ValueError):
+            return True
+        certificate = self._seen[1]
+        return certificate is None or server_certificate_due(certificate, self.names, self.authority.clock())
+
+    def renew_if_due(self) -> bool:
+        if not self.due():
+            return False
+        with exclusive(self.paths):
+            issued = _ensure_server_certificate(self.authority, self.paths, self.names)
+        if issued:
+            log.info("server certificate re-issued")
+        return issued
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.renew_if_due()
+            except Exception:  # keep serving the current certificate; the next look tries again
+                log.exception("server certificate renewal failed")

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,9 +27,8 @@ from service.authority import Authority, LocalCaller
 from service.authority.core import CLI
 from service.authority.tokens import TokenManager
 from service.ca.csr import build_csr
-from service.ca.inspect import CertificateSummary, format_serial, get_sans, parse_serial, summarize
+from service.ca.inspect import CertificateSummary, format_serial, parse_serial, summarize
 from service.ca.keys import KEY_TYPES, PrivateKey, dump_private_key, parse_key_type
-from service.ca.names import get_common_name
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
 from service.db.session import Database, check_database
 from service.errors import ConfigurationError
@@ -154,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--out-dir", type=Path, default=Path("."))
     enroll.set_defaults(func=cmd_enroll)
 
-    renew = commands.add_parser("renew", help="renew a certificate over mTLS")
+    renew = commands.add_parser(
+        "renew", help="renew a certificate (over mTLS, or with a renewal token when it has no clientAuth)"
+    )
     _add_client_flags(renew)
     renew.add_argument("--cert", type=Path, required=True)
     renew.add_argument("--key", type=Path, required=True)
@@ -163,7 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_duration,
         default=None,
         metavar="DURATION",
-        help="do nothing unless the certificate expires within this (e.g. 30d): for timers",
+        help="do nothing unless the certificate expires within this (e.g. 30d): for timers;"
+        " with --daemon, renew when it expires within this instead of at two thirds of its life",
+    )
+    renew.add_argument("--validity-days", type=int, default=None, help="ask for this lifetime (profile caps)")
+    renew.add_argument(
+        "--daemon",
+        action="store_true",
+        help="keep running: renew at two thirds of the lifetime (with jitter), retry while the server is"
+        " down, run --exec after each change; stops on SIGTERM",
     )
     renew.add_argument(
         "--exec",
@@ -253,25 +261,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     prepared = bootstrap.prepare(settings)
     if prepared.admin_token:
         print(f"Admin token (shown once; also in {prepared.paths.admin_token}):\n{prepared.admin_token}", flush=True)
-    print(f"pocketca {__version__}: https://{settings.host}:{settings.port}  CA: {prepared.paths.ca_cert}", flush=True)
+    publication = f"  publication: http://{settings.host}:{settings.http_port}" if settings.http_port else ""
+    print(
+        f"pocketca {__version__}: https://{settings.host}:{settings.port}{publication}  CA: {prepared.paths.ca_cert}",
+        flush=True,
+    )
     tls.serve(settings)
     return 0
 
 
 def _check_listen(settings: Settings) -> None:
-    """That `serve` can listen where it is told (uvicorn would log the failure and exit 3 after starting up)."""
-    where = f"{settings.host}:{settings.port} (POCKETCA_HOST/--host, POCKETCA_PORT/--port)"
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)[0]
-    except OSError as exc:
-        raise ConfigurationError(f"cannot listen on {where}: {exc.strerror or exc}") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    """That `serve` can listen where it is told, on both ports (uvicorn would log the failure and exit 3 after
+    starting up); the listeners themselves are bound later, before any worker starts."""
+    ports = [(settings.port, "POCKETCA_PORT/--port")]
+    if settings.http_port:
+        ports.append((settings.http_port, "POCKETCA_HTTP_PORT/--http-port"))
+    for port, setting in ports:
+        where = f"{settings.host}:{port} (POCKETCA_HOST/--host, {setting})"
         try:
-            probe.bind(address)
+            family, kind, proto, _, address = socket.getaddrinfo(settings.host, port, type=socket.SOCK_STREAM)[0]
         except OSError as exc:
-            hint = "; stop what uses it or choose another port" if exc.errno == errno.EADDRINUSE else ""
-            raise ConfigurationError(f"cannot listen on {where}: {exc.strerror}{hint}") from None
+            raise ConfigurationError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                hint = "; stop what uses it or choose another port" if exc.errno == errno.EADDRINUSE else ""
+                raise ConfigurationError(f"cannot listen on {where}: {exc.strerror}{hint}") from None
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -454,15 +471,21 @@ def cmd_openapi(_: argparse.Namespace) -> int:
 # --- client side ------------------------------------------------------------------------------------
 
 
+def _server_and_ca_file(args: argparse.Namespace, defaults: ClientSettings | None = None) -> tuple[str, Path | None]:
+    """--server and --ca-file, else POCKETCA_SERVER and POCKETCA_CA_FILE."""
+    defaults = defaults or ClientSettings()  # type: ignore[call-arg]
+    server = args.server or defaults.server
+    if not server:
+        raise ConfigurationError("give --server URL (or set POCKETCA_SERVER)")
+    return server, args.ca_file or defaults.ca_file
+
+
 def _client(args: argparse.Namespace, *, token: bool = True, **kwargs: Any) -> PocketCAClient:
     """A client from --server/--ca-file/--token, else POCKETCA_SERVER/POCKETCA_CA_FILE/POCKETCA_TOKEN."""
     from service.client import PocketCAClient
 
     defaults = ClientSettings()  # type: ignore[call-arg]
-    server = args.server or defaults.server
-    if not server:
-        raise ConfigurationError("give --server URL (or set POCKETCA_SERVER)")
-    ca_file = args.ca_file or defaults.ca_file
+    server, ca_file = _server_and_ca_file(args, defaults)
     secret = getattr(args, "token", None) or (defaults.token.get_secret_value() if defaults.token else None)
     return PocketCAClient(server, ca_file=ca_file, token=secret if token else None, **kwargs)
 
@@ -504,12 +527,24 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_renew(args: argparse.Namespace) -> int:
+    from service import renewer
     from service.client import check_key_pair
 
     check_key_pair(args.cert, args.key)
     for path in (args.cert, args.key):
         _check_writable(path.parent, "--cert/--key directory")
-    current = x509.load_pem_x509_certificate(args.cert.read_bytes())
+    server, ca_file = _server_and_ca_file(args)
+    target = renewer.RenewalTarget(
+        server=server,
+        cert=args.cert,
+        key=args.key,
+        ca_file=ca_file,
+        validity_days=args.validity_days,
+        exec_command=args.exec_command,
+    )
+    if args.daemon:
+        return renewer.run_daemon(target, threshold=args.if_expires_within)
+    current = renewer.load_certificate(args.cert)
     if args.if_expires_within is not None:
         remaining = current.not_valid_after_utc - dt.datetime.now(dt.UTC)
         if remaining > args.if_expires_within:
@@ -518,24 +553,12 @@ def cmd_renew(args: argparse.Namespace) -> int:
             else:
                 print(f"not due: {args.cert} expires {current.not_valid_after_utc.isoformat()}")
             return 0
-    key = ec.generate_private_key(ec.SECP256R1())  # a renewal rotates the key
-    csr = build_csr(key, get_common_name(current.subject) or "", list(get_sans(current)))
-    with _client(args, token=False, cert_file=args.cert, key_file=args.key) as client:
-        result = client.renew(csr.public_bytes(Encoding.PEM).decode())
-    # each file is replaced atomically (temp file, fsync, rename); the key first, so a reader that sees the
-    # new certificate always finds its key
-    write_private_file(args.key, dump_private_key(key))
-    write_public_file(args.cert, result["certificate"].encode())
+    result = renewer.renew_once(target)  # mTLS with clientAuth, a renewal token without
     if args.json:
         _print_json({"renewed": True, **result, "files": {"key": str(args.key), "cert": str(args.cert)}})
     else:
         print(f"renewed: {result['serial']} valid until {result['not_after']}")
-    if args.exec_command:
-        done = subprocess.run(["/bin/sh", "-c", args.exec_command], check=False)  # noqa: S603 (the operator's hook)
-        if done.returncode != 0:
-            print(f"pocketca: --exec command exited with {done.returncode}", file=sys.stderr)
-            return 1
-    return 0
+    return 1 if renewer.run_exec(args.exec_command, lambda line: print(line, file=sys.stderr)) else 0
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:

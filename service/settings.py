@@ -33,7 +33,16 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="any SQLAlchemy URL (default: SQLite in the data dir)")
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8443, ge=0, le=65535, description="HTTPS port to listen on")
-    public_url: str = Field("https://localhost:8443", description="base URL written into certificates (CRL, AIA, OCSP)")
+    public_url: str = Field(
+        "https://localhost:8443", description="the HTTPS URL clients use; renewal tokens are addressed to <url>/csr"
+    )
+    # the plain-HTTP publication listener (CRL, OCSP, CA certificate) and the base new certificates point at
+    http_port: int = Field(
+        8080, ge=0, le=65535, description="plain-HTTP port for the CRL, OCSP and CA certificate (0: off)"
+    )
+    publication_url: str = Field(
+        "http://localhost:8080", description="base URL written into new certificates' CRL distribution point and AIA"
+    )
     server_names: Annotated[list[str], NoDecode] = Field(
         ["localhost", "127.0.0.1", "::1"], description="comma-separated names for the service's own TLS certificate"
     )
@@ -91,7 +100,7 @@ class Settings(BaseSettings):
             return parse_key_type(value)
         return value
 
-    @field_validator("public_url")
+    @field_validator("public_url", "publication_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):

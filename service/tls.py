@@ -15,18 +15,25 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import ssl
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+import uvicorn.supervisors.multiprocess
+from cryptography import x509
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
 from service import metrics
 from service.bootstrap import DataPaths
+from service.ca.keys import load_private_key, public_keys_match
+from service.errors import ConfigurationError
 from service.logs import log_config
+from service.publication import PublicationApp
 from service.settings import Settings
 
 log = logging.getLogger("pocketca.tls")
@@ -68,6 +75,7 @@ def build_client_context(
 
 def _uvicorn_ssl_factory(data_dir: str, config: uvicorn.Config, _default: Any) -> ssl.SSLContext:
     context = build_server_context(DataPaths(Path(data_dir)))
+    config.pocketca_certificate_watch = CertificateReloader(context, DataPaths(Path(data_dir)))  # type: ignore[attr-defined]
     keys = getattr(config, "pocketca_ticket_keys", None)
     if keys is not None and not share_session_tickets(context, keys):
         log.warning("TLS session tickets stay per worker: a resumption works only on the worker that issued it")
@@ -244,6 +252,121 @@ def _fork_workers() -> None:
         uvicorn._subprocess.spawn = multiprocessing.get_context("fork")  # type: ignore[assignment]
 
 
+RELOAD_INTERVAL = 1.0  # seconds between looks at the server certificate's files (two stat calls)
+
+
+class CertificateReloader:
+    """Puts a re-issued server certificate into the live SSLContext: `load_cert_chain` on the context applies
+    to every handshake after it, so new connections get the new certificate without a restart, while
+    connections already open keep theirs. The pair is read once, checked to match, and loaded from a private
+    copy: a half-written renewal (a new key beside the old certificate) is skipped until it is whole, and the
+    context never holds a certificate without its key."""
+
+    def __init__(self, context: ssl.SSLContext, paths: DataPaths) -> None:
+        self.context = context
+        self.paths = paths
+        self.seen = self._stamp()
+
+    def _stamp(self) -> tuple[int, int]:
+        try:
+            return (self.paths.server_cert.stat().st_mtime_ns, self.paths.server_key.stat().st_mtime_ns)
+        except OSError:
+            return (0, 0)
+
+    def check(self) -> bool:
+        """True when a new certificate was loaded."""
+        stamp = self._stamp()
+        if stamp == self.seen:
+            return False
+        try:
+            chain, key = self.paths.server_cert.read_bytes(), self.paths.server_key.read_bytes()
+            leaf = x509.load_pem_x509_certificate(chain)
+            if not public_keys_match(load_private_key(key).public_key(), leaf.public_key()):
+                return False  # caught between the two renames: the next look finds the pair whole
+            with tempfile.NamedTemporaryFile(dir=self.paths.root, prefix=".tls-", suffix=".pem") as copy:
+                copy.write(chain + b"\n" + key)
+                copy.flush()
+                self.context.load_cert_chain(copy.name)
+        except (OSError, ValueError, ssl.SSLError, ConfigurationError) as exc:
+            log.warning("server certificate not reloaded: %s", exc)
+            return False
+        self.seen = stamp
+        log.info("server certificate reloaded: serial %x, valid until %s", leaf.serial_number, leaf.not_valid_after_utc)
+        return True
+
+
+class PlainHTTP:
+    """What the plain-HTTP publication socket needs in a worker."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+
+class PocketServer(uvicorn.Server):
+    """uvicorn's Server with a second, plain-HTTP socket for the publication app (same protocol class, limits,
+    header timeout and graceful shutdown as the TLS socket; its connections are the server's connections), and
+    the watcher that reloads the server certificate into the TLS context."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.started:
+            return
+        config = self.config
+        loop = asyncio.get_running_loop()
+        plain: PlainHTTP | None = getattr(config, "pocketca_plain_http", None)
+        if plain is not None:
+            app = PublicationApp(config.loaded_app)
+
+            def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+                protocol = config.http_protocol_class(  # type: ignore[call-arg]
+                    config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop
+                )
+                protocol.app = app  # type: ignore[attr-defined]
+                return protocol
+
+            server = await loop.create_server(create_protocol, sock=plain.sock, ssl=None, backlog=config.backlog)
+            self.servers.append(server)
+        reloader: CertificateReloader | None = getattr(config, "pocketca_certificate_watch", None)
+        if reloader is not None:
+            self._watch = loop.create_task(self._watch_certificate(reloader))
+
+    async def _watch_certificate(self, reloader: CertificateReloader) -> None:
+        while not self.should_exit:
+            await asyncio.sleep(RELOAD_INTERVAL)
+            reloader.check()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        watch: asyncio.Task[None] | None = getattr(self, "_watch", None)
+        if watch is not None:
+            watch.cancel()
+        await super().shutdown(sockets=sockets)
+
+
+class _WorkerProcess(uvicorn.supervisors.multiprocess.Process):
+    """uvicorn's worker process, running our Server."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = PocketServer(config=self.config)
+        return self._server
+
+
+def bind_listener(host: str, port: int, setting: str) -> socket.socket:
+    """A listening socket, bound here (before any worker starts) so a port in use stops `serve` with one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise ConfigurationError(f"cannot listen on {_address(host, port)} ({setting}): {reason.lower()}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 class _Supervisor(Multiprocess):
     def handle_hup(self) -> None:
         """SIGHUP goes to every worker, which reloads profiles.toml in place (uvicorn would restart them all)."""
@@ -255,8 +378,8 @@ class _Supervisor(Multiprocess):
 
 
 def serve(settings: Settings) -> None:
-    """Runs uvicorn over TLS until SIGINT/SIGTERM; workers are forked processes that read POCKETCA_*. SIGHUP
-    reloads profiles.toml in every worker."""
+    """Runs uvicorn over TLS, and the plain-HTTP publication listener beside it, until SIGINT/SIGTERM; workers
+    are forked processes that read POCKETCA_*. SIGHUP reloads profiles.toml in every worker."""
     os.environ.update(settings.as_environment())
     # until the workers (or the supervisor) take SIGHUP over, it must not kill the service (its default action)
     signal.signal(signal.SIGHUP, lambda *_: log.info("SIGHUP while starting: profiles.toml is read at start anyway"))
@@ -269,18 +392,37 @@ def serve(settings: Settings) -> None:
 
 def _serve(settings: Settings) -> None:
     config = uvicorn_config(settings)
-    server = uvicorn.Server(config)
+    tls_socket = bind_listener(settings.host, settings.port, "POCKETCA_PORT")
+    if settings.http_port:
+        try:
+            config.pocketca_plain_http = PlainHTTP(  # type: ignore[attr-defined]
+                bind_listener(settings.host, settings.http_port, "POCKETCA_HTTP_PORT")
+            )
+        except ConfigurationError:
+            tls_socket.close()
+            raise
+    log.info(
+        "listening on https://%s%s",
+        _address(settings.host, settings.port),
+        f" and http://{_address(settings.host, settings.http_port)} (publication)" if settings.http_port else "",
+    )
     if settings.workers > 1:
-        sock = config.bind_socket()
         _fork_workers()
-        _Supervisor(config, sockets=[sock]).run()
+        # uvicorn 0.54 makes each worker's Server in multiprocess.Process (pinned in pyproject)
+        uvicorn.supervisors.multiprocess.Process = _WorkerProcess  # type: ignore[misc]
+        _Supervisor(config, sockets=[tls_socket]).run()
     else:
+        server = PocketServer(config)
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal against the handler that was
         # there before it: make that one a no-op, so a stop is a clean exit 0 and not a kill or a traceback
         previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            server.run()
+            server.run(sockets=[tls_socket])
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     logging.getLogger("pocketca").info("stopped")
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -160,6 +160,11 @@ class LiveServer:
     data_dir: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    http_port: int = 0  # the plain-HTTP publication listener
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def ca_file(self) -> Path:
@@ -197,11 +202,14 @@ def start_server(
 ) -> LiveServer:
     """Starts `python -m service serve` (the real CLI) and waits until /healthz answers over TLS."""
     port = port or free_port()
+    http_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETCA_")}
     env.update(
         {
             "POCKETCA_DATA_DIR": str(data_dir),
             "POCKETCA_PORT": str(port),
+            "POCKETCA_HTTP_PORT": str(http_port),
+            "POCKETCA_PUBLICATION_URL": f"http://127.0.0.1:{http_port}",
             "POCKETCA_WORKERS": str(workers),
             "POCKETCA_PUBLIC_URL": f"https://localhost:{port}",
         }
@@ -219,7 +227,7 @@ def start_server(
             env=env,
             cwd=data_dir.parent,
         )
-    server = LiveServer(f"https://localhost:{port}", port, data_dir, process, log_path)
+    server = LiveServer(f"https://localhost:{port}", port, data_dir, process, log_path, int(env["POCKETCA_HTTP_PORT"]))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

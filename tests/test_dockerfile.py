@@ -24,9 +24,14 @@ def _instructions(name: str) -> list[str]:
 def test_runs_pocketca_serve_as_non_root_with_data_volume() -> None:
     assert _instructions("USER") == ["pocketca"]
     assert _instructions("ENTRYPOINT") == ['["pocketca"]'] and _instructions("CMD") == ['["serve"]']
-    assert _instructions("VOLUME") == ['["/data"]'] and _instructions("EXPOSE") == ["8443"]
+    assert _instructions("VOLUME") == ['["/data"]'] and _instructions("EXPOSE") == ["8443 8080"]
     env = " ".join(_instructions("ENV"))
-    for setting in ("POCKETCA_DATA_DIR=/data", "POCKETCA_HOST=0.0.0.0", "POCKETCA_PORT=8443"):
+    for setting in (
+        "POCKETCA_DATA_DIR=/data",
+        "POCKETCA_HOST=0.0.0.0",
+        "POCKETCA_PORT=8443",
+        "POCKETCA_HTTP_PORT=8080",
+    ):
         assert setting in env
     assert _instructions("FROM")[0].startswith("python:3.11")
 

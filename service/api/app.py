@@ -18,7 +18,7 @@ from service.api.proxy import ProxyConfig
 from service.api.routes import audit, ca, certs, csr, health, ocsp, pkcs12, tokens, whoami
 from service.authority import Authority
 from service.authority.crls import CRLRefresher
-from service.bootstrap import DataPaths, build_authority, load_profiles
+from service.bootstrap import DataPaths, ServerCertificateKeeper, build_authority, load_profiles
 from service.errors import ConfigurationError
 from service.settings import Settings, get_settings
 from service.web import admin, certificates, console
@@ -46,9 +46,12 @@ def create_app(
         loop = asyncio.get_running_loop()
         paths = DataPaths(resolved.data_dir)
         loop.add_signal_handler(signal.SIGHUP, reload_profiles, app.state.authority, paths)
+        keeper = ServerCertificateKeeper(app.state.authority, paths, resolved.server_names)
+        keeper.start()
         try:
             yield
         finally:
+            keeper.stop()
             loop.remove_signal_handler(signal.SIGHUP)
             refresher.stop()
             app.state.authority.close()  # the last batch commits; then the connections close

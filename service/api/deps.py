@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 
 from service import metrics
 from service.api.proxy import ProxyConfig, forwarded_certificate
-from service.authority import Authority, Caller, ClientIdentity
+from service.authority import Authority, Caller, ClientIdentity, is_renewal_token
 from service.errors import AuthenticationError, RevokedCertificateError
 
 
@@ -56,7 +56,13 @@ async def optional_caller(request: Request, authority: AuthorityDep, peer: PeerC
         if scheme.lower() != "bearer" or not token.strip():
             metrics.token_refused("malformed")
             raise AuthenticationError("use 'Authorization: Bearer <token>'")
-        caller = authority.authenticate_token(token.strip(), address=_address(request))
+        token = token.strip()
+        if not is_renewal_token(token):
+            caller = authority.authenticate_token(token, address=_address(request))
+        elif request.method == "POST" and request.scope["path"] == "/csr":
+            caller = authority.authenticate_renewal_token(token, address=_address(request))
+        else:
+            raise AuthenticationError("a renewal token is good only for POST /csr; use an API token")
     elif peer is not None:
         caller = _identify(request, authority, peer)
     if caller is not None:

@@ -131,7 +131,7 @@ class AccessLogMiddleware:
             state = scope.get("state") or {}
             caller = state.get("caller", "-")
             address = client[0] if client else "-"
-            method, path = scope["method"], scope["path"]
+            method, path = scope.get("pocketca.method", scope["method"]), scope["path"]  # HEAD on the plain listener
             access_log.info(
                 "%s %s %d caller=%s client=%s ms=%.1f",
                 method,

@@ -10,6 +10,7 @@ from service.authority.callers import (
     hash_secret,
 )
 from service.authority.core import Authority, utcnow
+from service.authority.renewal import build_renewal_token, is_renewal_token
 from service.authority.values import (
     AuditEntry,
     CertificateListing,
@@ -39,6 +40,8 @@ __all__ = [
     "StoredCertificate",
     "TokenCaller",
     "TokenInfo",
+    "build_renewal_token",
     "hash_secret",
+    "is_renewal_token",
     "utcnow",
 ]

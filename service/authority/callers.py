@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
@@ -46,6 +47,10 @@ class ClientIdentity:
     summary: CertificateSummary
     profile: str
     address: str | None = None
+    # set when a renewal token (authority.renewal) vouched for the holder instead of a TLS handshake: POST /csr
+    # only, and the jti is spent in the transaction of the certificate it pays for
+    renewal_jti: str | None = None
+    renewal_expires_at: dt.datetime | None = None
 
     @property
     def label(self) -> str:

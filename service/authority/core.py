@@ -24,6 +24,7 @@ from service.authority.callers import Caller, ClientIdentity, LocalCaller, Token
 from service.authority.crls import DEFAULT_CRL_LIFETIME, CRLPublisher
 from service.authority.ocsp import OCSPResponder
 from service.authority.paging import check_limit, decode_cursor, encode_cursor
+from service.authority.renewal import CLOCK_SKEW, certificate_in, verify_renewal_token
 from service.authority.sessions import ConsoleSessions
 from service.authority.tokens import TokenManager
 from service.authority.values import (
@@ -72,6 +73,7 @@ from service.errors import (
 Clock = Callable[[], dt.datetime]
 STATUSES = ("valid", "revoked", "expired")
 CLI = LocalCaller("cli")
+REPLAYED = "the renewal token was used already (each jti is good once)"
 
 
 def utcnow() -> dt.datetime:
@@ -86,6 +88,7 @@ class Authority:
         ca_certificate: x509.Certificate,
         *,
         public_url: str,
+        publication_url: str | None = None,
         profiles: Mapping[str, Profile] = BUILTIN_PROFILES,
         crl_lifetime: dt.timedelta = DEFAULT_CRL_LIFETIME,
         issue_rate_per_minute: int = 0,
@@ -94,7 +97,9 @@ class Authority:
         self.db = db
         self.signer = signer
         self.ca_certificate = ca_certificate
-        self.public_url = public_url.rstrip("/")
+        self.public_url = public_url.rstrip("/")  # where clients reach the API (renewal tokens name it)
+        # the base new certificates carry in their CRL distribution point and AIA (plain HTTP by default)
+        self.publication_url = (publication_url or public_url).rstrip("/")
         self.profiles = dict(profiles)
         self.clock = clock
         self.issue_rate_per_minute = issue_rate_per_minute  # per token; 0: no limit
@@ -152,6 +157,33 @@ class Authority:
         if not client_auth:
             raise PermissionDeniedError("the client certificate is not for client authentication")
         return ClientIdentity(certificate, summary, profile, address)
+
+    def authenticate_renewal_token(self, token: str, *, address: str | None = None) -> ClientIdentity:
+        """A renewal token (authority.renewal) for POST /csr: the checks of a client certificate (issued by us, the
+        exact certificate, not revoked, within its validity) except clientAuth, and a jti not yet spent (it is
+        spent with the certificate it pays for). Each refusal is audited under the certificate it names."""
+        now = self.clock()
+        suspect = _suspect(certificate_in(token), address)
+        try:
+            claims = verify_renewal_token(token, audience=f"{self.public_url}/csr", now=now)
+            certificate, summary, _ = _parse_client_certificate(claims.certificate_der)
+            state = self.db.hot.identity_state(self.db.raw(), summary.serial)
+            if state is None or state[2] != summary.fingerprint_sha256:
+                raise PermissionDeniedError("the renewal token's certificate was not issued by this pocketca")
+            status, profile, _ = state
+            if status == "revoked":
+                raise RevokedCertificateError(summary.serial)
+            if not summary.not_before <= now <= summary.not_after:
+                raise PermissionDeniedError("the renewal token's certificate is expired or not yet valid")
+            if self.db.hot.renewal_token_used(self.db.raw(), summary.serial, claims.jti):
+                raise AuthenticationError(REPLAYED)
+        except ServiceError as exc:
+            if suspect is not None:
+                self.audit.refused("certificate.renew", suspect, exc.detail, serial=suspect.summary.serial)
+            raise
+        return ClientIdentity(
+            certificate, summary, profile, address, renewal_jti=claims.jti, renewal_expires_at=claims.expires_at
+        )
 
     # --- issuance ----------------------------------------------------------------------------
 
@@ -301,7 +333,7 @@ class Authority:
             self.ca_certificate,
             serial_number=random_serial_number(),
             now=now,
-            public_url=self.public_url,
+            public_url=self.publication_url,
         )
         certificate = self.signer.sign_certificate(builder)
         summary = summarize_issued(certificate, spec.subject, spec.sans, self.ca_certificate)
@@ -322,6 +354,13 @@ class Authority:
 
         def unit(transaction: Transaction) -> None:
             self.tokens.spend(transaction, caller)
+            if isinstance(caller, ClientIdentity) and caller.renewal_jti is not None:
+                expires_at = (caller.renewal_expires_at or now) + CLOCK_SKEW  # kept while a replay could pass
+                spent = transaction.sql.use_renewal_token(
+                    transaction.connection, caller.summary.serial, caller.renewal_jti, expires_at, now
+                )
+                if not spent:  # the same token on another request, perhaps in another worker, a moment ago
+                    raise AuthenticationError(REPLAYED)
             transaction.sql.insert_certificate(transaction.connection, row)
             self.audit.record_in(transaction, action, caller, serial=summary.serial, detail=f"profile={profile.name}")
 
@@ -515,6 +554,17 @@ def _parse_serial(text: str) -> str:
         return format_serial(parse_serial(text))
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from None
+
+
+def _suspect(der: bytes | None, address: str | None) -> ClientIdentity | None:
+    """Whom a refused renewal token names (unverified): the audit row's actor."""
+    if der is None:
+        return None
+    try:
+        certificate, summary, _ = _parse_client_certificate(der)
+    except ServiceError:
+        return None
+    return ClientIdentity(certificate, summary, "-", address)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -74,6 +74,12 @@ class HotSQL:
             " LEFT JOIN (SELECT number, this_update, next_update, revision FROM crls ORDER BY number DESC LIMIT 1)"
             " AS newest ON 1 = 1"
         )
+        self._renewal_used = render("SELECT 1 FROM renewal_token_uses WHERE serial = :serial AND jti = :jti")
+        self._use_renewal = render(
+            "INSERT INTO renewal_token_uses (serial, jti, expires_at, used_at)"
+            " VALUES (:serial, :jti, :expires_at, :now) ON CONFLICT DO NOTHING RETURNING jti"
+        )
+        self._prune_renewals = render("DELETE FROM renewal_token_uses WHERE expires_at < :now")
         self._insert_audit = render(
             "INSERT INTO audit_events (at, action, outcome, actor, token_id, serial, client_address, detail)"
             " VALUES (:at, :action, :outcome, :actor, :token_id, :serial, :client_address, :detail) RETURNING id"
@@ -138,7 +144,19 @@ class HotSQL:
             state = (int(number), self.time_value(this_update), self.time_value(next_update), int(built_for))
         return state, int(revisions or 0), int(floor or 0)  # type: ignore[return-value]
 
+    def renewal_token_used(self, connection: Any, serial: str, jti: str) -> bool:
+        return connection.execute(self._renewal_used, {"serial": serial, "jti": jti}).fetchone() is not None
+
     # --- writes (inside the caller's transaction) ----------------------------------------------------
+
+    def use_renewal_token(
+        self, connection: Any, serial: str, jti: str, expires_at: dt.datetime, now: dt.datetime
+    ) -> bool:
+        """Records a renewal token's jti as spent: False when it was spent already (a replay, perhaps from another
+        worker at the same moment: the primary key decides). Rows of tokens that expired are dropped on the way."""
+        connection.execute(self._prune_renewals, {"now": self.time_param(now)})
+        params = {"serial": serial, "jti": jti, "expires_at": self.time_param(expires_at), "now": self.time_param(now)}
+        return connection.execute(self._use_renewal, params).fetchone() is not None
 
     def consume_token(self, connection: Any, token_id: str, now: dt.datetime) -> tuple[bool, int | None]:
         """Takes one use: (False, None) when the token is gone, expired or used up. Call it inside a write

@@ -102,3 +102,13 @@ class ConsoleSessionRecord(Base):
     token_id: Mapped[str] = mapped_column(String(32), index=True)  # the token that logged in; checked each request
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+class RenewalTokenUseRecord(Base):
+    """A renewal token (a JWS the certificate's key signed) that was spent: its `jti` may not come back. Kept
+    until the token would have expired anyway, so replays fail in every worker and replica."""
+
+    __tablename__ = "renewal_token_uses"
+
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

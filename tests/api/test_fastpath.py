@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from service.api.app import create_app
 from service.api.deps import get_authority
-from service.authority import Authority
+from service.authority import Authority, build_renewal_token
 from service.db.models import AuditRecord
 from service.settings import Settings
 from tests.api.conftest import Holder, bearer
@@ -361,6 +362,53 @@ async def test_renewal_over_tls_alike(
     fast, routed = await _both(pair, {"json": {"csr": own}}, caplog)
     assert fast.response.status_code == 403 and fast.response.json()["title"] == "Certificate revoked"
     await _assert_same(fast, routed, authority, admin_token, pair)
+
+
+async def test_renewal_token_alike(
+    pair: Pair,
+    authority: Authority,
+    admin_token: str,
+    issue_holder: Callable[..., Holder],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server certificate renews with a renewal token (a JWS its key signed): both sides accept a fresh one,
+    refuse a replay and a revoked certificate's, with the same answers, audit rows and log lines."""
+    holder = issue_holder("web.internal", ["web.internal"], profile="server")
+
+    def token() -> str:
+        audience = f"{authority.public_url}/csr"
+        jti = secrets.token_hex(8)
+        return build_renewal_token(holder.key, holder.certificate, audience=audience, now=authority.clock(), jti=jti)
+
+    own = csr_pem(p256(), "web.internal", ["web.internal"]).decode()
+    fast = await _send_routed(pair, False, {"json": {"csr": own}, "headers": bearer(first := token())}, caplog)
+    routed = await _send_routed(pair, True, {"json": {"csr": own}, "headers": bearer(second := token())}, caplog)
+    assert first != second and fast.response.status_code == 201, fast.response.text
+    await _assert_same(fast, routed, authority, admin_token, pair)
+    # each token again: a replay, refused alike (the fast path's token on the route, and the other way round)
+    fast = await _send_routed(pair, False, {"json": {"csr": own}, "headers": bearer(second)}, caplog)
+    routed = await _send_routed(pair, True, {"json": {"csr": own}, "headers": bearer(first)}, caplog)
+    assert fast.response.status_code == 401 and "used already" in fast.response.json()["detail"]
+    await _assert_same(fast, routed, authority, admin_token, pair)
+
+    authority.revoke(holder.serial, reason=None, caller=authority.authenticate_token(admin_token))
+    fast = await _send_routed(pair, False, {"json": {"csr": own}, "headers": bearer(token())}, caplog)
+    routed = await _send_routed(pair, True, {"json": {"csr": own}, "headers": bearer(token())}, caplog)
+    assert fast.response.status_code == 403 and fast.response.json()["title"] == "Certificate revoked"
+    await _assert_same(fast, routed, authority, admin_token, pair)
+
+
+async def _send_routed(pair: Pair, routed: bool, request: dict[str, Any], caplog: pytest.LogCaptureFixture) -> Answer:
+    """One request to one side (a renewal token is good once: each side gets its own)."""
+    caplog.set_level(logging.INFO, logger="pocketca.access")
+    if routed:
+        pair.route_on()
+    try:
+        answer = await _send(pair, request, caplog)
+    finally:
+        pair.route_off()
+    assert pair.probe.last_was_routed == routed
+    return answer
 
 
 async def test_other_requests_are_not_the_fast_paths(pair: Pair, admin_token: str) -> None:

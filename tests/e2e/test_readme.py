@@ -72,6 +72,10 @@ def test_documented_command_lines_parse() -> None:
     exec_start = unit.split("ExecStart=", 1)[1].split("\n\n", 1)[0].replace("\\\n", " ")
     args = build_parser().parse_args(shlex.split(exec_start)[1:])
     assert args.command == "renew" and args.exec_command == "systemctl reload nginx"
+    daemon = README.split("# /etc/systemd/system/pocketca-renew.service (the daemon form)", 1)[1]
+    exec_start = daemon.split("ExecStart=", 1)[1].split("\nRestart=", 1)[0].replace("\\\n", " ")
+    args = build_parser().parse_args(shlex.split(exec_start)[1:])
+    assert args.command == "renew" and args.daemon and args.exec_command == "systemctl reload nginx"
     pipeline = _block("### A pipeline gets a certificate with one line", "sh")
     assert build_parser().parse_args(shlex.split(pipeline.split("#", 1)[0])[1:]).cn == "build-42"
     enroll = README.split("The pipeline step", 1)[1]

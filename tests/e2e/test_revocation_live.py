@@ -66,7 +66,9 @@ def test_issued_certificates_point_at_ocsp_and_crl(live_server: LiveServer, tmp_
     text = subprocess.run(
         ["openssl", "x509", "-in", str(cert), "-noout", "-text"], capture_output=True, text=True
     ).stdout
-    assert f"{live_server.url}/ocsp" in text and f"{live_server.url}/crl" in text
+    # the publication listener's plain-HTTP URL (POCKETCA_PUBLICATION_URL), not the HTTPS API's (issue 11)
+    assert f"{live_server.http_url}/ocsp" in text and f"{live_server.http_url}/crl" in text
+    assert f"{live_server.url}/ocsp" not in text
 
 
 def _crl(server: LiveServer) -> x509.CertificateRevocationList:

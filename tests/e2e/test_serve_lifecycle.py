@@ -105,6 +105,7 @@ def _serve_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
             "POCKETCA_DATA_DIR": str(data_dir),
             "POCKETCA_PORT": str(port),
             "POCKETCA_PUBLIC_URL": f"https://localhost:{port}",
+            "POCKETCA_HTTP_PORT": str(free_port()),
             **extra,
         }
     )
