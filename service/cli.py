@@ -53,6 +53,11 @@ SERVE_FLAGS = [
         "issue_rate_per_minute",
         "issuances per token per minute, then 429; 0: none (default 600)",
     ),
+    ("--acme-profile", "acme_profile", "profile of ACME orders that name none (default server)"),
+    ("--acme-http-port", "acme_http_port", "port http-01 validation connects to (default 80)"),
+    ("--acme-tls-port", "acme_tls_port", "port tls-alpn-01 validation connects to (default 443)"),
+    ("--acme-dns-resolver", "acme_dns_resolver", "host:port of the DNS server ACME lookups use (default: system)"),
+    ("--acme-eab-required", "acme_eab_required", "true: ACME accounts need an external account binding"),
 ]
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -116,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(delete, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
     delete.add_argument("id")
     delete.set_defaults(func=cmd_token_revoke)
+
+    acme = commands.add_parser("acme", help="the ACME server's external account binding keys")
+    acme_commands = acme.add_subparsers(dest="acme_command", required=True, metavar="ACTION")
+    eab = acme_commands.add_parser("eab", help="external account binding keys")
+    eab_commands = eab.add_subparsers(dest="eab_command", required=True, metavar="ACTION")
+    eab_create = eab_commands.add_parser("create", help="print a new EAB key id and HMAC key once")
+    _add_settings_flags(eab_create, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    eab_create.add_argument("--profile", default=None, help="the only profile accounts bound by it may order")
+    eab_create.set_defaults(func=cmd_acme_eab_create)
 
     issue = commands.add_parser("issue", help="issue locally with a key made here (for people without a CSR)")
     _add_settings_flags(
@@ -283,6 +297,17 @@ def cmd_token_create(args: argparse.Namespace) -> int:
             scope=args.scope, cn=args.cn, sans=args.san, profile=args.profile, ttl=args.ttl, uses=args.uses
         )
         print(new.token)
+    return 0
+
+
+def cmd_acme_eab_create(args: argparse.Namespace) -> int:
+    from service.acme.accounts import Accounts
+
+    with _local_authority(args) as authority:
+        accounts = Accounts(authority.db, authority.audit, authority.profiles, authority.clock, eab_required=False)
+        key = accounts.create_eab_key(caller=LocalCaller("acme-eab"), profile=args.profile)
+        print(f"kid: {key.kid}\nhmac_key: {key.hmac_key}")
+        print(f"(shown once) certbot --eab-kid {key.kid} --eab-hmac-key <hmac_key> ...", file=sys.stderr)
     return 0
 
 

@@ -35,6 +35,25 @@ class Settings(BaseSettings):
     # TLS terminated in front of us (see README, "Behind a proxy")
     trusted_proxies: Annotated[list[str], NoDecode] = []
     client_cert_header: str = Field("X-SSL-Client-Cert", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    # the ACME server (see README, "ACME")
+    acme_profile: str = "server"
+    acme_http_port: int = Field(80, ge=1, le=65535)
+    acme_tls_port: int = Field(443, ge=1, le=65535)
+    acme_dns_resolver: str | None = None
+    acme_eab_required: bool = False
+
+    @field_validator("acme_dns_resolver")
+    @classmethod
+    def _resolver(cls, value: str | None) -> str | None:
+        if value:
+            host, sep, port = value.rpartition(":")
+            try:
+                ipaddress.ip_address((host if sep else value).strip("[]"))
+                if sep:
+                    int(port)
+            except ValueError:
+                raise ValueError("must be an IP address and port, such as 127.0.0.1:53") from None
+        return value or None
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -97,7 +116,13 @@ class Settings(BaseSettings):
             "POCKETCA_ISSUE_RATE_PER_MINUTE": str(self.issue_rate_per_minute),
             "POCKETCA_TRUSTED_PROXIES": ",".join(self.trusted_proxies),
             "POCKETCA_CLIENT_CERT_HEADER": self.client_cert_header,
+            "POCKETCA_ACME_PROFILE": self.acme_profile,
+            "POCKETCA_ACME_HTTP_PORT": str(self.acme_http_port),
+            "POCKETCA_ACME_TLS_PORT": str(self.acme_tls_port),
+            "POCKETCA_ACME_EAB_REQUIRED": str(self.acme_eab_required).lower(),
         }
+        if self.acme_dns_resolver:
+            env["POCKETCA_ACME_DNS_RESOLVER"] = self.acme_dns_resolver
         if self.database_url:
             env["POCKETCA_DATABASE_URL"] = self.database_url
         if self.ca_key_passphrase is not None:

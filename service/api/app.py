@@ -8,6 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__
+from service.acme import routes as acme
+from service.acme.challenges import ValidationConfig, parse_resolver
+from service.acme.server import AcmeConfig
 from service.api import openapi, problems
 from service.api.fastpath import FastPaths
 from service.api.middleware import AccessLogMiddleware, Limits, LimitsMiddleware
@@ -39,6 +42,8 @@ def create_app(
             yield
         finally:
             refresher.stop()
+            if app.state.acme is not None:
+                app.state.acme.close()
             app.state.authority.close()  # the last batch commits; then the connections close
 
     app = FastAPI(
@@ -56,6 +61,7 @@ def create_app(
     openapi.install(app)
     for module in (csr, certs, pkcs12, tokens, audit, ca, ocsp, whoami, health):
         app.include_router(module.router)
+    acme.install(app, acme_config(settings or get_settings()))
     if limits is None:
         limits = (
             Limits(settings.max_body_bytes, settings.max_header_bytes, settings.body_timeout) if settings else Limits()
@@ -64,6 +70,18 @@ def create_app(
     app.add_middleware(LimitsMiddleware, limits=limits)
     app.add_middleware(AccessLogMiddleware)
     return app
+
+
+def acme_config(settings: Settings) -> AcmeConfig:
+    return AcmeConfig(
+        default_profile=settings.acme_profile,
+        eab_required=settings.acme_eab_required,
+        validation=ValidationConfig(
+            http_port=settings.acme_http_port,
+            tls_port=settings.acme_tls_port,
+            resolver=parse_resolver(settings.acme_dns_resolver),
+        ),
+    )
 
 
 def create_app_from_environment() -> FastAPI:

@@ -91,3 +91,5 @@ class AuditRecord(Base):
     serial: Mapped[str | None] = mapped_column(String(40), index=True)
     client_address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
+
+from service.db import acme as _acme  # noqa: E402, F401  (registers the ACME tables)
