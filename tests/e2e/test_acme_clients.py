@@ -40,9 +40,7 @@ def certbot(server: AcmeServer, workdir: Path, *args: str, check: bool = True) -
     dirs = ["--config-dir", str(workdir / "config"), "--work-dir", str(workdir / "work")]
     dirs += ["--logs-dir", str(workdir / "logs"), "--server", server.directory, "--non-interactive"]
     env = {**os.environ, "REQUESTS_CA_BUNDLE": str(server.live.ca_file)}
-    result = subprocess.run(
-        [binary, *args, *dirs], capture_output=True, text=True, env=env, timeout=180, check=False
-    )
+    result = subprocess.run([binary, *args, *dirs], capture_output=True, text=True, env=env, timeout=180, check=False)
     if check and result.returncode != 0:
         log = (workdir / "logs" / "letsencrypt.log").read_text(errors="replace")[-4000:]
         raise AssertionError(f"certbot {args[0]} failed ({result.returncode}):\n{result.stderr}\n{log}")
