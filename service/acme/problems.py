@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -32,7 +33,12 @@ class AcmeProblem(Exception):
         self.subproblems = subproblems
 
     def document(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": ERROR_NS + self.kind, "detail": self.detail, "status": self.status}
+        body: dict[str, Any] = {
+            "type": ERROR_NS + self.kind,
+            "title": HTTPStatus(self.status).phrase,
+            "status": self.status,
+            "detail": self.detail,
+        }
         if self.subproblems:
             body["subproblems"] = self.subproblems
         return body

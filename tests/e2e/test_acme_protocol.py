@@ -39,9 +39,19 @@ def dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChallTestSrv]:
 @pytest.fixture(scope="module")
 def acme(tmp_path_factory: pytest.TempPathFactory, dns: ChallTestSrv) -> Iterator[AcmeServer]:
     assert dns.http01_port is not None
-    server = start_acme_server(tmp_path_factory.mktemp("acme") / "data", dns, http_port=dns.http01_port)
+    server = start_acme_server(
+        tmp_path_factory.mktemp("acme") / "data",
+        dns,
+        http_port=dns.http01_port,
+        extra_env={"POCKETCA_ISSUE_RATE_PER_MINUTE": "1"},  # per account: one certificate a minute
+    )
     yield server
+    for net in OPEN:  # requests keeps connections alive: close them, or serve waits for them at shutdown
+        net.session.close()
     server.live.stop()
+
+
+OPEN: list[client.ClientNetwork] = []
 
 
 def ec_key() -> jose.JWKEC:
@@ -51,6 +61,7 @@ def ec_key() -> jose.JWKEC:
 def new_client(acme: AcmeServer, key: jose.JWK | None = None) -> client.ClientV2:
     key = key or ec_key()
     net = client.ClientNetwork(key, alg=jose.ES256, verify_ssl=str(acme.live.ca_file), user_agent="pocketca-tests")
+    OPEN.append(net)
     directory = client.ClientV2.get_directory(acme.directory, net)
     acme_client = client.ClientV2(directory, net)
     account = acme_client.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
@@ -256,6 +267,9 @@ def test_profiles_ip_identifiers_ari_and_revocation_by_the_certificate_key(acme:
     again = acme_client.new_order(csr, profile="peer")
     assert {a.uri for a in again.authorizations} == {a.uri for a in order.authorizations}
     assert again.body.status == messages.STATUS_READY
+    with pytest.raises(messages.Error) as limited:  # the same account, within the minute
+        acme_client.finalize_order(again, deadline())
+    assert limited.value.typ == ACME_ERROR + "rateLimited" and "account" in (limited.value.detail or "")
 
     with acme.live.client() as http:
         ari = http.get(f"/acme/renewal-info/{cert_id(certificate)}")
