@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from service.ca.inspect import format_serial
+from tests.conftest import database_url_for
 from tests.e2e.acme_env import AcmeServer, ChallTestSrv, challtestsrv, need, start_acme_server
 
 pytestmark = pytest.mark.e2e
@@ -176,6 +177,8 @@ def test_certbot_with_external_account_binding(acme_eab: AcmeServer, tmp_path: P
     assert refused.returncode != 0 and "external account binding" in refused.stderr
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETCA_")}
+    if url := database_url_for(acme_eab.live.data_dir):  # the PostgreSQL pass
+        env["POCKETCA_DATABASE_URL"] = url
     created = subprocess.run(
         [sys.executable, "-m", "service", "acme", "eab", "create", "--data-dir", str(acme_eab.live.data_dir)],
         capture_output=True, text=True, env=env, timeout=60, check=True,
