@@ -72,7 +72,8 @@ def certbot(directory: str, ca_bundle: Path, http_port: int, workdir: Path, name
     args = [
         "certbot", "certonly", "--standalone", "--non-interactive", "--agree-tos", "--register-unsafely-without-email",
         "--server", directory, "--http-01-port", str(http_port), "--http-01-address", "127.0.0.1", "-d", name,
-        "--config-dir", str(workdir / "config"), "--work-dir", str(workdir / "work"), "--logs-dir", str(workdir / "logs"),
+        "--config-dir", str(workdir / "config"), "--work-dir", str(workdir / "work"),
+        "--logs-dir", str(workdir / "logs"),
     ]  # fmt: skip
     env = {**os.environ, "REQUESTS_CA_BUNDLE": str(ca_bundle)}
     start = time.perf_counter()
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             "POCKETCA_ACME_DNS_RESOLVER": f"127.0.0.1:{dns_port}",
         })  # fmt: skip
         with open(root / "pocketca.log", "wb") as log:
-            processes.append(subprocess.Popen([sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=log))
+            serve = [sys.executable, "-m", "service", "serve"]
+            processes.append(subprocess.Popen(serve, env=env, stdout=log, stderr=log))
         pocketca_ca = root / "pocketca" / "ca.pem"
         deadline = time.monotonic() + 30
         while not pocketca_ca.exists() and time.monotonic() < deadline:
