@@ -432,10 +432,12 @@ class Orders:
         try:
             self._check_csr_names(csr, names)
             issued = self.authority.sign_acme_csr(csr, caller=account.caller(address, names), profile=order.profile)
-        except (ServiceError, AcmeProblem) as exc:
-            with self.db.writer() as session:  # a bad CSR can be fixed: the order stays ready
+        except BaseException as exc:
+            with self.db.writer() as session:  # a bad CSR can be fixed, a failure retried: the order stays ready
                 session.execute(update(AcmeOrderRecord).where(AcmeOrderRecord.id == order.id).values(status="ready"))
-            raise from_service_error(exc) if isinstance(exc, ServiceError) else exc from None
+            if isinstance(exc, ServiceError):
+                raise from_service_error(exc) from None
+            raise
         with self.db.writer() as session:
             record = session.get(AcmeOrderRecord, order.id)
             assert record is not None

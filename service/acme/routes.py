@@ -118,8 +118,10 @@ async def _signed(request: Request, server: AcmeServer, handler: Handler) -> Res
     return await run_in_threadpool(run)
 
 
-def _verify(server: AcmeServer, urls: Urls, body: bytes, url: str) -> tuple[jws.VerifiedRequest, Account]:
-    """A request signed by an account (kid)."""
+def _verify(
+    server: AcmeServer, urls: Urls, body: bytes, url: str, request: Request
+) -> tuple[jws.VerifiedRequest, Account]:
+    """A request signed by an account (kid); the access log names the account."""
     found: list[Account] = []
 
     def lookup(kid: str) -> dict[str, Any]:
@@ -127,6 +129,7 @@ def _verify(server: AcmeServer, urls: Urls, body: bytes, url: str) -> tuple[jws.
         return found[0].jwk
 
     verified = jws.verify_request(body, url=url, nonces=server.nonces, allow_jwk=False, lookup_kid=lookup)
+    request.state.caller = found[0].caller().label
     return verified, found[0]
 
 
@@ -179,6 +182,7 @@ async def new_account(request: Request, server: ServerDep) -> Response:
             lookup_kid=lambda kid: {},
         )
         account, created = server.accounts.new_account(verified, urls, address)
+        request.state.caller = account.caller().label
         return _json(
             server, urls, render(account, urls), 201 if created else 200, headers={"Location": urls.account(account.id)}
         )
@@ -189,7 +193,7 @@ async def new_account(request: Request, server: ServerDep) -> Response:
 @router.post("/account/{account_id}", include_in_schema=False)
 async def account(request: Request, server: ServerDep, account_id: str) -> Response:
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
-        verified, account = _verify(server, urls, body, url)
+        verified, account = _verify(server, urls, body, url, request)
         if account.id != account_id:
             raise unauthorized("an account may only read and change itself")
         updated = server.accounts.update(account, verified, address)
@@ -201,7 +205,7 @@ async def account(request: Request, server: ServerDep, account_id: str) -> Respo
 @router.post("/account/{account_id}/orders", include_in_schema=False)
 async def account_orders(request: Request, server: ServerDep, account_id: str) -> Response:
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
-        verified, account = _verify(server, urls, body, url)
+        verified, account = _verify(server, urls, body, url, request)
         if account.id != account_id or not verified.is_post_as_get:
             raise unauthorized("an account may only list its own orders, with POST-as-GET")
         return _json(server, urls, {"orders": [urls.order(o) for o in server.orders.list_orders(account)]})
@@ -212,7 +216,7 @@ async def account_orders(request: Request, server: ServerDep, account_id: str) -
 @router.post("/key-change", include_in_schema=False)
 async def key_change(request: Request, server: ServerDep) -> Response:
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
-        verified, account = _verify(server, urls, body, url)
+        verified, account = _verify(server, urls, body, url, request)
         if verified.kid != urls.account(account.id):
             raise unauthorized("keyChange must be signed with the account's kid")
         updated = server.accounts.change_key(account, verified, urls, address)
@@ -227,7 +231,7 @@ async def key_change(request: Request, server: ServerDep) -> Response:
 @router.post("/new-order", include_in_schema=False)
 async def new_order(request: Request, server: ServerDep) -> Response:
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
-        verified, account = _verify(server, urls, body, url)
+        verified, account = _verify(server, urls, body, url, request)
         order = server.orders.new_order(account, verified.payload(), address)
         return _json(
             server, urls, server.orders.render_order(order, urls), 201, headers={"Location": urls.order(order.id)}
@@ -239,7 +243,7 @@ async def new_order(request: Request, server: ServerDep) -> Response:
 @router.post("/order/{order_id}", include_in_schema=False)
 async def order(request: Request, server: ServerDep, order_id: str) -> Response:
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
-        verified, account = _verify(server, urls, body, url)
+        verified, account = _verify(server, urls, body, url, request)
         if not verified.is_post_as_get:
             raise malformed("read an order with POST-as-GET (an empty payload)")
         found = server.orders.get_order(account, order_id)
@@ -254,7 +258,7 @@ async def order(request: Request, server: ServerDep, order_id: str) -> Response:
 @router.post("/order/{order_id}/finalize", include_in_schema=False)
 async def finalize(request: Request, server: ServerDep, order_id: str) -> Response:
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
-        verified, account = _verify(server, urls, body, url)
+        verified, account = _verify(server, urls, body, url, request)
         done = server.orders.finalize(account, order_id, verified.payload(), address)
         extra = {"Retry-After": "1"} if done.status == "processing" else {}
         return _json(
@@ -267,7 +271,7 @@ async def finalize(request: Request, server: ServerDep, order_id: str) -> Respon
 @router.post("/authz/{authz_id}", include_in_schema=False)
 async def authorization(request: Request, server: ServerDep, authz_id: str) -> Response:
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
-        verified, account = _verify(server, urls, body, url)
+        verified, account = _verify(server, urls, body, url, request)
         deactivate = False
         if not verified.is_post_as_get:
             if verified.payload().get("status") != "deactivated":
@@ -283,7 +287,7 @@ async def authorization(request: Request, server: ServerDep, authz_id: str) -> R
 @router.post("/chall/{challenge_id}", include_in_schema=False)
 async def challenge(request: Request, server: ServerDep, challenge_id: str) -> Response:
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
-        verified, account = _verify(server, urls, body, url)
+        verified, account = _verify(server, urls, body, url, request)
         if verified.is_post_as_get:
             found, authz_id = server.orders.get_challenge(account, challenge_id)
         else:
@@ -304,7 +308,7 @@ async def challenge(request: Request, server: ServerDep, challenge_id: str) -> R
 @router.post("/cert/{serial}", include_in_schema=False)
 async def certificate(request: Request, server: ServerDep, serial: str) -> Response:
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
-        verified, account = _verify(server, urls, body, url)
+        verified, account = _verify(server, urls, body, url, request)
         if not verified.is_post_as_get:
             raise malformed("download a certificate with POST-as-GET (an empty payload)")
         server.orders.check_owner(account, serial)
@@ -323,7 +327,7 @@ async def revoke_cert(request: Request, server: ServerDep) -> Response:
             verified = jws.verify_request(body, url=url, nonces=server.nonces, allow_jwk=True, lookup_kid=lambda k: {})
             account = None
         else:
-            verified, account = _verify(server, urls, body, url)
+            verified, account = _verify(server, urls, body, url, request)
         payload = verified.payload()
         der = jws.b64decode(payload.get("certificate"), "certificate")
         try:
