@@ -471,3 +471,29 @@ class Orders:
     def check_owner(self, account: Account, serial: str) -> None:
         if not self.certificate_serial_of(account, serial):
             raise unauthorized("this account did not order this certificate")
+
+    def check_may_revoke(self, account: Account, serial: str, names: list[tuple[str, str]]) -> None:
+        """RFC 8555 §7.6: the account that ordered it, or one holding valid authorizations for all its names."""
+        if self.certificate_serial_of(account, serial):
+            return
+        now = self.clock()
+        with self.db.reader() as session:
+            for kind, value in names:
+                held = session.scalar(
+                    select(AcmeAuthorizationRecord.id)
+                    .where(
+                        AcmeAuthorizationRecord.account_id == account.id,
+                        AcmeAuthorizationRecord.identifier_type == kind,
+                        AcmeAuthorizationRecord.identifier_value == value.removeprefix("*."),
+                        AcmeAuthorizationRecord.wildcard == value.startswith("*."),
+                        AcmeAuthorizationRecord.status == "valid",
+                        AcmeAuthorizationRecord.expires_at > now,
+                    )
+                    .limit(1)
+                )
+                if held is None:
+                    raise unauthorized(
+                        f"this account neither ordered this certificate nor holds an authorization for {value}"
+                    )
+        if not names:
+            raise unauthorized("this account did not order this certificate")

@@ -345,7 +345,7 @@ async def revoke_cert(request: Request, server: ServerDep) -> Response:
         if stored.certificate != submitted:
             raise AcmeProblem("malformed", "this certificate was not issued by this server", status=404)
         if account is not None:
-            server.orders.check_owner(account, serial)
+            server.orders.check_may_revoke(account, serial, _identifiers(submitted))
             caller = account.caller(address)
         else:
             spki = submitted.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
@@ -358,6 +358,17 @@ async def revoke_cert(request: Request, server: ServerDep) -> Response:
         return Response(status_code=200, headers=_headers(server, urls))
 
     return await _signed(request, server, handle)
+
+
+def _identifiers(certificate: x509.Certificate) -> list[tuple[str, str]]:
+    try:
+        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    names = [("dns", str(v)) for v in sans.get_values_for_type(x509.DNSName)]
+    names += [("ip", str(v)) for v in sans.get_values_for_type(x509.IPAddress)]
+    others = len(sans) - len(names)
+    return names if not others else []  # a name no ACME authorization covers: only the orderer may revoke
 
 
 # --- renewal information (RFC 9773) ---------------------------------------------------------------------------------

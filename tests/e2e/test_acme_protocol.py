@@ -345,3 +345,25 @@ def test_nonces_live_in_the_database_so_any_replica_takes_them_once(acme: AcmeSe
         problem(back, "badNonce", 400)
     finally:
         other.stop()
+
+
+def test_another_account_revokes_only_once_it_holds_authorizations_for_every_name(
+    acme: AcmeServer, dns: ChallTestSrv
+) -> None:
+    orderer = new_client(acme)
+    order = orderer.new_order(csr_for(["rv.acme.test"]))
+    authorize_http01(orderer, order, dns)
+    done = orderer.poll_and_finalize(order, deadline())
+    certificate = x509.load_pem_x509_certificates(done.fullchain_pem.encode())[0]
+
+    other = new_client(acme)
+    with pytest.raises(messages.Error) as refused:
+        other.revoke(certificate, 4)
+    assert refused.value.typ == ACME_ERROR + "unauthorized" and "rv.acme.test" in (refused.value.detail or "")
+    proof = other.new_order(csr_for(["rv.acme.test"]))  # the other account proves control of the name
+    authorize_http01(other, proof, dns)
+    other.poll_authorizations(proof, deadline())
+    other.revoke(certificate, 4)
+    with acme.live.client(headers={"Authorization": f"Bearer {acme.live.admin_token}"}) as http:
+        record = http.get(f"/certs/{format_serial(certificate.serial_number)}").json()
+    assert record["status"] == "revoked" and record["revocation_reason"] == "superseded"
