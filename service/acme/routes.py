@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from service.acme import jws
@@ -109,6 +110,11 @@ async def _signed(request: Request, server: AcmeServer, handler: Handler) -> Res
             return _problem(server, urls, exc)
         except ServiceError as exc:
             return _problem(server, urls, from_service_error(exc))
+        except DBAPIError:
+            log.exception("ACME %s: the database failed", request.url.path)
+            unavailable = AcmeProblem("serverInternal", "the database is not usable; retry later", status=503)
+            unavailable.headers["Retry-After"] = "5"
+            return unavailable.response()  # no nonce: that would need the database
         except Exception:
             log.exception("ACME %s failed", request.url.path)
             return _problem(
@@ -161,7 +167,13 @@ async def directory(request: Request, server: ServerDep) -> JSONResponse:
 @router.get("/new-nonce", include_in_schema=False)
 async def new_nonce(request: Request, server: ServerDep) -> Response:
     urls = _urls(request)
-    nonce = await run_in_threadpool(server.nonces.issue)
+    try:
+        nonce = await run_in_threadpool(server.nonces.issue)
+    except DBAPIError:
+        log.exception("ACME new-nonce: the database failed")
+        unavailable = AcmeProblem("serverInternal", "the database is not usable; retry later", status=503)
+        unavailable.headers["Retry-After"] = "5"
+        return unavailable.response()
     status = 200 if request.method == "HEAD" else 204
     headers = {"Replay-Nonce": nonce, "Cache-Control": "no-store", "Link": f'<{urls.directory}>;rel="index"'}
     return Response(status_code=status, headers=headers)

@@ -35,6 +35,11 @@ class Clock:
 
 @pytest.fixture
 async def acme(settings: Settings, prepared: bootstrap.Prepared) -> AsyncIterator[tuple[httpx.AsyncClient, Clock]]:
+    async for pair in _acme(settings):
+        yield pair
+
+
+async def _acme(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Clock]]:
     clock = Clock()
     keystore, certificate = bootstrap.load_ca(settings)
     authority = Authority(
@@ -137,3 +142,22 @@ async def test_a_challenge_answered_is_processing_with_retry_after_then_invalid_
     assert (await account.post(authz_url, None)).json()["status"] == "invalid"
     order = (await account.post(created.headers["Location"], None)).json()
     assert order["status"] == "invalid" and order["error"]["detail"].startswith("no.invalid: cannot resolve")
+
+
+async def test_a_database_outage_is_a_503_problem_not_a_500(settings: Settings, prepared: bootstrap.Prepared) -> None:
+    from sqlalchemy import text
+
+    async for http, _ in _acme(settings):
+        account = Account(http)
+        await account.register()
+        with Database(settings.sqlalchemy_url).engine.begin() as connection:
+            connection.execute(text("DROP TABLE acme_nonces"))  # what a broken database looks like to us
+        url = f"{BASE}/acme/new-order"
+        jws = acme_jws.JWS.sign(b"{}", key=account.key, alg=jose.ES256, nonce=b"n" * 24, url=url, kid=account.kid)
+        signed = await http.post(
+            url, content=jws.json_dumps().encode(), headers={"Content-Type": "application/jose+json"}
+        )
+        for response in (await http.head("/acme/new-nonce"), signed):
+            assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+            assert response.headers["content-type"] == "application/problem+json"
+        assert signed.json()["type"] == "urn:ietf:params:acme:error:serverInternal"
