@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.acme import jws
 from service.acme.accounts import Account, render
+from service.acme.orders import RETRY_AFTER
 from service.acme.problems import AcmeProblem, from_service_error, malformed, unauthorized
 from service.acme.server import AcmeConfig, AcmeServer
 from service.acme.urls import PREFIX, Urls
@@ -259,7 +260,7 @@ async def order(request: Request, server: ServerDep, order_id: str) -> Response:
         if not verified.is_post_as_get:
             raise malformed("read an order with POST-as-GET (an empty payload)")
         found = server.orders.get_order(account, order_id)
-        extra = {"Retry-After": "1"} if found.status in ("pending", "processing") else {}
+        extra = {"Retry-After": RETRY_AFTER} if found.status in ("pending", "processing") else {}
         return _json(
             server, urls, server.orders.render_order(found, urls), headers={"Location": urls.order(found.id), **extra}
         )
@@ -272,7 +273,7 @@ async def finalize(request: Request, server: ServerDep, order_id: str) -> Respon
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
         verified, account = _verify(server, urls, body, url, request)
         done = server.orders.finalize(account, order_id, verified.payload(), address)
-        extra = {"Retry-After": "1"} if done.status == "processing" else {}
+        extra = {"Retry-After": RETRY_AFTER} if done.status == "processing" else {}
         return _json(
             server, urls, server.orders.render_order(done, urls), headers={"Location": urls.order(done.id), **extra}
         )
@@ -289,9 +290,9 @@ async def authorization(request: Request, server: ServerDep, authz_id: str) -> R
             if verified.payload().get("status") != "deactivated":
                 raise malformed("an authorization's status can only be set to 'deactivated'")
             deactivate = True
-        authz, challenges = server.orders.get_authorization(account, authz_id, deactivate)
-        extra = {"Retry-After": "1"} if authz.status == "pending" else {}
-        return _json(server, urls, server.orders.render_authorization(authz, challenges, urls), headers=extra)
+        authz, challenges = server.authorizations.get(account, authz_id, deactivate)
+        extra = {"Retry-After": RETRY_AFTER} if authz.status == "pending" else {}
+        return _json(server, urls, server.authorizations.render(authz, challenges, urls), headers=extra)
 
     return await _signed(request, server, handle)
 
@@ -301,13 +302,13 @@ async def challenge(request: Request, server: ServerDep, challenge_id: str) -> R
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
         verified, account = _verify(server, urls, body, url, request)
         if verified.is_post_as_get:
-            found, authz_id = server.orders.get_challenge(account, challenge_id)
+            found, authz_id = server.authorizations.get_challenge(account, challenge_id)
         else:
             verified.payload()  # "{}": the client is ready
-            found, authz_id = server.orders.respond(account, challenge_id, address)
-        extra = {"Retry-After": "1"} if found.status == "processing" else {}
+            found, authz_id = server.authorizations.respond(account, challenge_id, address)
+        extra = {"Retry-After": RETRY_AFTER} if found.status == "processing" else {}
         up = f'<{urls.authorization(authz_id)}>;rel="up"'
-        response = _json(server, urls, server.orders.render_challenge(found, urls), headers=extra)
+        response = _json(server, urls, server.authorizations.render_challenge(found, urls), headers=extra)
         response.headers.append("Link", up)
         return response
 

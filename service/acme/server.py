@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.acme.accounts import Accounts
+from service.acme.authorizations import Authorizations
 from service.acme.challenges import ValidationConfig, Validator
 from service.acme.jws import NonceStore
 from service.acme.orders import Orders
@@ -28,12 +29,11 @@ class AcmeServer:
         self.accounts = Accounts(
             authority.db, authority.audit, authority.profiles, authority.clock, eab_required=config.eab_required
         )
-        self.orders = Orders(
-            authority, Validator(config.validation), authority.clock, default_profile=config.default_profile
-        )
+        self.authorizations = Authorizations(authority, Validator(config.validation), authority.clock)
+        self.orders = Orders(authority, self.authorizations, authority.clock, default_profile=config.default_profile)
 
     def close(self) -> None:
-        self.orders.pool.shutdown(wait=False, cancel_futures=True)
+        self.authorizations.pool.shutdown(wait=False, cancel_futures=True)
 
     def meta(self) -> dict[str, Any]:
         return {
