@@ -150,8 +150,10 @@ async def test_a_database_outage_is_a_503_problem_not_a_500(settings: Settings, 
     async for http, _ in _acme(settings):
         account = Account(http)
         await account.register()
-        with Database(settings.sqlalchemy_url).engine.begin() as connection:
+        db = Database(settings.sqlalchemy_url)
+        with db.engine.begin() as connection:
             connection.execute(text("DROP TABLE acme_nonces"))  # what a broken database looks like to us
+        db.dispose()
         url = f"{BASE}/acme/new-order"
         jws = acme_jws.JWS.sign(b"{}", key=account.key, alg=jose.ES256, nonce=b"n" * 24, url=url, kid=account.kid)
         signed = await http.post(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import josepy as jose
@@ -21,10 +22,11 @@ URL = "https://ca.test/acme/new-account"
 
 
 @pytest.fixture
-def nonces(tmp_path: Path) -> jws.NonceStore:
+def nonces(tmp_path: Path) -> Iterator[jws.NonceStore]:
     db = Database(f"sqlite:///{tmp_path / 'n.db'}")
     migrate.upgrade(db)
-    return jws.NonceStore(db, lambda: dt.datetime.now(dt.UTC))
+    yield jws.NonceStore(db, lambda: dt.datetime.now(dt.UTC))
+    db.dispose()
 
 
 def flattened(protected: dict[str, object], payload: bytes, sign: object) -> bytes:
@@ -121,3 +123,5 @@ def test_nonces_are_single_use_and_expire(tmp_path: Path) -> None:
     now[0] += jws.NONCE_LIFETIME + dt.timedelta(seconds=1)
     assert not store.consume(second)
     assert not store.consume("x" * 100)
+    store.db.dispose()
+    other.db.dispose()
