@@ -5,7 +5,6 @@ The JWS-signed routes are left out of the OpenAPI document: they are RFC 8555's,
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -22,12 +21,12 @@ from service.acme import jws
 from service.acme.accounts import Account, render
 from service.acme.orders import RETRY_AFTER
 from service.acme.problems import AcmeProblem, from_service_error, malformed, unauthorized
+from service.acme.renewal import renewal_window
 from service.acme.server import AcmeConfig, AcmeServer
 from service.acme.urls import PREFIX, Urls
 from service.api.deps import CallerDep
-from service.authority import AcmeCaller, Authority, LocalCaller
+from service.authority import AcmeCaller, LocalCaller
 from service.ca.inspect import format_serial
-from service.db.models import CertificateRecord
 from service.errors import ServiceError
 
 log = logging.getLogger("pocketca.acme")
@@ -44,7 +43,6 @@ REASON_CODES = {
     9: "privilegeWithdrawn",
     10: "aACompromise",
 }
-ARI_RETRY_AFTER = 6 * 3600
 
 
 def install(app: FastAPI, config: AcmeConfig) -> None:
@@ -391,43 +389,12 @@ def _identifiers(certificate: x509.Certificate) -> list[tuple[str, str]]:
 async def renewal_info(request: Request, server: ServerDep, cert_id: str) -> Response:
     urls = _urls(request)
     try:
-        window, retry = await run_in_threadpool(_renewal_window, server.authority, cert_id)
+        window, retry = await run_in_threadpool(renewal_window, server.authority, cert_id)
     except AcmeProblem as exc:
         return exc.response()
     return JSONResponse(
         {"suggestedWindow": window}, headers={"Retry-After": str(retry), "Link": f'<{urls.directory}>;rel="index"'}
     )
-
-
-def _renewal_window(authority: Authority, cert_id: str) -> tuple[dict[str, str], int]:
-    key_id_text, _, serial_text = cert_id.partition(".")
-    key_id = jws.b64decode(key_id_text, "the certID's key identifier")
-    serial_bytes = jws.b64decode(serial_text, "the certID's serial")
-    ski = authority.ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    if not serial_bytes or key_id != ski:
-        raise malformed("no certificate with this certID here", status=404)
-    serial = format_serial(int.from_bytes(serial_bytes, "big"))
-    with authority.db.reader() as session:
-        record = session.query(CertificateRecord).filter_by(serial=serial).one_or_none()
-    if record is None:
-        raise malformed("no certificate with this certID here", status=404)
-    now = authority.clock()
-    if record.status == "revoked":  # renew now: a window in the past
-        start, end = now - dt.timedelta(hours=1), now - dt.timedelta(minutes=1)
-    else:
-        life = record.not_after - record.not_before
-        start = record.not_before + life * 2 / 3
-        end = record.not_before + life * 7 / 9
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    return {"start": start.strftime(fmt), "end": end.strftime(fmt)}, ARI_RETRY_AFTER
-
-
-def cert_id(certificate: x509.Certificate) -> str:
-    """The RFC 9773 certID of a certificate (for tests and the CLI)."""
-    aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier or b""
-    n = certificate.serial_number
-    serial = n.to_bytes((n.bit_length() + 8) // 8, "big")
-    return f"{jws.b64encode(aki)}.{jws.b64encode(serial)}"
 
 
 # --- external account binding keys (operators) ------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount
 
 from service import bootstrap
-from service.acme.routes import cert_id
+from service.acme.renewal import cert_id
 from service.api.app import create_app
 from service.authority import Authority
 from service.settings import Settings

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from service.acme.routes import cert_id
+from service.acme.renewal import cert_id
 from service.ca.inspect import format_serial
 from tests.e2e.acme_env import AcmeServer, ChallTestSrv, challtestsrv, start_acme_server
 
