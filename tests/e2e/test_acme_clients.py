@@ -12,8 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import josepy as jose
 import pytest
+from acme import client, messages
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from service.ca.inspect import format_serial
@@ -173,8 +176,16 @@ def test_certbot_with_external_account_binding(acme_eab: AcmeServer, tmp_path: P
     with admin(acme_eab) as http:
         assert http.get("/acme/directory").json()["meta"]["externalAccountRequired"] is True
     register = ["register", "--agree-tos", "--register-unsafely-without-email"]
-    refused = certbot(acme_eab, tmp_path / "none", *register, check=False)
+    refused = certbot(acme_eab, tmp_path / "none", *register, check=False)  # certbot reads the directory's meta
     assert refused.returncode != 0 and "external account binding" in refused.stderr
+    key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))  # and the server refuses it by itself
+    net = client.ClientNetwork(key, alg=jose.ES256, verify_ssl=str(acme_eab.live.ca_file))
+    with pytest.raises(messages.Error) as no_binding:
+        client.ClientV2(client.ClientV2.get_directory(acme_eab.directory, net), net).new_account(
+            messages.NewRegistration.from_data(terms_of_service_agreed=True)
+        )
+    net.session.close()
+    assert no_binding.value.typ == "urn:ietf:params:acme:error:externalAccountRequired"
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETCA_")}
     if url := database_url_for(acme_eab.live.data_dir):  # the PostgreSQL pass
