@@ -130,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json_flag(delete)
     delete.set_defaults(func=cmd_token_revoke)
 
+    acme = commands.add_parser("acme", help="the ACME server's external account binding keys")
+    acme_commands = acme.add_subparsers(dest="acme_command", required=True, metavar="ACTION")
+    eab = acme_commands.add_parser("eab", help="external account binding keys")
+    eab_commands = eab.add_subparsers(dest="eab_command", required=True, metavar="ACTION")
+    eab_create = eab_commands.add_parser("create", help="print a new EAB key id and HMAC key once")
+    _add_settings_flags(eab_create, DATABASE_FLAGS)
+    eab_create.add_argument("--profile", default=None, help="the only profile accounts bound by it may order")
+    _add_json_flag(eab_create)
+    eab_create.set_defaults(func=cmd_acme_eab_create)
+
     issue = commands.add_parser("issue", help="issue locally with a key made here (for people without a CSR)")
     _add_settings_flags(issue, [*DATABASE_FLAGS, "public_url", "publication_url"])
     issue.add_argument("--cn", required=True)
@@ -350,6 +360,20 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         _print_json({"token": new.token, "id": new.id, "expires_at": new.expires_at})
     else:
         print(new.token)
+    return 0
+
+
+def cmd_acme_eab_create(args: argparse.Namespace) -> int:
+    from service.acme.accounts import Accounts
+
+    with _local_tokens(args) as tokens:  # the database and the profiles; never the CA key
+        accounts = Accounts(tokens.db, tokens.audit, tokens.profiles, tokens.clock, eab_required=False)
+        key = accounts.create_eab_key(caller=LocalCaller("acme-eab"), profile=args.profile)
+    if args.json:
+        _print_json({"kid": key.kid, "hmac_key": key.hmac_key})
+        return 0
+    print(f"kid: {key.kid}\nhmac_key: {key.hmac_key}")
+    print(f"(shown once) certbot --eab-kid {key.kid} --eab-hmac-key <hmac_key> ...", file=sys.stderr)
     return 0
 
 

@@ -75,6 +75,27 @@ class Settings(BaseSettings):
     # operations (see README, "Logs and metrics")
     log_format: str = Field("text", description=f"log lines: {' or '.join(LOG_FORMATS)} (one JSON object a line)")
     log_level: str = Field("info", description=f"least severe level logged: {', '.join(LOG_LEVELS)}")
+    # the ACME server (see README, "ACME")
+    acme_profile: str = Field("server", description="pocketca profile of ACME orders that name none")
+    acme_http_port: int = Field(80, ge=1, le=65535, description="port http-01 validation connects to")
+    acme_tls_port: int = Field(443, ge=1, le=65535, description="port tls-alpn-01 validation connects to")
+    acme_dns_resolver: str | None = Field(
+        None, description="ip:port of the DNS server every ACME lookup uses (default: the system's)"
+    )
+    acme_eab_required: bool = Field(False, description="refuse ACME accounts without an external account binding")
+
+    @field_validator("acme_dns_resolver")
+    @classmethod
+    def _resolver(cls, value: str | None) -> str | None:
+        if value:
+            host, sep, port = value.rpartition(":")
+            try:
+                ipaddress.ip_address((host if sep else value).strip("[]"))
+                if sep:
+                    int(port)
+            except ValueError:
+                raise ValueError("must be an IP address and port, such as 127.0.0.1:53") from None
+        return value or None
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

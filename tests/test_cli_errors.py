@@ -31,6 +31,7 @@ def run(*argv: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
     """The real command, without a terminal (stdin /dev/null, a new session) and without the developer's
     POCKETCA_* variables."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("POCKETCA_")}
+    base["POCKETCA_HTTP_PORT"] = "0"  # no fixed publication port: other runs may hold 8080
     return subprocess.run(
         [*POCKETCA, *argv],
         capture_output=True,

@@ -11,6 +11,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__, metrics
+from service.acme import routes as acme
+from service.acme.challenges import ValidationConfig, parse_resolver
+from service.acme.server import AcmeConfig
 from service.api import openapi, problems
 from service.api.fastpath import FastPaths
 from service.api.middleware import AccessLogMiddleware, Limits, LimitsMiddleware
@@ -54,6 +57,8 @@ def create_app(
             keeper.stop()
             loop.remove_signal_handler(signal.SIGHUP)
             refresher.stop()
+            if app.state.acme is not None:
+                app.state.acme.close()
             app.state.authority.close()  # the last batch commits; then the connections close
 
     app = FastAPI(
@@ -76,6 +81,7 @@ def create_app(
         app.include_router(module.router)  # the /whoami page (Accept: text/html only) before the JSON route
     for module in (console, certificates, admin):  # the web console at /ui/
         app.include_router(module.router)
+    acme.install(app, acme_config(settings or get_settings()))
     if limits is None:
         limits = (
             Limits(settings.max_body_bytes, settings.max_header_bytes, settings.body_timeout) if settings else Limits()
@@ -95,6 +101,18 @@ def reload_profiles(authority: Authority, paths: DataPaths) -> None:
         return
     authority.reload_profiles(profiles)
     log.info("SIGHUP: reloaded %s: %s", paths.profiles, ", ".join(sorted(profiles)))
+
+
+def acme_config(settings: Settings) -> AcmeConfig:
+    return AcmeConfig(
+        default_profile=settings.acme_profile,
+        eab_required=settings.acme_eab_required,
+        validation=ValidationConfig(
+            http_port=settings.acme_http_port,
+            tls_port=settings.acme_tls_port,
+            resolver=parse_resolver(settings.acme_dns_resolver),
+        ),
+    )
 
 
 def create_app_from_environment() -> FastAPI:

@@ -81,11 +81,19 @@ SECURITY: dict[tuple[str, str], Requirements] = {
     ("delete", "/tokens/{token_id}"): BEARER,
     ("get", "/audit"): BEARER,
     ("get", "/metrics"): BEARER,
+    ("post", "/acme/eab"): BEARER,
     ("get", "/whoami"): CERTIFICATE,
 }
 
 
-_OPERATION_IDS = {"ocsp_post": "answerOcsp", "ocsp_get": "answerOcspInUrl"}  # where the name says only the method
+# where the handler's name says only the method, or not that it is ACME's
+_OPERATION_IDS = {
+    "ocsp_post": "answerOcsp",
+    "ocsp_get": "answerOcspInUrl",
+    "directory": "getAcmeDirectory",
+    "renewal_info": "getAcmeRenewalInfo",
+    "create_eab": "createAcmeEabKey",
+}
 
 
 def operation_id(route: APIRoute) -> str:

@@ -3,6 +3,7 @@
 from service.authority.callers import (
     SCOPES,
     TOKEN_PREFIX,
+    AcmeCaller,
     Caller,
     ClientIdentity,
     LocalCaller,
@@ -26,6 +27,7 @@ from service.authority.values import (
 __all__ = [
     "SCOPES",
     "TOKEN_PREFIX",
+    "AcmeCaller",
     "AuditEntry",
     "Authority",
     "CRLDocument",

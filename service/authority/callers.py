@@ -69,7 +69,20 @@ class LocalCaller:
         return f"local:{self.name}"
 
 
-Caller = TokenCaller | ClientIdentity | LocalCaller
+@dataclass(frozen=True)
+class AcmeCaller:
+    """An ACME account (service.acme) that proved control of exactly `names` (the order's identifiers)."""
+
+    account_id: str
+    names: frozenset[str] = frozenset()
+    address: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"acme:{self.account_id}"
+
+
+Caller = TokenCaller | ClientIdentity | LocalCaller | AcmeCaller
 
 
 def require_scope(caller: Caller, *scopes: str) -> None:
@@ -78,6 +91,10 @@ def require_scope(caller: Caller, *scopes: str) -> None:
         return
     if isinstance(caller, ClientIdentity):
         raise PermissionDeniedError("a client certificate does not grant this; use a token")
+    if isinstance(caller, AcmeCaller):  # the ACME layer checked the account's authorizations
+        if not {"issue", "revoke"} & set(scopes):
+            raise PermissionDeniedError("an ACME account may only issue and revoke")
+        return
     if caller.scope not in scopes:  # enrollment tokens have scope "issue": they only ever issue
         metrics.token_refused("scope")
         raise PermissionDeniedError(f"a {caller.scope!r} token may not do this")

@@ -7,6 +7,7 @@ the certificate, the token use it spent and its audit row commit together, befor
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import math
@@ -20,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from service import metrics
 from service.authority.audit import Auditor
-from service.authority.callers import Caller, ClientIdentity, LocalCaller, TokenCaller, require_scope
+from service.authority.callers import AcmeCaller, Caller, ClientIdentity, LocalCaller, TokenCaller, require_scope
 from service.authority.crls import DEFAULT_CRL_LIFETIME, CRLPublisher
 from service.authority.ocsp import OCSPResponder
 from service.authority.paging import check_limit, decode_cursor, encode_cursor
@@ -49,7 +50,7 @@ from service.ca.inspect import (
     summarize_issued,
 )
 from service.ca.issue import Signer, build_leaf_builder, random_serial_number
-from service.ca.names import build_subject, parse_general_name
+from service.ca.names import build_subject, format_general_name, parse_general_name
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
 from service.ca.policy import PolicyContext, decide
 from service.ca.profiles import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile
@@ -223,6 +224,21 @@ class Authority:
         ctx, chosen = self._context(caller, profile)
         return self._prepare(request, chosen, validity_days, ctx, caller, action)
 
+    def sign_acme_csr(self, csr_data: bytes, *, caller: AcmeCaller, profile: str) -> IssuedCertificate:
+        """An ACME finalize: the CSR must name exactly the identifiers the account proved (`caller.names`);
+        without a CN (certbot sends none) the first SAN becomes it. Same policy, records and audit as POST /csr."""
+        with self._refusals("certificate.issue", caller):
+            request = read_request(load_csr(csr_data))
+            if request.common_name is None and request.sans:
+                first = format_general_name(request.sans[0])
+                if len(first.encode()) <= 64:
+                    request = dataclasses.replace(request, subject=build_subject(first), common_name=first)
+            self._check_rate(caller)
+            ctx = PolicyContext(exact_names=caller.names)
+            unit, issued = self._prepare(request, self._profile(profile), None, ctx, caller, "certificate.issue")
+            self.writes.run(unit)
+        return issued
+
     def issue_for_key(
         self,
         public_key: CertificatePublicKeyTypes,
@@ -300,7 +316,7 @@ class Authority:
             return PolicyContext(exact_names=caller.names, required_common_name=caller.cn), profile
         return PolicyContext(), profile
 
-    def _check_rate(self, caller: TokenCaller) -> None:
+    def _check_rate(self, caller: TokenCaller | AcmeCaller) -> None:
         """At most `issue_rate_per_minute` certificates per token in any minute, counted in the database so
         every worker and replica sees the same count (concurrent requests may overshoot by a few)."""
         if not self.issue_rate_per_minute:
@@ -310,8 +326,9 @@ class Authority:
         count, first = self.db.hot.issued_since(self.db.raw(), caller.label, now - window)
         if count >= self.issue_rate_per_minute:
             retry_after = max(1, math.ceil(((first or now) + window - now).total_seconds()))
+            who = "account" if isinstance(caller, AcmeCaller) else "token"
             raise RateLimitedError(
-                f"this token may issue {self.issue_rate_per_minute} certificates a minute; retry in {retry_after} s",
+                f"this {who} may issue {self.issue_rate_per_minute} certificates a minute; retry in {retry_after} s",
                 retry_after=retry_after,
             )
 

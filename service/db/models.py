@@ -102,6 +102,8 @@ class ConsoleSessionRecord(Base):
     token_id: Mapped[str] = mapped_column(String(32), index=True)  # the token that logged in; checked each request
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class RenewalTokenUseRecord(Base):
     """A renewal token (a JWS the certificate's key signed) that was spent: its `jti` may not come back. Kept
     until the token would have expired anyway, so replays fail in every worker and replica."""
@@ -112,3 +114,6 @@ class RenewalTokenUseRecord(Base):
     jti: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+from service.db import acme as _acme  # noqa: E402, F401  (registers the ACME tables)

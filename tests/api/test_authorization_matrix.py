@@ -27,6 +27,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount
 
 from service import bootstrap
+from service.acme.renewal import cert_id
 from service.api.app import create_app
 from service.authority import Authority
 from service.settings import Settings
@@ -58,6 +59,11 @@ CALLERS: tuple[str, ...] = (
 #   none admin issue revoke read enroll used_up expired holder other revoked foreign
 ALL_200 = (200,) * len(CALLERS)
 ALL_303 = (303,) * len(CALLERS)
+ACME_400 = (400,) * len(CALLERS)  # a body that is no JWS: malformed, whoever sends it
+ACME_SIGNED = (
+    "new-account", "new-order", "revoke-cert", "key-change", "account/{account_id}", "account/{account_id}/orders",
+    "order/{order_id}", "order/{order_id}/finalize", "authz/{authz_id}", "chall/{challenge_id}", "cert/{serial}",
+)
 MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/csr"): (401, 201, 201, 403, 403, 403, 401, 401, 201, 403, 403, 403),
     ("GET", "/certs"): (401, 200, 403, 403, 200, 403, 401, 401, 403, 403, 403, 403),
@@ -97,6 +103,13 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/ui/static/console.css"): ALL_200,
     ("GET", "/readyz"): ALL_200,
     ("GET", "/metrics"): (401, 200, 403, 403, 200, 403, 401, 401, 403, 403, 403, 403),
+    # ACME (RFC 8555): a JWS is the only credential; a token or client certificate changes nothing
+    ("GET", "/acme/directory"): ALL_200,
+    ("GET", "/acme/new-nonce"): (204,) * len(CALLERS),
+    ("HEAD", "/acme/new-nonce"): ALL_200,
+    ("GET", "/acme/renewal-info/{cert_id}"): ALL_200,
+    **{("POST", f"/acme/{path}"): ACME_400 for path in ACME_SIGNED},
+    ("POST", "/acme/eab"): (401, 201, 403, 403, 403, 403, 401, 401, 403, 403, 403, 403),
 }
 
 
@@ -124,6 +137,10 @@ def _alice_csr() -> Request:
     return {"json": {"csr": csr_pem(p256(), "alice").decode()}}
 
 
+def _not_a_jws() -> Request:
+    return {"content": b"{}", "headers": {"Content-Type": "application/jose+json"}}
+
+
 REQUESTS: dict[tuple[str, str], Callable[[Target], Request]] = {
     ("POST", "/csr"): lambda t: _alice_csr(),
     ("GET", "/certs"): lambda t: {},
@@ -138,6 +155,12 @@ REQUESTS: dict[tuple[str, str], Callable[[Target], Request]] = {
     ("GET", "/ocsp/{encoded}"): lambda t: {},
     ("GET", "/whoami"): lambda t: {},
     ("GET", "/ca"): lambda t: {},
+    ("GET", "/acme/directory"): lambda t: {},
+    ("GET", "/acme/new-nonce"): lambda t: {},
+    ("HEAD", "/acme/new-nonce"): lambda t: {},
+    ("GET", "/acme/renewal-info/{cert_id}"): lambda t: {},
+    **{("POST", f"/acme/{path}"): lambda t: _not_a_jws() for path in ACME_SIGNED},
+    ("POST", "/acme/eab"): lambda t: {"json": {}},
     ("GET", "/ca.crt"): lambda t: {},
     ("GET", "/crl"): lambda t: {},
     ("GET", "/crl.pem"): lambda t: {},
@@ -172,6 +195,10 @@ def _url(template: str, target: Target) -> str:
             return target.token_id
         if name == "encoded":
             return base64.b64encode(target.ocsp_request()).decode()
+        if name == "cert_id":
+            return cert_id(target.holder.certificate)
+        if name in ("account_id", "order_id", "authz_id", "challenge_id"):
+            return "unknown"
         raise AssertionError(f"no value for {{{name}}} in {template}")
 
     return re.sub(r"\{(\w+)\}", value, template)

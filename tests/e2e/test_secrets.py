@@ -323,6 +323,7 @@ def _serve_with_wrong_passphrase(data: Path, passphrase_file: Path) -> str:
     env |= {
         "POCKETCA_DATA_DIR": str(data),
         "POCKETCA_PORT": str(free_port()),
+        "POCKETCA_HTTP_PORT": "0",
         "POCKETCA_CA_KEY_PASSPHRASE_FILE": str(passphrase_file),
     }
     if url := database_url_for(data):

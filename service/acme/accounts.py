@@ -1,0 +1,232 @@
+"""ACME accounts (RFC 8555 §7.3): creation (with onlyReturnExisting and external account binding), update,
+deactivation and key rollover; and the EAB keys an operator hands out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.acme import jws
+from service.acme.problems import AcmeProblem, malformed, unauthorized
+from service.acme.urls import Urls
+from service.authority import AcmeCaller, Caller
+from service.authority.audit import Auditor
+from service.authority.callers import require_scope
+from service.db.acme import AcmeAccountRecord, AcmeEABKeyRecord
+from service.db.session import Database
+from service.errors import InvalidRequestError
+
+MAX_CONTACTS = 4
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    status: str
+    contact: tuple[str, ...]
+    jwk: dict[str, Any]
+    thumbprint: str
+    profile: str | None
+
+    def caller(self, address: str | None = None, names: frozenset[str] = frozenset()) -> AcmeCaller:
+        return AcmeCaller(self.id, names, address)
+
+
+@dataclass(frozen=True)
+class NewEABKey:
+    kid: str
+    hmac_key: str  # base64url: shown once
+    profile: str | None
+
+
+def _account(record: AcmeAccountRecord) -> Account:
+    return Account(record.id, record.status, tuple(record.contact), record.jwk, record.thumbprint, record.profile)
+
+
+def render(account: Account, urls: Urls) -> dict[str, Any]:
+    return {"status": account.status, "contact": list(account.contact), "orders": urls.orders(account.id)}
+
+
+def parse_contact(value: object) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise malformed("contact must be a list of mailto: URLs")
+    if len(value) > MAX_CONTACTS:
+        raise AcmeProblem("invalidContact", f"at most {MAX_CONTACTS} contacts")
+    for contact in value:
+        if not contact.startswith("mailto:"):
+            raise AcmeProblem("unsupportedContact", f"only mailto: contacts are supported, not {contact!r}")
+        address = contact.removeprefix("mailto:")
+        if "?" in address or "," in address or address.count("@") != 1 or len(address) > 254 or " " in address:
+            raise AcmeProblem("invalidContact", f"{contact!r} is not one plain mailto: address")
+    return list(value)
+
+
+class Accounts:
+    def __init__(
+        self,
+        db: Database,
+        audit: Auditor,
+        profiles: Mapping[str, object],
+        clock: Callable[[], dt.datetime],
+        *,
+        eab_required: bool,
+    ) -> None:
+        self.db = db
+        self.audit = audit
+        self.profiles = profiles
+        self.clock = clock
+        self.eab_required = eab_required
+
+    def key_for(self, kid: str, urls: Urls) -> dict[str, Any]:
+        """The JWK behind a `kid`, for jws.verify_request; an unknown or closed account is refused."""
+        account = self.by_kid(kid, urls)
+        return account.jwk
+
+    def by_kid(self, kid: str, urls: Urls) -> Account:
+        account_id = urls.account_id(kid)
+        with self.db.reader() as session:
+            record = session.get(AcmeAccountRecord, account_id) if account_id else None
+        if record is None:
+            raise AcmeProblem("accountDoesNotExist", f"no account {kid!r} on this server", status=400)
+        if record.status != "valid":
+            raise unauthorized(f"the account is {record.status}")
+        return _account(record)
+
+    def by_key(self, jwk: dict[str, Any]) -> Account | None:
+        with self.db.reader() as session:
+            record = session.scalar(
+                select(AcmeAccountRecord).where(AcmeAccountRecord.thumbprint == jws.thumbprint(jwk))
+            )
+        return _account(record) if record is not None else None
+
+    def new_account(self, request: jws.VerifiedRequest, urls: Urls, address: str | None) -> tuple[Account, bool]:
+        """(the account, created?) — an existing key gets its account back (200), as RFC 8555 §7.3.1 says."""
+        assert request.jwk is not None
+        payload = request.payload()
+        existing = self.by_key(request.jwk)
+        if existing is not None:
+            if existing.status != "valid":
+                raise unauthorized(f"the account for this key is {existing.status}")
+            return existing, False
+        if payload.get("onlyReturnExisting") is True:
+            raise AcmeProblem("accountDoesNotExist", "no account exists for this key")
+        contact = parse_contact(payload.get("contact"))
+        binding = payload.get("externalAccountBinding")
+        if binding is None and self.eab_required:
+            raise AcmeProblem(
+                "externalAccountRequired", "this server needs an external account binding: ask its operator for one"
+            )
+        now = self.clock()
+        thumb = jws.thumbprint(request.jwk)
+        with self.db.writer() as session:
+            eab: AcmeEABKeyRecord | None = None
+            if binding is not None:
+                eab = self._bind(session, binding, urls, request.jwk)
+            if session.scalar(select(AcmeAccountRecord.id).where(AcmeAccountRecord.thumbprint == thumb)):
+                raise malformed("an account for this key was created just now; retry to get it", status=409)
+            record = AcmeAccountRecord(
+                id=secrets.token_urlsafe(12),
+                thumbprint=thumb,
+                jwk=request.jwk,
+                status="valid",
+                contact=contact,
+                eab_kid=eab.kid if eab else None,
+                profile=eab.profile if eab else None,
+                created_at=now,
+            )
+            session.add(record)
+            if eab is not None:
+                eab.account_id, eab.hmac_key, eab.used_at = record.id, None, now  # a key binds one account
+            account = _account(record)
+            self.audit.record(
+                session, "acme.account.create", account.caller(address), detail=f"eab={eab.kid if eab else '-'}"
+            )
+        self.audit.emit(session)
+        return account, True
+
+    def _bind(self, session: Session, binding: object, urls: Urls, jwk: dict[str, Any]) -> AcmeEABKeyRecord:
+        found: list[AcmeEABKeyRecord] = []
+
+        def hmac_key_for(kid: str) -> bytes:
+            record = session.get(AcmeEABKeyRecord, kid)
+            if record is None:
+                raise jws.unauthorized_eab()
+            if record.hmac_key is None:
+                raise unauthorized("this external account binding key was already used for an account")
+            found.append(record)
+            return jws.b64decode(record.hmac_key, "hmac key")
+
+        jws.verify_eab(binding, url=urls.new_account, account_jwk=jwk, hmac_key_for=hmac_key_for)
+        return found[0]
+
+    def update(self, account: Account, request: jws.VerifiedRequest, address: str | None) -> Account:
+        if request.is_post_as_get:
+            return account
+        payload = request.payload()
+        with self.db.writer() as session:
+            record = session.get(AcmeAccountRecord, account.id)
+            assert record is not None
+            if payload.get("status") is not None:
+                if payload["status"] != "deactivated":
+                    raise malformed("an account's status can only be set to 'deactivated'")
+                record.status = "deactivated"
+                self.audit.record(session, "acme.account.deactivate", account.caller(address))
+            if "contact" in payload:
+                record.contact = parse_contact(payload["contact"])
+                self.audit.record(session, "acme.account.update", account.caller(address))
+            updated = _account(record)
+        self.audit.emit(session)
+        return updated
+
+    def change_key(self, account: Account, request: jws.VerifiedRequest, urls: Urls, address: str | None) -> Account:
+        """RFC 8555 §7.3.5: the payload is a JWS by the new key over {account, oldKey}."""
+        inner = jws.parse_jws(json.dumps(request.payload()).encode())
+        new_jwk, _ = jws.verify_inner(inner, url=request.url)
+        body = inner.payload()
+        if body.get("account") != urls.account(account.id):
+            raise malformed("keyChange: 'account' must be this account's URL")
+        try:
+            old_ok = jws.public_jwk(body.get("oldKey") or {}) == account.jwk
+        except (KeyError, TypeError):
+            old_ok = False
+        if not old_ok:
+            raise malformed("keyChange: 'oldKey' is not the account's current key")
+        thumb = jws.thumbprint(new_jwk)
+        with self.db.writer() as session:
+            other = session.scalar(select(AcmeAccountRecord.id).where(AcmeAccountRecord.thumbprint == thumb))
+            if other is not None:
+                raise AcmeProblem(
+                    "malformed",
+                    "the new key already belongs to an account",
+                    status=409,
+                    headers={"Location": urls.account(other)},
+                )
+            record = session.get(AcmeAccountRecord, account.id)
+            assert record is not None
+            record.jwk, record.thumbprint = new_jwk, thumb
+            self.audit.record(session, "acme.account.keychange", account.caller(address))
+            updated = _account(record)
+        self.audit.emit(session)
+        return updated
+
+    # --- EAB keys (operators) ----------------------------------------------------------------------------
+
+    def create_eab_key(self, *, caller: Caller, profile: str | None = None) -> NewEABKey:
+        require_scope(caller, "admin")
+        if profile is not None and profile not in self.profiles:
+            raise InvalidRequestError(f"unknown profile {profile!r}; known: {', '.join(sorted(self.profiles))}")
+        key = NewEABKey(secrets.token_urlsafe(16), jws.b64encode(secrets.token_bytes(32)), profile)
+        with self.db.writer() as session:
+            session.add(AcmeEABKeyRecord(kid=key.kid, hmac_key=key.hmac_key, profile=profile, created_at=self.clock()))
+            self.audit.record(session, "acme.eab.create", caller, detail=f"kid={key.kid} profile={profile or '-'}")
+        self.audit.emit(session)
+        return key

@@ -1,0 +1,236 @@
+"""ACME authorizations and challenges (RFC 8555 §7.5): one per identifier and account, reused while valid;
+a challenge response is validated off the request path, in a small thread pool, and the result recorded."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.acme.accounts import Account
+from service.acme.challenges import ChallengeFailed, Validator, key_authorization
+from service.acme.problems import ERROR_NS, malformed
+from service.acme.urls import Urls
+from service.authority import Authority
+from service.db.acme import AcmeAuthorizationRecord, AcmeChallengeRecord
+
+log = logging.getLogger("pocketca.acme")
+PENDING_AUTHZ_LIFETIME = dt.timedelta(days=1)
+VALID_AUTHZ_LIFETIME = dt.timedelta(days=30)
+FAILED = ("invalid", "deactivated", "expired", "revoked")
+
+
+def rfc3339(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+class Authorizations:
+    def __init__(self, authority: Authority, validator: Validator, clock: Callable[[], dt.datetime]) -> None:
+        self.db = authority.db
+        self.audit = authority.audit
+        self.validator = validator
+        self.clock = clock
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="acme-validate")
+
+    def for_identifier(
+        self, session: Session, account: Account, identifier: dict[str, str], now: dt.datetime
+    ) -> AcmeAuthorizationRecord:
+        wildcard = identifier["value"].startswith("*.")
+        value = identifier["value"].removeprefix("*.")
+        reusable = session.scalar(
+            select(AcmeAuthorizationRecord)
+            .where(
+                AcmeAuthorizationRecord.account_id == account.id,
+                AcmeAuthorizationRecord.identifier_value == value,
+                AcmeAuthorizationRecord.identifier_type == identifier["type"],
+                AcmeAuthorizationRecord.wildcard == wildcard,
+                AcmeAuthorizationRecord.status.in_(("valid", "pending")),
+                AcmeAuthorizationRecord.expires_at > now + dt.timedelta(hours=1),
+            )
+            .order_by(AcmeAuthorizationRecord.status.desc(), AcmeAuthorizationRecord.expires_at.desc())
+            .limit(1)
+        )  # a valid one first ("valid" > "pending")
+        if reusable is not None:
+            return reusable
+        authz = AcmeAuthorizationRecord(
+            id=new_id(),
+            account_id=account.id,
+            identifier_type=identifier["type"],
+            identifier_value=value,
+            wildcard=wildcard,
+            status="pending",
+            expires_at=now + PENDING_AUTHZ_LIFETIME,
+            created_at=now,
+        )
+        session.add(authz)
+        if wildcard:
+            types = ["dns-01"]
+        elif identifier["type"] == "ip":
+            types = ["http-01", "tls-alpn-01"]  # RFC 8738 §7: no dns-01 for addresses
+        else:
+            types = ["http-01", "dns-01", "tls-alpn-01"]
+        for kind in types:
+            session.add(
+                AcmeChallengeRecord(
+                    id=new_id(),
+                    authorization_id=authz.id,
+                    type=kind,
+                    token=secrets.token_urlsafe(32),
+                    status="pending",
+                )
+            )
+        return authz
+
+    def cause(self, session: Session, authz: AcmeAuthorizationRecord) -> dict[str, Any]:
+        for challenge in self.challenges(session, authz.id):
+            if challenge.error:
+                error = dict(challenge.error)
+                error["detail"] = f"{authz.identifier_value}: {error.get('detail', '')}"
+                return error
+        return {
+            "type": ERROR_NS + "unauthorized",
+            "detail": f"the authorization for {authz.identifier_value} is {authz.status}",
+        }
+
+    def state(self, session: Session, authz: AcmeAuthorizationRecord, now: dt.datetime) -> AcmeAuthorizationRecord:
+        if authz.status in ("pending", "valid") and authz.expires_at <= now:
+            authz.status = "expired"
+        return authz
+
+    def challenges(self, session: Session, authz_id: str) -> list[AcmeChallengeRecord]:
+        return list(
+            session.scalars(
+                select(AcmeChallengeRecord)
+                .where(AcmeChallengeRecord.authorization_id == authz_id)
+                .order_by(AcmeChallengeRecord.type)
+            ).all()
+        )
+
+    def get(
+        self, account: Account, authz_id: str, deactivate: bool = False
+    ) -> tuple[AcmeAuthorizationRecord, list[AcmeChallengeRecord]]:
+        with self.db.writer() as session:
+            authz = session.get(AcmeAuthorizationRecord, authz_id)
+            if authz is None or authz.account_id != account.id:
+                raise malformed(f"no authorization {authz_id} for this account", status=404)
+            self.state(session, authz, self.clock())
+            if deactivate:
+                if authz.status not in ("pending", "valid"):
+                    raise malformed(f"the authorization is {authz.status}; it cannot be deactivated")
+                authz.status = "deactivated"
+            return authz, self.challenges(session, authz.id)
+
+    def render(
+        self, authz: AcmeAuthorizationRecord, challenges: list[AcmeChallengeRecord], urls: Urls
+    ) -> dict[str, Any]:
+        shown = (
+            challenges if authz.status == "pending" else [c for c in challenges if c.status != "pending"] or challenges
+        )
+        body: dict[str, Any] = {
+            "identifier": {"type": authz.identifier_type, "value": authz.identifier_value},
+            "status": authz.status,
+            "expires": rfc3339(authz.expires_at),
+            "challenges": [self.render_challenge(c, urls) for c in shown],
+        }
+        if authz.wildcard:
+            body["wildcard"] = True
+        return body
+
+    def render_challenge(self, challenge: AcmeChallengeRecord, urls: Urls) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": challenge.type,
+            "url": urls.challenge(challenge.id),
+            "token": challenge.token,
+            "status": challenge.status,
+        }
+        if challenge.validated_at:
+            body["validated"] = rfc3339(challenge.validated_at)
+        if challenge.error:
+            body["error"] = challenge.error
+        return body
+
+    def get_challenge(self, account: Account, challenge_id: str) -> tuple[AcmeChallengeRecord, str]:
+        with self.db.reader() as session:
+            challenge = session.get(AcmeChallengeRecord, challenge_id)
+            authz = session.get(AcmeAuthorizationRecord, challenge.authorization_id) if challenge else None
+            if challenge is None or authz is None or authz.account_id != account.id:
+                raise malformed(f"no challenge {challenge_id} for this account", status=404)
+            return challenge, authz.id
+
+    def respond(self, account: Account, challenge_id: str, address: str | None) -> tuple[AcmeChallengeRecord, str]:
+        """The client says it is ready: the challenge goes to processing, and is validated in the background."""
+        now = self.clock()
+        with self.db.writer() as session:
+            challenge = session.get(AcmeChallengeRecord, challenge_id)
+            authz = session.get(AcmeAuthorizationRecord, challenge.authorization_id) if challenge else None
+            if challenge is None or authz is None or authz.account_id != account.id:
+                raise malformed(f"no challenge {challenge_id} for this account", status=404)
+            self.state(session, authz, now)
+            if challenge.status != "pending" or authz.status != "pending":
+                return challenge, authz.id  # idempotent: answering twice changes nothing
+            challenge.status = "processing"
+            job = (
+                challenge.id,
+                challenge.type,
+                challenge.token,
+                authz.id,
+                authz.identifier_type,
+                authz.identifier_value,
+                authz.wildcard,
+            )
+        self.pool.submit(self._validate, job, account, address)
+        return challenge, authz.id
+
+    def _validate(self, job: tuple[Any, ...], account: Account, address: str | None) -> None:
+        challenge_id, kind, token, authz_id, id_type, value, _wildcard = job
+        key_auth = key_authorization(token, account.thumbprint)
+        error: dict[str, Any] | None = None
+        try:
+            if kind == "http-01":
+                seen = self.validator.http_01(id_type, value, token, key_auth)
+            elif kind == "dns-01":
+                seen = self.validator.dns_01(value, key_auth)
+            else:
+                seen = self.validator.tls_alpn_01(id_type, value, key_auth)
+        except ChallengeFailed as exc:
+            seen = exc.detail
+            error = {"type": ERROR_NS + exc.kind, "detail": exc.detail, "status": 403}
+        except Exception as exc:  # a bug must not leave the challenge processing forever
+            log.exception("validating challenge %s failed", challenge_id)
+            seen = "internal error"
+            error = {"type": ERROR_NS + "serverInternal", "detail": f"validation failed: {type(exc).__name__}"}
+        now = self.clock()
+        try:
+            with self.db.writer() as session:
+                challenge = session.get(AcmeChallengeRecord, challenge_id)
+                authz = session.get(AcmeAuthorizationRecord, authz_id)
+                assert challenge is not None and authz is not None
+                challenge.record = seen[:1000]
+                challenge.error = error
+                challenge.status = "invalid" if error else "valid"
+                if authz.status == "pending":
+                    if error:
+                        authz.status = "invalid"
+                    else:
+                        challenge.validated_at = now
+                        authz.status, authz.expires_at = "valid", now + VALID_AUTHZ_LIFETIME
+                self.audit.record(
+                    session,
+                    "acme.challenge",
+                    account.caller(address),
+                    outcome="refused" if error else "ok",
+                    detail=f"{kind} {value}: {seen}"[:500],
+                )
+            self.audit.emit(session)
+        except Exception:
+            log.exception("recording challenge %s failed", challenge_id)

@@ -1,0 +1,289 @@
+"""ACME orders (RFC 8555 §7.4): an order names identifiers; each needs a valid authorization of the account
+(authorizations.py); finalize issues through the Authority with exactly those names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from service.acme import jws
+from service.acme.accounts import Account
+from service.acme.authorizations import FAILED, Authorizations, new_id, rfc3339
+from service.acme.problems import ERROR_NS, AcmeProblem, from_service_error, malformed, unauthorized
+from service.acme.urls import Urls
+from service.authority import Authority
+from service.ca.names import is_dns_name
+from service.ca.profiles import Profile, dns_allowed
+from service.db.acme import AcmeAuthorizationRecord, AcmeOrderRecord
+from service.errors import ServiceError
+
+log = logging.getLogger("pocketca.acme")
+ORDER_LIFETIME = dt.timedelta(days=1)
+MAX_IDENTIFIERS = 100
+RETRY_AFTER = "1"  # seconds, while an order or challenge is being processed
+
+
+def parse_identifiers(value: object, profile: Profile) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise malformed("identifiers must be a non-empty list")
+    if len(value) > min(MAX_IDENTIFIERS, profile.max_sans):
+        raise AcmeProblem("rejectedIdentifier", f"profile {profile.name!r} allows at most {profile.max_sans} names")
+    seen: list[dict[str, str]] = []
+    problems: list[dict[str, Any]] = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("value"), str):
+            raise malformed("each identifier is {'type': 'dns'|'ip', 'value': ...}")
+        kind, text = item.get("type"), item["value"]
+        if kind == "dns":
+            text = text.lower().rstrip(".")
+            if not is_dns_name(text, allow_wildcard=True) or _is_ip(text):
+                problems.append(_sub("rejectedIdentifier", f"{text!r} is not a DNS name", item))
+                continue
+            if profile.names.dns is not None and not dns_allowed(text, profile.names.dns):
+                problems.append(_sub("rejectedIdentifier", f"profile {profile.name!r} does not allow {text}", item))
+                continue
+        elif kind == "ip":
+            try:
+                address = ipaddress.ip_address(text)
+            except ValueError:
+                problems.append(_sub("malformed", f"{text!r} is not an IP address", item))
+                continue
+            text = str(address)
+            if profile.names.ip is not None and not any(address in net for net in profile.names.ip):
+                problems.append(_sub("rejectedIdentifier", f"profile {profile.name!r} does not allow {text}", item))
+                continue
+        else:
+            problems.append(_sub("unsupportedIdentifier", f"identifier type {kind!r} is not supported", item))
+            continue
+        identifier = {"type": str(kind), "value": text}
+        if identifier not in seen:
+            seen.append(identifier)
+    if problems:
+        kind = problems[0]["type"].removeprefix(ERROR_NS)
+        raise AcmeProblem(
+            kind if len(problems) == 1 else "compound", "; ".join(p["detail"] for p in problems), subproblems=problems
+        )
+    return seen
+
+
+def _sub(kind: str, detail: str, identifier: dict[str, Any]) -> dict[str, Any]:
+    return {"type": ERROR_NS + kind, "detail": detail, "identifier": identifier}
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+class Orders:
+    def __init__(
+        self,
+        authority: Authority,
+        authorizations: Authorizations,
+        clock: Callable[[], dt.datetime],
+        *,
+        default_profile: str,
+    ) -> None:
+        self.authority = authority
+        self.db = authority.db
+        self.audit = authority.audit
+        self.authorizations = authorizations
+        self.clock = clock
+        self.default_profile = default_profile
+
+    @property
+    def profiles(self) -> Mapping[str, Profile]:
+        return self.authority.profiles
+
+    # --- orders ------------------------------------------------------------------------------------------
+
+    def new_order(self, account: Account, payload: dict[str, Any], address: str | None) -> AcmeOrderRecord:
+        if payload.get("notBefore") is not None or payload.get("notAfter") is not None:
+            raise malformed("notBefore and notAfter are not supported: the profile sets the validity")
+        requested = payload.get("profile")
+        if requested is not None and not isinstance(requested, str):
+            raise malformed("profile must be a string")
+        if account.profile is not None and requested not in (None, account.profile):
+            raise AcmeProblem("invalidProfile", f"this account may only order the profile {account.profile!r}")
+        name = requested or account.profile or self.default_profile
+        if name not in self.profiles:
+            raise AcmeProblem("invalidProfile", f"unknown profile {name!r}; known: {', '.join(sorted(self.profiles))}")
+        identifiers = parse_identifiers(payload.get("identifiers"), self.profiles[name])
+        now = self.clock()
+        with self.db.writer() as session:
+            authz_ids = [self.authorizations.for_identifier(session, account, i, now).id for i in identifiers]
+            order = AcmeOrderRecord(
+                id=new_id(),
+                account_id=account.id,
+                status="pending",
+                identifiers=identifiers,
+                authorization_ids=authz_ids,
+                profile=name,
+                expires_at=now + ORDER_LIFETIME,
+                created_at=now,
+            )
+            session.add(order)
+            self._refresh(session, order, now)
+            names = ",".join(i["value"] for i in identifiers)
+            self.audit.record(session, "acme.order.create", account.caller(address), detail=f"{names} profile={name}")
+        self.audit.emit(session)
+        return order
+
+    def _refresh(self, session: Session, order: AcmeOrderRecord, now: dt.datetime) -> None:
+        """The order's state follows its authorizations and its expiry."""
+        if order.status not in ("pending", "ready"):
+            return
+        if order.expires_at <= now:
+            order.status = "invalid"
+            order.error = {"type": ERROR_NS + "malformed", "detail": "the order expired before it was finalized"}
+            return
+        authzs = [self.authorizations.state(session, a, now) for a in self._authzs(session, order)]
+        failed = [a for a in authzs if a.status in FAILED]
+        if failed:
+            order.status = "invalid"
+            order.error = self.authorizations.cause(session, failed[0])
+        elif order.status == "pending" and all(a.status == "valid" for a in authzs):
+            order.status = "ready"
+
+    def _authzs(self, session: Session, order: AcmeOrderRecord) -> list[AcmeAuthorizationRecord]:
+        rows = session.scalars(
+            select(AcmeAuthorizationRecord).where(AcmeAuthorizationRecord.id.in_(order.authorization_ids))
+        ).all()
+        by_id = {r.id: r for r in rows}
+        return [by_id[i] for i in order.authorization_ids if i in by_id]
+
+    def get_order(self, account: Account, order_id: str) -> AcmeOrderRecord:
+        now = self.clock()
+        with self.db.writer() as session:
+            order = session.get(AcmeOrderRecord, order_id)
+            if order is None or order.account_id != account.id:
+                raise malformed(f"no order {order_id} for this account", status=404)
+            self._refresh(session, order, now)
+        return order
+
+    def list_orders(self, account: Account) -> list[str]:
+        with self.db.reader() as session:
+            return list(
+                session.scalars(
+                    select(AcmeOrderRecord.id)
+                    .where(
+                        AcmeOrderRecord.account_id == account.id,
+                        AcmeOrderRecord.status.in_(("pending", "ready", "processing", "valid")),
+                    )
+                    .order_by(AcmeOrderRecord.created_at.desc())
+                    .limit(100)
+                ).all()
+            )
+
+    def render_order(self, order: AcmeOrderRecord, urls: Urls) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "status": order.status,
+            "expires": rfc3339(order.expires_at),
+            "identifiers": order.identifiers,
+            "authorizations": [urls.authorization(a) for a in order.authorization_ids],
+            "finalize": urls.finalize(order.id),
+            "profile": order.profile,
+        }
+        if order.error:
+            body["error"] = order.error
+        if order.certificate_serial:
+            body["certificate"] = urls.certificate(order.certificate_serial)
+        return body
+
+    # --- authorizations and challenges ------------------------------------------------------------------
+
+    # --- finalize and certificates ------------------------------------------------------------------------
+
+    def finalize(
+        self, account: Account, order_id: str, payload: dict[str, Any], address: str | None
+    ) -> AcmeOrderRecord:
+        order = self.get_order(account, order_id)
+        if order.status != "ready":
+            raise AcmeProblem("orderNotReady", f"the order is {order.status}, not ready", status=403)
+        csr = jws.b64decode(payload.get("csr"), "csr")
+        names = frozenset(i["value"] for i in order.identifiers)
+        with self.db.writer() as session:  # one finalize at a time: ready -> processing
+            moved = session.execute(
+                update(AcmeOrderRecord)
+                .where(AcmeOrderRecord.id == order.id, AcmeOrderRecord.status == "ready")
+                .values(status="processing")
+            ).rowcount  # type: ignore[attr-defined]
+        if not moved:
+            raise AcmeProblem("orderNotReady", "the order is already being finalized", status=403)
+        try:
+            self._check_csr_names(csr, names)
+            issued = self.authority.sign_acme_csr(csr, caller=account.caller(address, names), profile=order.profile)
+        except BaseException as exc:
+            with self.db.writer() as session:  # a bad CSR can be fixed, a failure retried: the order stays ready
+                session.execute(update(AcmeOrderRecord).where(AcmeOrderRecord.id == order.id).values(status="ready"))
+            if isinstance(exc, ServiceError):
+                raise from_service_error(exc) from None
+            raise
+        with self.db.writer() as session:
+            record = session.get(AcmeOrderRecord, order.id)
+            assert record is not None
+            record.status, record.certificate_serial = "valid", issued.summary.serial
+        return record
+
+    def _check_csr_names(self, csr: bytes, names: frozenset[str]) -> None:
+        from service.ca.csr import load_csr, read_request
+        from service.ca.names import format_general_name
+
+        request = read_request(load_csr(csr))
+        sans = {format_general_name(n) for n in request.sans}
+        if request.common_name and request.common_name not in names:
+            raise AcmeProblem("badCSR", f"the CSR's CN {request.common_name!r} is not one of the order's identifiers")
+        if sans != names:
+            raise AcmeProblem(
+                "badCSR", f"the CSR must name exactly the order's identifiers {sorted(names)}, not {sorted(sans)}"
+            )
+
+    def certificate_serial_of(self, account: Account, serial: str) -> bool:
+        with self.db.reader() as session:
+            return (
+                session.scalar(
+                    select(AcmeOrderRecord.id)
+                    .where(AcmeOrderRecord.certificate_serial == serial, AcmeOrderRecord.account_id == account.id)
+                    .limit(1)
+                )
+                is not None
+            )
+
+    def check_owner(self, account: Account, serial: str) -> None:
+        if not self.certificate_serial_of(account, serial):
+            raise unauthorized("this account did not order this certificate")
+
+    def check_may_revoke(self, account: Account, serial: str, names: list[tuple[str, str]]) -> None:
+        """RFC 8555 §7.6: the account that ordered it, or one holding valid authorizations for all its names."""
+        if self.certificate_serial_of(account, serial):
+            return
+        now = self.clock()
+        with self.db.reader() as session:
+            for kind, value in names:
+                held = session.scalar(
+                    select(AcmeAuthorizationRecord.id)
+                    .where(
+                        AcmeAuthorizationRecord.account_id == account.id,
+                        AcmeAuthorizationRecord.identifier_type == kind,
+                        AcmeAuthorizationRecord.identifier_value == value.removeprefix("*."),
+                        AcmeAuthorizationRecord.wildcard == value.startswith("*."),
+                        AcmeAuthorizationRecord.status == "valid",
+                        AcmeAuthorizationRecord.expires_at > now,
+                    )
+                    .limit(1)
+                )
+                if held is None:
+                    raise unauthorized(
+                        f"this account neither ordered this certificate nor holds an authorization for {value}"
+                    )
+        if not names:
+            raise unauthorized("this account did not order this certificate")

@@ -1,0 +1,46 @@
+"""Renewal information (ARI, RFC 9773): the certID of a certificate, and the window we suggest renewing in."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography import x509
+
+from service.acme import jws
+from service.acme.problems import malformed
+from service.authority import Authority
+from service.ca.inspect import format_serial
+from service.db.models import CertificateRecord
+
+RETRY_AFTER = 6 * 3600  # seconds until a client asks again
+
+
+def renewal_window(authority: Authority, cert_id: str) -> tuple[dict[str, str], int]:
+    key_id_text, _, serial_text = cert_id.partition(".")
+    key_id = jws.b64decode(key_id_text, "the certID's key identifier")
+    serial_bytes = jws.b64decode(serial_text, "the certID's serial")
+    ski = authority.ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    if not serial_bytes or key_id != ski:
+        raise malformed("no certificate with this certID here", status=404)
+    serial = format_serial(int.from_bytes(serial_bytes, "big"))
+    with authority.db.reader() as session:
+        record = session.query(CertificateRecord).filter_by(serial=serial).one_or_none()
+    if record is None:
+        raise malformed("no certificate with this certID here", status=404)
+    now = authority.clock()
+    if record.status == "revoked":  # renew now: a window in the past
+        start, end = now - dt.timedelta(hours=1), now - dt.timedelta(minutes=1)
+    else:
+        life = record.not_after - record.not_before
+        start = record.not_before + life * 2 / 3
+        end = record.not_before + life * 7 / 9
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return {"start": start.strftime(fmt), "end": end.strftime(fmt)}, RETRY_AFTER
+
+
+def cert_id(certificate: x509.Certificate) -> str:
+    """The RFC 9773 certID of a certificate (for tests and the CLI)."""
+    aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier or b""
+    n = certificate.serial_number
+    serial = n.to_bytes((n.bit_length() + 8) // 8, "big")
+    return f"{jws.b64encode(aki)}.{jws.b64encode(serial)}"

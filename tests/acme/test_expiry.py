@@ -1,0 +1,165 @@
+"""Orders and authorizations expire, and the states in between say when to look again (in-process, through
+the ASGI app, with the authority's clock moved forward)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import josepy as jose
+import pytest
+from acme import jws as acme_jws
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from service import bootstrap
+from service.acme.orders import ORDER_LIFETIME
+from service.api.app import create_app
+from service.authority import Authority
+from service.db.session import Database
+from service.settings import Settings
+
+pytestmark = pytest.mark.anyio
+BASE = "https://testserver"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+async def acme(settings: Settings, prepared: bootstrap.Prepared) -> AsyncIterator[tuple[httpx.AsyncClient, Clock]]:
+    async for pair in _acme(settings):
+        yield pair
+
+
+async def _acme(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Clock]]:
+    clock = Clock()
+    keystore, certificate = bootstrap.load_ca(settings)
+    authority = Authority(
+        Database(settings.sqlalchemy_url), keystore, certificate, public_url=settings.public_url, clock=clock
+    )
+    app = create_app(settings, authority=authority)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+        yield http, clock
+    authority.close()
+
+
+class Account:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+        self.kid: str | None = None
+
+    async def post(self, url: str, payload: dict[str, Any] | None) -> httpx.Response:
+        nonce = (await self.http.head("/acme/new-nonce")).headers["Replay-Nonce"]
+        body = b"" if payload is None else json.dumps(payload).encode()
+        jws = acme_jws.JWS.sign(
+            body, key=self.key, alg=jose.ES256, nonce=jose.decode_b64jose(nonce), url=url, kid=self.kid
+        )
+        return await self.http.post(
+            url, content=jws.json_dumps().encode(), headers={"Content-Type": "application/jose+json"}
+        )
+
+    async def register(self) -> None:
+        response = await self.post(f"{BASE}/acme/new-account", {"termsOfServiceAgreed": True})
+        assert response.status_code == 201, response.text
+        self.kid = response.headers["Location"]
+
+
+async def test_a_pending_order_and_its_authorization_expire(acme: tuple[httpx.AsyncClient, Clock]) -> None:
+    http, clock = acme
+    account = Account(http)
+    await account.register()
+    created = await account.post(f"{BASE}/acme/new-order", {"identifiers": [{"type": "dns", "value": "x.acme.test"}]})
+    assert created.status_code == 201
+    order_url, authz_url = created.headers["Location"], created.json()["authorizations"][0]
+    pending = await account.post(order_url, None)
+    assert pending.json()["status"] == "pending" and pending.headers["Retry-After"] == "1"
+    authz = await account.post(authz_url, None)
+    assert authz.json()["status"] == "pending" and {c["type"] for c in authz.json()["challenges"]} == {
+        "http-01", "dns-01", "tls-alpn-01"
+    }  # fmt: skip
+
+    clock.now += ORDER_LIFETIME + dt.timedelta(seconds=1)
+    expired = await account.post(order_url, None)
+    assert expired.json()["status"] == "invalid" and "expired" in expired.json()["error"]["detail"]
+    assert (await account.post(authz_url, None)).json()["status"] == "expired"
+    finalize = await account.post(f"{order_url}/finalize", {"csr": "AAAA"})
+    assert finalize.status_code == 403 and finalize.json()["type"] == "urn:ietf:params:acme:error:orderNotReady"
+    # a new order for the same name gets a new authorization, not the expired one
+    again = await account.post(f"{BASE}/acme/new-order", {"identifiers": [{"type": "dns", "value": "x.acme.test"}]})
+    assert again.json()["authorizations"] != [authz_url]
+
+
+async def test_identifiers_are_checked_against_the_profile_at_new_order(acme: tuple[httpx.AsyncClient, Clock]) -> None:
+    http, _ = acme
+    account = Account(http)
+    await account.register()
+    url = f"{BASE}/acme/new-order"
+    bad = await account.post(
+        url, {"identifiers": [{"type": "dns", "value": "-bad-.test"}, {"type": "email", "value": "a@b"}]}
+    )
+    body = bad.json()
+    assert bad.status_code == 400 and body["type"] == "urn:ietf:params:acme:error:compound"
+    assert [p["type"].rsplit(":", 1)[1] for p in body["subproblems"]] == ["rejectedIdentifier", "unsupportedIdentifier"]
+    dated = await account.post(
+        url, {"identifiers": [{"type": "dns", "value": "a.test"}], "notAfter": "2030-01-01T00:00:00Z"}
+    )
+    assert dated.status_code == 400 and "profile sets the validity" in dated.json()["detail"]
+    wildcard = await account.post(url, {"identifiers": [{"type": "dns", "value": "*.w.test"}]})
+    authz = await account.post(wildcard.json()["authorizations"][0], None)
+    assert authz.json()["wildcard"] is True and [c["type"] for c in authz.json()["challenges"]] == ["dns-01"]
+    assert authz.json()["identifier"] == {"type": "dns", "value": "w.test"}
+
+
+async def test_a_challenge_answered_is_processing_with_retry_after_then_invalid_with_the_cause(
+    acme: tuple[httpx.AsyncClient, Clock],
+) -> None:
+    import anyio
+
+    http, _ = acme
+    account = Account(http)
+    await account.register()
+    created = await account.post(f"{BASE}/acme/new-order", {"identifiers": [{"type": "dns", "value": "no.invalid"}]})
+    authz_url = created.json()["authorizations"][0]
+    challenge = next(c for c in (await account.post(authz_url, None)).json()["challenges"] if c["type"] == "http-01")
+    answered = await account.post(challenge["url"], {})
+    assert answered.json()["status"] == "processing" and answered.headers["Retry-After"] == "1"
+    assert f'<{authz_url}>;rel="up"' in answered.headers.get_list("Link")
+    for _ in range(100):
+        state = (await account.post(challenge["url"], None)).json()
+        if state["status"] != "processing":
+            break
+        await anyio.sleep(0.1)
+    assert state["status"] == "invalid" and state["error"]["type"] == "urn:ietf:params:acme:error:dns"
+    assert (await account.post(authz_url, None)).json()["status"] == "invalid"
+    order = (await account.post(created.headers["Location"], None)).json()
+    assert order["status"] == "invalid" and order["error"]["detail"].startswith("no.invalid: cannot resolve")
+
+
+async def test_a_database_outage_is_a_503_problem_not_a_500(settings: Settings, prepared: bootstrap.Prepared) -> None:
+    from sqlalchemy import text
+
+    async for http, _ in _acme(settings):
+        account = Account(http)
+        await account.register()
+        db = Database(settings.sqlalchemy_url)
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP TABLE acme_nonces"))  # what a broken database looks like to us
+        db.dispose()
+        url = f"{BASE}/acme/new-order"
+        jws = acme_jws.JWS.sign(b"{}", key=account.key, alg=jose.ES256, nonce=b"n" * 24, url=url, kid=account.kid)
+        signed = await http.post(
+            url, content=jws.json_dumps().encode(), headers={"Content-Type": "application/jose+json"}
+        )
+        for response in (await http.head("/acme/new-nonce"), signed):
+            assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+            assert response.headers["content-type"] == "application/problem+json"
+        assert signed.json()["type"] == "urn:ietf:params:acme:error:serverInternal"
