@@ -33,7 +33,7 @@ def create_app(
             yield
             return
         app.state.authority = build_authority(settings or get_settings())
-        refresher = CRLRefresher(app.state.authority.crls)
+        refresher = CRLRefresher(*app.state.authority.crl_publishers.values())
         refresher.start()
         try:
             yield

@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 import functools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,12 +29,14 @@ from service.authority.values import (
     CertificateListing,
     CRLDocument,
     IssuedCertificate,
+    Issuer,
     NewToken,
     Page,
     PKCS12Bundle,
     StoredCertificate,
     TokenInfo,
 )
+from service.ca.constraints import constraint_violations
 from service.ca.crl import encode_revoked_entry, parse_reason
 from service.ca.csr import CertificateRequest, load_csr, read_request
 from service.ca.inspect import (
@@ -45,8 +47,9 @@ from service.ca.inspect import (
     summarize,
     summarize_issued,
 )
-from service.ca.issue import Signer, build_leaf_builder, random_serial_number
+from service.ca.issue import Signer, build_leaf_builder, issuer_id, random_serial_number
 from service.ca.names import build_subject, parse_general_name
+from service.ca.ocsp import MalformedOCSPRequestError, build_unsuccessful, load_ocsp_request
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
 from service.ca.policy import PolicyContext, decide
 from service.ca.profiles import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile
@@ -88,18 +91,31 @@ class Authority:
         crl_lifetime: dt.timedelta = DEFAULT_CRL_LIFETIME,
         issue_rate_per_minute: int = 0,
         clock: Clock = utcnow,
+        parents: Sequence[x509.Certificate] = (),
+        retired: Sequence[Issuer] = (),
     ) -> None:
+        """`signer` and `ca_certificate` are the issuing CA; `parents` its chain up to the root (none for a
+        self-signed CA); `retired` the CAs that issued before a rotation and still answer for their certificates."""
         self.db = db
         self.signer = signer
         self.ca_certificate = ca_certificate
+        self.issuer = Issuer(issuer_id(ca_certificate), ca_certificate, signer, tuple(parents))
+        self.issuers = {self.issuer.id: self.issuer, **{i.id: i for i in retired if i.id != self.issuer.id}}
         self.public_url = public_url.rstrip("/")
         self.profiles = dict(profiles)
         self.clock = clock
         self.issue_rate_per_minute = issue_rate_per_minute  # per token; 0: no limit
         self.audit = Auditor(db, clock)
         self.tokens = TokenManager(db, self.audit, self.profiles, clock)
-        self.crls = CRLPublisher(db, signer, ca_certificate, lifetime=crl_lifetime, clock=clock)
-        self.ocsp = OCSPResponder(db, signer, ca_certificate, clock=clock)
+        self.crl_publishers = {
+            i.id: CRLPublisher(db, i.signer, i.certificate, lifetime=crl_lifetime, clock=clock, issuer_id=i.id)
+            for i in self.issuers.values()
+        }
+        self.crls = self.crl_publishers[self.issuer.id]  # the current issuer's, at /crl
+        self.ocsp_responders = [
+            OCSPResponder(db, i.signer, i.certificate, clock=clock, issuer_id=i.id) for i in self.issuers.values()
+        ]
+        self.ocsp = self.ocsp_responders[0]
         self.writes = GroupCommitter(db)
 
     def close(self) -> None:
@@ -108,8 +124,8 @@ class Authority:
 
     @property
     def chain(self) -> list[x509.Certificate]:
-        """The issuing chain, issuer first (a single root today)."""
-        return [self.ca_certificate]
+        """The issuing chain, issuer first, up to the root."""
+        return self.issuer.chain
 
     @contextlib.contextmanager
     def _refusals(self, action: str, caller: Caller, serial: str | None = None) -> Iterator[None]:
@@ -276,6 +292,9 @@ class Authority:
     ) -> tuple[Callable[[Transaction], None], IssuedCertificate]:
         """Decides and signs; the unit records it. Nothing is returned to the client before the unit commits."""
         spec = decide(request, profile, validity_days, ctx)
+        refused = constraint_violations(spec.sans, self.chain)  # before signing: no CA here signs past its limits
+        if refused:
+            raise PolicyError(refused)
         now = self.clock()
         builder = build_leaf_builder(
             spec,
@@ -284,6 +303,7 @@ class Authority:
             serial_number=random_serial_number(),
             now=now,
             public_url=self.public_url,
+            issuer_id=self.issuer.id,
         )
         certificate = self.signer.sign_certificate(builder)
         summary = summarize_issued(certificate, spec.subject, spec.sans, self.ca_certificate)
@@ -300,6 +320,7 @@ class Authority:
             "issued_by": caller.label,
             "created_at": now,
             "der": certificate.public_bytes(Encoding.DER),
+            "issuer_id": self.issuer.id,
         }
 
         def unit(transaction: Transaction) -> None:
@@ -427,8 +448,33 @@ class Authority:
     def current_crl(self) -> CRLDocument:
         return self.crls.current()
 
+    def issuer_crl(self, issuer: str) -> CRLDocument:
+        """The CRL of one issuer, current or retired (GET /crl/{issuer id})."""
+        publisher = self.crl_publishers.get(issuer)
+        if publisher is None:
+            raise NotFoundError(f"no issuer {issuer!r}; known: {', '.join(self.crl_publishers)}")
+        return publisher.current()
+
+    def issuer_certificate(self, issuer: str) -> x509.Certificate:
+        found = self.issuers.get(issuer)
+        if found is None:
+            raise NotFoundError(f"no issuer {issuer!r}; known: {', '.join(self.issuers)}")
+        return found.certificate
+
     def answer_ocsp(self, request: bytes) -> tuple[bytes, dt.datetime | None]:
-        return self.ocsp.respond(request)
+        """Each issuer answers for its own certificates; a question naming no issuer of ours is `unauthorized`."""
+        if len(self.ocsp_responders) == 1:
+            return self.ocsp.respond(request)
+        try:
+            question = load_ocsp_request(request)
+        except MalformedOCSPRequestError:
+            return build_unsuccessful("malformedRequest"), None
+        if question.serial_number < 0:
+            return build_unsuccessful("malformedRequest"), None
+        for responder in self.ocsp_responders:
+            if responder.answers(question):
+                return responder.respond_to(question)
+        return build_unsuccessful("unauthorized"), None
 
     def create_token(self, *, caller: Caller = CLI, **options: object) -> NewToken:
         return self.tokens.create(caller=caller, **options)  # type: ignore[arg-type]
