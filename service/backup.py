@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.bootstrap import DataPaths
+from service.bootstrap import DataPaths, has_ca
 from service.db import migrate
 from service.db.repositories import CRL_FLOOR, CertificateRepository, CounterRepository
 from service.db.session import Database
@@ -25,7 +25,16 @@ from service.settings import Settings
 
 FORMAT = "pocketca-backup/1"
 DB_NAME = "pocketca.db"
-MATERIAL = ("ca.key", "ca.pem", "chain.pem", "server.key", "server.pem", "admin.token", "profiles.toml")
+MATERIAL = (
+    "ca.key",
+    "ca.key.pkcs11",
+    "ca.pem",
+    "chain.pem",
+    "server.key",
+    "server.pem",
+    "admin.token",
+    "profiles.toml",
+)
 # every issuer's material too: issuers/<issuer id>/<file> (retired by a rotation) and pending/<file>
 NESTED = {"issuers": ("ca.key", "ca.pem", "chain.pem"), "pending": ("ca.key", "ca.csr")}
 _ISSUER_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -51,7 +60,7 @@ def _sqlite_path(settings: Settings) -> Path:
 def backup(settings: Settings, target: Path) -> BackupSummary:
     paths = DataPaths(settings.data_dir)
     database = _sqlite_path(settings)
-    if not database.exists() or not paths.ca_key.exists():
+    if not database.exists() or not has_ca(paths):
         raise ConfigurationError(f"nothing to back up in {paths.root}")
     with tempfile.TemporaryDirectory(dir=target.parent if target.parent.exists() else None) as scratch:
         snapshot = Path(scratch) / DB_NAME
@@ -129,7 +138,7 @@ def _read(source: Path) -> dict[str, bytes]:
     if manifest.get("format") != FORMAT:
         raise ConfigurationError(f"{source}: unknown backup format {manifest.get('format')!r}")
     expected = manifest.get("sha256", {})
-    if set(expected) != set(data) or DB_NAME not in data or "ca.key" not in data:
+    if set(expected) != set(data) or DB_NAME not in data or not {"ca.key", "ca.key.pkcs11"} & set(data):
         raise ConfigurationError(f"{source}: the files do not match the manifest")
     for name, content in data.items():
         if hashlib.sha256(content).hexdigest() != expected[name] or not _member_name_ok(name):

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -24,7 +25,7 @@ from service.authority import Authority, LocalCaller, utcnow
 from service.authority.values import Issuer
 from service.ca.constraints import ConstraintSpec, build_name_constraints, name_constraints_of
 from service.ca.inspect import get_sans, is_ca_certificate
-from service.ca.issue import build_ca_certificate, build_intermediate_builder, issuer_id
+from service.ca.issue import Signer, build_ca_certificate, build_intermediate_builder, build_root_builder, issuer_id
 from service.ca.keys import (
     KeyType,
     PrivateKey,
@@ -44,6 +45,9 @@ from service.errors import ConfigurationError
 from service.keystore import FileKeyStore, write_private_file, write_public_file
 from service.settings import Settings
 
+if TYPE_CHECKING:
+    from service.hsm import Pkcs11KeyStore
+
 CA_LIFETIME = dt.timedelta(days=3650)
 SERVER_CERT_DAYS = 90
 DEFAULT_CA_NAME = "pocketca root CA"
@@ -60,6 +64,10 @@ class DataPaths:
     @property
     def ca_cert(self) -> Path:
         return self.root / "ca.pem"
+
+    @property
+    def ca_key_in_token(self) -> Path:
+        return self.root / "ca.key.pkcs11"  # instead of ca.key: the key is in a token (its URI without the PIN)
 
     @property
     def ca_chain(self) -> Path:
@@ -132,7 +140,31 @@ def exclusive(paths: DataPaths) -> Iterator[None]:
 
 
 def has_ca(paths: DataPaths) -> bool:
-    return paths.ca_key.exists() and paths.ca_cert.exists()
+    return (paths.ca_key.exists() or paths.ca_key_in_token.exists()) and paths.ca_cert.exists()
+
+
+def _token_store(settings: Settings, *, create: KeyType | None = None) -> Pkcs11KeyStore:
+    """The CA key in the PKCS#11 token POCKETCA_CA_KEY_URI names (made there when `create` says so)."""
+    from service.hsm import Pkcs11KeyStore, parse_pkcs11_uri
+
+    if settings.ca_key_uri is None:
+        raise ConfigurationError("the CA key is in a PKCS#11 token: set POCKETCA_CA_KEY_URI (pkcs11:...)")
+    try:
+        uri = parse_pkcs11_uri(settings.ca_key_uri.get_secret_value())
+    except ValueError as exc:
+        raise ConfigurationError(f"POCKETCA_CA_KEY_URI: {exc}") from None
+    return Pkcs11KeyStore(uri, create=create)
+
+
+def _new_ca_key(settings: Settings, paths: DataPaths, key_type: KeyType) -> tuple[Signer, PrivateKey | None]:
+    """The new CA's key store: in the token when POCKETCA_CA_KEY_URI is set (made there, or the one found),
+    else a new key for the data dir (returned too, to be written once the certificate is made)."""
+    if settings.ca_key_uri is not None:
+        store = _token_store(settings, create=key_type)
+        write_public_file(paths.ca_key_in_token, (store.uri.redacted() + "\n").encode())
+        return store, None
+    key = generate_private_key(key_type)
+    return FileKeyStore(key), key
 
 
 def init_ca(settings: Settings, *, key_type: KeyType | None = None, common_name: str | None = None) -> x509.Certificate:
@@ -144,11 +176,22 @@ def init_ca(settings: Settings, *, key_type: KeyType | None = None, common_name:
 
 
 def _make_ca(settings: Settings, paths: DataPaths, key_type: KeyType, common_name: str) -> x509.Certificate:
-    key = generate_private_key(key_type)
-    certificate = build_ca_certificate(key, common_name, now=utcnow(), lifetime=CA_LIFETIME)
-    FileKeyStore.create(paths.ca_key, key, settings.passphrase())
+    store, key = _new_ca_key(settings, paths, key_type)
+    try:
+        builder = build_root_builder(store.public_key(), common_name, now=utcnow(), lifetime=CA_LIFETIME)
+        certificate = store.sign_certificate(builder)
+    finally:
+        _close(store)
+    if key is not None:
+        FileKeyStore.create(paths.ca_key, key, settings.passphrase())
     write_public_file(paths.ca_cert, certificate.public_bytes(Encoding.PEM))
     return certificate
+
+
+def _close(store: Signer) -> None:
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
 
 
 def import_ca(
@@ -229,11 +272,18 @@ def _write_issuer_certificates(directory: Path, certificate: x509.Certificate, p
         (directory / "chain.pem").unlink(missing_ok=True)
 
 
-def load_ca(settings: Settings) -> tuple[FileKeyStore, x509.Certificate]:
+def load_ca(settings: Settings) -> tuple[Signer, x509.Certificate]:
     paths = DataPaths(settings.data_dir)
     if not has_ca(paths):
         raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` or `pocketca serve`")
-    return _load_issuer_files(paths.root, settings.passphrase())
+    if paths.ca_key.exists():
+        return _load_issuer_files(paths.root, settings.passphrase())
+    store = _token_store(settings)
+    certificate = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    if not public_keys_match(store.public_key(), certificate.public_key()):
+        store.close()
+        raise ConfigurationError("the key in the PKCS#11 token does not match the CA certificate (ca.pem)")
+    return store, certificate
 
 
 def _load_issuer_files(directory: Path, passphrase: bytes | None) -> tuple[FileKeyStore, x509.Certificate]:
@@ -300,9 +350,11 @@ def init_intermediate(
         root_key = generate_private_key(chosen)
         root = build_ca_certificate(root_key, f"{base} root CA", now=now, lifetime=ROOT_LIFETIME)
         write_private_file(root_out, root.public_bytes(Encoding.PEM) + dump_private_key(root_key, root_passphrase))
-        key = generate_private_key(chosen)
+        store, key = _new_ca_key(settings, paths, chosen)  # the intermediate's: in the token, or a file
+        public_key = store.public_key()
+        _close(store)
         builder = build_intermediate_builder(
-            key.public_key(),
+            public_key,
             f"{base} issuing CA 1",
             root,
             now=now,
@@ -311,7 +363,8 @@ def init_intermediate(
             name_constraints=name_constraints,
         )
         certificate = builder.sign(root_key, signature_hash(root_key))
-        FileKeyStore.create(paths.ca_key, key, settings.passphrase())
+        if key is not None:
+            FileKeyStore.create(paths.ca_key, key, settings.passphrase())
         _write_issuer_certificates(paths.root, certificate, [root])
     return certificate
 
@@ -408,6 +461,8 @@ def rotate_import(settings: Settings, cert_file: Path, chain_file: Path | None) 
 def _current_certificates(paths: DataPaths) -> tuple[x509.Certificate, list[x509.Certificate]]:
     if not paths.ca_cert.exists():
         raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` first")
+    if paths.ca_key_in_token.exists():
+        raise ConfigurationError("rotating a CA whose key is in a PKCS#11 token is not supported yet")
     current = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
     parents = load_parents(paths.root)
     if not parents:

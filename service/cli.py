@@ -42,6 +42,11 @@ SERVE_FLAGS = [
     ("--key-type", "key_type", f"CA key type when one is made: {', '.join(KEY_TYPES)}"),
     ("--ca-key-passphrase", "ca_key_passphrase", "encrypt the CA key with this (prefer the _FILE form)"),
     ("--ca-key-passphrase-file", "ca_key_passphrase_file", "file whose first line is the CA key passphrase"),
+    (
+        "--ca-key-uri",
+        "ca_key_uri",
+        "the CA key in a PKCS#11 token: pkcs11:token=..;object=..?module-path=..&pin-source=..",
+    ),
     ("--workers", "workers", "uvicorn worker processes (default 1)"),
     ("--max-body-bytes", "max_body_bytes", "largest request body; more gets 413 (default 65536)"),
     ("--max-header-bytes", "max_header_bytes", "largest request head; more gets 431 (default 16384)"),
@@ -88,11 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     init = commands.add_parser("init", help="make a CA, or import one made with openssl")
-    _add_settings_flags(init, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    _add_settings_flags(init, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file", "ca_key_uri"])
     init.add_argument("--key-type", dest="key_type", default=None, help=f"one of {', '.join(KEY_TYPES)}")
     init.add_argument("--cn", default=None, help="the CA's common name (default 'pocketca root CA')")
     init.add_argument("--import-key", type=Path, help="PEM private key of an existing CA")
     init.add_argument("--import-cert", type=Path, help="PEM certificate of that CA")
+    init.add_argument(
+        "--key-uri",
+        dest="ca_key_uri",
+        default=None,
+        help="make (or use) the CA key in this PKCS#11 token, an RFC 7512 pkcs11: URI [POCKETCA_CA_KEY_URI]",
+    )
     init.add_argument("--import-chain", type=Path, help="with --import-*: the CA's issuer first, up to the root")
     init.add_argument("--intermediate", action="store_true", help="an offline root and an issuing intermediate")
     init.add_argument("--root-out", type=Path, help="with --intermediate: the file the root (key encrypted) goes to")
@@ -114,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = ca_commands.add_parser(
         "rotate", help="a new issuing intermediate; the old one keeps its CRL and OCSP (restart serve after)"
     )
-    _add_settings_flags(rotate, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    _add_settings_flags(
+        rotate, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file", "ca_key_uri"]
+    )
     rotate.add_argument("--root-file", type=Path, help="the offline root file from `init --intermediate`")
     rotate.add_argument("--root-passphrase-file", type=Path, help="its passphrase (else asked on a TTY)")
     rotate.add_argument("--csr-out", type=Path, help="an external root: write the new CA's CSR here (step 1)")
@@ -122,13 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--import-chain", type=Path, help="with --import-cert: its issuer first, up to the root")
     rotate.set_defaults(func=cmd_ca_rotate)
     issuers = ca_commands.add_parser("list", help="the issuing CAs, current first")
-    _add_settings_flags(issuers, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    _add_settings_flags(
+        issuers, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file", "ca_key_uri"]
+    )
     issuers.set_defaults(func=cmd_ca_list)
 
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     create = token_commands.add_parser("create", help="print a new token once")
-    _add_settings_flags(create, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    _add_settings_flags(
+        create, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file", "ca_key_uri"]
+    )
     create.add_argument(
         "--scope",
         default=None,
@@ -142,16 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--uses", type=int, default=None, help="how many uses (default unlimited; enrollment: 1)")
     create.set_defaults(func=cmd_token_create)
     listing = token_commands.add_parser("list", help="list tokens (never their secrets)")
-    _add_settings_flags(listing, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    _add_settings_flags(
+        listing, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file", "ca_key_uri"]
+    )
     listing.set_defaults(func=cmd_token_list)
     delete = token_commands.add_parser("revoke", help="delete a token by id")
-    _add_settings_flags(delete, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"])
+    _add_settings_flags(
+        delete, ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file", "ca_key_uri"]
+    )
     delete.add_argument("id")
     delete.set_defaults(func=cmd_token_revoke)
 
     issue = commands.add_parser("issue", help="issue locally with a key made here (for people without a CSR)")
     _add_settings_flags(
-        issue, ["data_dir", "database_url", "public_url", "ca_key_passphrase", "ca_key_passphrase_file"]
+        issue, ["data_dir", "database_url", "public_url", "ca_key_passphrase", "ca_key_passphrase_file", "ca_key_uri"]
     )
     issue.add_argument("--cn", required=True)
     issue.add_argument("--san", action="append", default=[], help="repeatable: DNS name, IP, email or URI")

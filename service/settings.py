@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     key_type: KeyType = "p256"
     ca_key_passphrase: SecretStr | None = None
     ca_key_passphrase_file: Path | None = None
+    # the CA key in a PKCS#11 token: an RFC 7512 URI (service.hsm); secret, as it may carry pin-value
+    ca_key_uri: SecretStr | None = None
     workers: int = Field(1, ge=1, le=64)
     # limits (see README, "Limits")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -104,6 +106,8 @@ class Settings(BaseSettings):
             env["POCKETCA_CA_KEY_PASSPHRASE"] = self.ca_key_passphrase.get_secret_value()
         if self.ca_key_passphrase_file is not None:
             env["POCKETCA_CA_KEY_PASSPHRASE_FILE"] = str(self.ca_key_passphrase_file.resolve())
+        if self.ca_key_uri is not None:
+            env["POCKETCA_CA_KEY_URI"] = self.ca_key_uri.get_secret_value()
         return env
 
 

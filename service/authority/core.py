@@ -121,6 +121,10 @@ class Authority:
     def close(self) -> None:
         self.writes.close()
         self.db.dispose()
+        for issuer in self.issuers.values():
+            close = getattr(issuer.signer, "close", None)  # a PKCS#11 session logs out
+            if close is not None:
+                close()
 
     @property
     def chain(self) -> list[x509.Certificate]:

@@ -38,7 +38,9 @@ class Signer(Protocol):
         """The signature over a DER TBSCertList, by the algorithm `sign_crl` uses (see ca.crl.build_crl_der)."""
         ...
 
-    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse: ...
+    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder, responder: x509.Certificate) -> ocsp.OCSPResponse:
+        """Signs as `responder` (the CA itself), named by key hash in the response; the builder has no responder."""
+        ...
 
 
 def random_serial_number() -> int:
