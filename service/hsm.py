@@ -113,6 +113,10 @@ def parse_pkcs11_uri(text: str) -> Pkcs11URI:
     )
 
 
+_USERS: dict[str, int] = {}  # open key stores per module path: the last to close finalizes the module
+_USERS_LOCK = threading.Lock()
+
+
 @functools.cache
 def _stand_in(kind: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
     """A throwaway key per type, made once per process: it only makes cryptography encode; its signature is
@@ -155,11 +159,25 @@ class Pkcs11KeyStore:
 
         self._uri = uri
         self._lock = threading.Lock()
-        where = f"token {uri.token!r}"
+        self._closed = False
         try:
             self._lib = pkcs11.lib(uri.module_path)
         except (p11.PKCS11Error, OSError):
             raise ConfigurationError(f"cannot load the PKCS#11 module {uri.module_path}") from None
+        with _USERS_LOCK:
+            _USERS[uri.module_path] = _USERS.get(uri.module_path, 0) + 1
+        self._session: Any = None
+        try:
+            self._open(uri, create)
+        except BaseException:
+            self.close()
+            raise
+        self._pid = os.getpid()
+
+    def _open(self, uri: Pkcs11URI, create: KeyType | None) -> None:
+        from pkcs11 import exceptions as p11
+
+        where = f"token {uri.token!r}"
         try:
             token = self._lib.get_token(token_label=uri.token)
         except p11.NoSuchToken:
@@ -169,6 +187,8 @@ class Pkcs11KeyStore:
         pin = uri.pin()
         try:
             self._session = token.open(rw=create is not None, user_pin=pin)
+        except p11.UserAlreadyLoggedIn:  # another session of this process logged in: login is per application
+            self._session = token.open(rw=create is not None)
         except (p11.PinIncorrect, p11.PinLenRange):
             raise ConfigurationError(f"the PKCS#11 PIN for {where} is wrong (from the key URI's pin source)") from None
         except p11.PinLocked:
@@ -178,6 +198,9 @@ class Pkcs11KeyStore:
         del pin
         self._private, public = self._find_or_create(create)
         self._public = self._load_public(public)
+        self._check_type()
+
+    def _check_type(self) -> None:
         if isinstance(self._public, ec.EllipticCurvePublicKey):
             self._kind = "p384" if self._public.curve.name == "secp384r1" else "p256"
             if self._public.curve.name not in ("secp256r1", "secp384r1"):
@@ -189,7 +212,6 @@ class Pkcs11KeyStore:
             self._kind, self._hash = "rsa", hashes.SHA256()
         else:
             raise ConfigurationError("the PKCS#11 key must be EC (P-256, P-384) or RSA")
-        self._pid = os.getpid()
 
     def _find_or_create(self, create: KeyType | None) -> tuple[Any, Any]:
         from pkcs11 import Attribute, Mechanism, ObjectClass
@@ -318,12 +340,21 @@ class Pkcs11KeyStore:
         return bytes(signature)
 
     def close(self) -> None:
-        """Logs out and lets the module go, so a process forked after this starts the module afresh."""
+        """Closes the session; the last store of a module lets the module go (C_Finalize), so a process forked
+        after this (uvicorn's workers) starts the module afresh."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             try:
-                self._session.close()
+                if self._session is not None:
+                    self._session.close()
+                    self._session = None
             finally:
-                if self._lib.initialized:
+                with _USERS_LOCK:
+                    left = _USERS.get(self._uri.module_path, 1) - 1
+                    _USERS[self._uri.module_path] = max(left, 0)
+                if left <= 0 and self._lib.initialized:
                     self._lib.finalize()
 
     def __repr__(self) -> str:
