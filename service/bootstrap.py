@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from service.authority import Authority, LocalCaller, utcnow
 from service.authority.values import Issuer
-from service.ca.constraints import ConstraintSpec, build_name_constraints, name_constraints_of
+from service.ca.constraints import ConstraintSpec, build_name_constraints, name_constraints_of, violations_of
 from service.ca.inspect import get_sans, is_ca_certificate
 from service.ca.issue import Signer, build_ca_certificate, build_intermediate_builder, build_root_builder, issuer_id
 from service.ca.keys import (
@@ -336,6 +336,17 @@ def init_intermediate(
         name_constraints = build_name_constraints(constraints or ConstraintSpec())
     except ValueError as exc:
         raise ConfigurationError(f"name constraints: {exc}") from None
+    if name_constraints is not None:  # the service's own certificate must be possible under them
+        try:
+            own = [parse_general_name(name) for name in settings.server_names]
+        except ValueError as exc:
+            raise ConfigurationError(f"POCKETCA_SERVER_NAMES: {exc}") from None
+        outside = violations_of(own, name_constraints, "the new intermediate")
+        if outside:
+            raise ConfigurationError(
+                "the server's own names (POCKETCA_SERVER_NAMES) must be within the name constraints: "
+                + "; ".join(outside)
+            )
     if root_out.exists():
         raise ConfigurationError(f"{root_out} exists: the root file is never overwritten")
     paths = ensure_data_dir(settings)

@@ -77,6 +77,11 @@ def constraint_violations(names: Iterable[x509.GeneralName], chain: Iterable[x50
     return problems
 
 
+def violations_of(names: Iterable[x509.GeneralName], constraints: x509.NameConstraints, ca: str) -> list[str]:
+    """`constraint_violations` for constraints not yet in a certificate (`ca` names whose they are)."""
+    return [f"{_describe(n)} {reason} of {ca}" for n in names if (reason := _violation(n, constraints)) is not None]
+
+
 def _violation(name: x509.GeneralName, nc: x509.NameConstraints) -> str | None:
     excluded = [s for s in nc.excluded_subtrees or () if type(s) is type(name)]
     if any(_matches(name, s) for s in excluded):

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -228,7 +227,6 @@ def test_offline_root_intermediate_rotation_and_backup(tmp_path: Path) -> None:
         assert server.stop() == 0
 
 
-@pytest.mark.sqlite_only
 def test_rotation_to_an_external_openssl_root(tmp_path: Path) -> None:
     """`init --import-key/--import-cert/--import-chain` adopts an intermediate an openssl root signed; the
     rotation is a CSR for that root (step 1) and the certificate it signs (step 2)."""
