@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from service.cli import main
 
@@ -71,3 +72,29 @@ def test_rotate_refusals(tmp_path: Path, passphrase: Path, capsys: pytest.Captur
     assert "is not the root of the current issuing CA" in _err(capsys)
     assert main([*rotate, "--root-file", str(tmp_path / "missing.pem")]) == 2
     assert "cannot read the root file" in _err(capsys)
+
+
+def test_a_retired_issuer_answers_until_its_last_certificate_expires(tmp_path: Path, passphrase: Path) -> None:
+    import datetime as dt
+
+    from service import bootstrap
+    from service.db.session import Database
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path / "d")
+    root = tmp_path / "root.pem"
+    bootstrap.init_intermediate(settings, root, b"correct horse")
+    bootstrap.prepare(settings)  # the server certificate: the first issuer's only certificate, for 90 days
+    server = x509.load_pem_x509_certificate((tmp_path / "d" / "server.pem").read_bytes())
+    first = bootstrap.rotate_with_root(settings, root, b"correct horse")
+    assert first.subject.rfc4514_string() == "CN=pocketca issuing CA 2"
+    db = Database(settings.sqlalchemy_url)
+    try:
+        before = bootstrap.load_retired(settings, db, server.not_valid_after_utc - dt.timedelta(seconds=1))
+        after = bootstrap.load_retired(settings, db, server.not_valid_after_utc)
+    finally:
+        db.dispose()
+    assert [i.certificate.subject.rfc4514_string() for i in before] == ["CN=pocketca issuing CA 1"]
+    assert after == []
+    prepared = bootstrap.prepare(settings)  # a rotation: the server certificate comes from the new issuer now
+    assert prepared.server_certificate_issued
