@@ -85,10 +85,9 @@ class DataPaths:
         return sorted(p for p in self.issuers.iterdir() if (p / "ca.pem").exists()) if self.issuers.is_dir() else []
 
     def trust_pem(self) -> bytes:
-        """Every CA whose certificates this service accepts from clients: each issuer and its chain."""
-        files = [self.ca_cert, self.ca_chain]
-        for directory in self.retired():
-            files += [directory / "ca.pem", directory / "chain.pem"]
+        """The CAs whose certificates this service accepts from clients: each of its issuers, current and retired,
+        and not their roots (a corporate root also signs certificates that are none of ours)."""
+        files = [self.ca_cert, *(directory / "ca.pem" for directory in self.retired())]
         return b"".join(f.read_bytes() for f in files if f.exists())
 
     @property

@@ -266,5 +266,20 @@ def test_rotation_to_an_external_openssl_root(tmp_path: Path) -> None:
         assert verified.endswith(": OK\n"), verified
         who = _whoami(server, work / "root.pem", leaf, tmp_path / "e" / "key.pem")
         assert '"issuer":"CN=Corp Issuing 2"' in who
+        # another intermediate of the same corporate root: its clients are not ours, refused in the handshake
+        (work / "leaf.ext").write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+        sh("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+           "other.key", "-out", "other.csr", "-subj", "/CN=Corp Other")  # fmt: skip
+        sh("openssl", "x509", "-req", "-in", "other.csr", "-CA", "root.pem", "-CAkey", "root.key", "-out",
+           "other.pem", "-days", "30", "-extfile", "ca.ext")  # fmt: skip
+        sh("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+           "mallory.key", "-out", "mallory.csr", "-subj", "/CN=erin")  # fmt: skip
+        sh("openssl", "x509", "-req", "-in", "mallory.csr", "-CA", "other.pem", "-CAkey", "other.key", "-out",
+           "mallory.pem", "-days", "30", "-extfile", "leaf.ext")  # fmt: skip
+        (work / "mallory-chain.pem").write_bytes(
+            (work / "mallory.pem").read_bytes() + (work / "other.pem").read_bytes()
+        )
+        refused = _whoami(server, work / "root.pem", work / "mallory-chain.pem", work / "mallory.key")
+        assert not refused.startswith("rc=0\n") and '"cn"' not in refused, refused  # TLS 1.3: the server hangs up
     finally:
         assert server.stop() == 0
