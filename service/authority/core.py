@@ -36,7 +36,7 @@ from service.authority.values import (
     StoredCertificate,
     TokenInfo,
 )
-from service.ca.constraints import constraint_violations
+from service.ca.constraints import constraint_violations, name_constraints_of
 from service.ca.crl import encode_revoked_entry, parse_reason
 from service.ca.csr import CertificateRequest, load_csr, read_request
 from service.ca.inspect import (
@@ -101,6 +101,7 @@ class Authority:
         self.ca_certificate = ca_certificate
         self.issuer = Issuer(issuer_id(ca_certificate), ca_certificate, signer, tuple(parents))
         self.issuers = {self.issuer.id: self.issuer, **{i.id: i for i in retired if i.id != self.issuer.id}}
+        self._constrained = [c for c in self.issuer.chain if name_constraints_of(c) is not None]  # found once
         self.public_url = public_url.rstrip("/")
         self.profiles = dict(profiles)
         self.clock = clock
@@ -296,9 +297,10 @@ class Authority:
     ) -> tuple[Callable[[Transaction], None], IssuedCertificate]:
         """Decides and signs; the unit records it. Nothing is returned to the client before the unit commits."""
         spec = decide(request, profile, validity_days, ctx)
-        refused = constraint_violations(spec.sans, self.chain)  # before signing: no CA here signs past its limits
-        if refused:
-            raise PolicyError(refused)
+        if self._constrained:  # before signing: no CA here signs past its name constraints
+            refused = constraint_violations(spec.sans, self._constrained)
+            if refused:
+                raise PolicyError(refused)
         now = self.clock()
         builder = build_leaf_builder(
             spec,
@@ -456,13 +458,13 @@ class Authority:
         """The CRL of one issuer, current or retired (GET /crl/{issuer id})."""
         publisher = self.crl_publishers.get(issuer)
         if publisher is None:
-            raise NotFoundError(f"no issuer {issuer!r}; known: {', '.join(self.crl_publishers)}")
+            raise NotFoundError(f"no issuer {issuer[:40]!r}; known: {', '.join(self.crl_publishers)}")
         return publisher.current()
 
     def issuer_certificate(self, issuer: str) -> x509.Certificate:
         found = self.issuers.get(issuer)
         if found is None:
-            raise NotFoundError(f"no issuer {issuer!r}; known: {', '.join(self.issuers)}")
+            raise NotFoundError(f"no issuer {issuer[:40]!r}; known: {', '.join(self.issuers)}")
         return found.certificate
 
     def answer_ocsp(self, request: bytes) -> tuple[bytes, dt.datetime | None]:
