@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
@@ -317,7 +318,6 @@ class Pkcs11KeyStore:
     def _sign(self, data: bytes) -> bytes:
         """The token's signature over `data`, DER as X.509 wants it, checked before it is returned."""
         from pkcs11 import Mechanism
-        from pkcs11.util.ec import encode_ecdsa_signature
 
         if os.getpid() != self._pid:
             raise RuntimeError("a PKCS#11 session cannot be used after fork: open the key store in the worker")
@@ -325,8 +325,9 @@ class Pkcs11KeyStore:
             if isinstance(self._public, ec.EllipticCurvePublicKey):
                 digest = hashes.Hash(self._hash)
                 digest.update(data)
-                raw = self._private.sign(digest.finalize(), mechanism=Mechanism.ECDSA)
-                signature = encode_ecdsa_signature(raw)
+                raw = self._private.sign(digest.finalize(), mechanism=Mechanism.ECDSA)  # r || s, each padded
+                half = len(raw) // 2
+                signature = encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
             else:
                 signature = self._private.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS)
         try:
