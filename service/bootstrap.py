@@ -7,6 +7,7 @@ started at once do not both make a CA or both migrate.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import tomllib
@@ -142,16 +143,25 @@ def has_ca(paths: DataPaths) -> bool:
     return (paths.ca_key.exists() or paths.ca_key_in_token.exists()) and paths.ca_cert.exists()
 
 
-def _token_store(settings: Settings, *, create: KeyType | None = None) -> Pkcs11KeyStore:
-    """The CA key in the PKCS#11 token POCKETCA_CA_KEY_URI names (made there when `create` says so)."""
+def _token_store(
+    settings: Settings, *, create: KeyType | None = None, marker: Path | None = None, label: str | None = None
+) -> Pkcs11KeyStore:
+    """A CA key in the PKCS#11 token POCKETCA_CA_KEY_URI names (made there when `create` says so). The module,
+    token and PIN come from the setting; the key object from `marker` (a data dir's ca.key.pkcs11, which a
+    rotation points at a new object) or `label`, else from the setting."""
     from service.hsm import Pkcs11KeyStore, parse_pkcs11_uri
 
     if settings.ca_key_uri is None:
         raise ConfigurationError("the CA key is in a PKCS#11 token: set POCKETCA_CA_KEY_URI (pkcs11:...)")
     try:
         uri = parse_pkcs11_uri(settings.ca_key_uri.get_secret_value())
+        if marker is not None:
+            named = parse_pkcs11_uri(marker.read_text().strip())
+            uri = dataclasses.replace(uri, object=named.object, id=named.id)
     except ValueError as exc:
         raise ConfigurationError(f"POCKETCA_CA_KEY_URI: {exc}") from None
+    if label is not None:
+        uri = dataclasses.replace(uri, object=label, id=None)
     return Pkcs11KeyStore(uri, create=create)
 
 
@@ -276,17 +286,21 @@ def load_ca(settings: Settings) -> tuple[Signer, x509.Certificate]:
     if not has_ca(paths):
         raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` or `pocketca serve`")
     if paths.ca_key.exists():
-        return _load_issuer_files(paths.root, settings.passphrase())
-    store = _token_store(settings)
-    certificate = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
-    if not public_keys_match(store.public_key(), certificate.public_key()):
-        store.close()
-        raise ConfigurationError("the key in the PKCS#11 token does not match the CA certificate (ca.pem)")
-    return store, certificate
+        return _load_issuer_files(paths.root, settings)
+    return _load_issuer_files(paths.root, settings)
 
 
-def _load_issuer_files(directory: Path, passphrase: bytes | None) -> tuple[FileKeyStore, x509.Certificate]:
-    keystore = FileKeyStore.open(directory / "ca.key", passphrase)
+def _load_issuer_files(directory: Path, settings: Settings) -> tuple[Signer, x509.Certificate]:
+    """An issuer's key store (a key file, or the token object its ca.key.pkcs11 names) and certificate."""
+    marker = directory / "ca.key.pkcs11"
+    if not (directory / "ca.key").exists() and marker.exists():
+        store = _token_store(settings, marker=marker)
+        certificate = x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
+        if not public_keys_match(store.public_key(), certificate.public_key()):
+            store.close()
+            raise ConfigurationError(f"the key in the PKCS#11 token does not match the CA certificate in {directory}")
+        return store, certificate
+    keystore = FileKeyStore.open(directory / "ca.key", settings.passphrase())
     certificate = x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
     if not public_keys_match(keystore.public_key(), certificate.public_key()):
         raise ConfigurationError(f"the CA key does not match the CA certificate in {directory}")
@@ -302,10 +316,10 @@ def load_retired(settings: Settings, db: Database, now: dt.datetime) -> list[Iss
     """The retired issuers that still answer: those with a certificate not yet expired."""
     found = []
     for directory in DataPaths(settings.data_dir).retired():
-        keystore, certificate = _load_issuer_files(directory, settings.passphrase())
         with db.reader() as session:
             last = CertificateRepository(session).latest_expiry(directory.name)
         if last is not None and last > now:
+            keystore, certificate = _load_issuer_files(directory, settings)
             found.append(Issuer(issuer_id(certificate), certificate, keystore, tuple(load_parents(directory))))
     return found
 
@@ -411,10 +425,21 @@ def rotate_with_root(settings: Settings, root_file: Path, root_passphrase: bytes
     current, parents = _current_certificates(paths)
     if parents[-1] != root:
         raise ConfigurationError(f"{root_file} is not the root of the current issuing CA")
-    key = generate_private_key(_key_type_of(current))
+    if len(parents) != 1:
+        raise ConfigurationError("the current CA's issuer is not the root: rotate with --csr-out for that issuer")
+    key: PrivateKey | str
+    if paths.ca_key_in_token.exists():  # the new key in the same token, as a new object
+        label = f"pocketca-ca-{utcnow():%Y%m%d%H%M%S}"
+        store = _token_store(settings, create=_key_type_of(current), label=label)
+        public_key = store.public_key()
+        key = store.uri.redacted()
+        store.close()
+    else:
+        key = generate_private_key(_key_type_of(current))
+        public_key = key.public_key()
     basic = current.extensions.get_extension_for_class(x509.BasicConstraints).value
     builder = build_intermediate_builder(
-        key.public_key(),
+        public_key,
         _next_name(get_common_name(current.subject) or "pocketca issuing CA"),
         parents[0],
         now=utcnow(),
@@ -422,8 +447,6 @@ def rotate_with_root(settings: Settings, root_file: Path, root_passphrase: bytes
         path_length=basic.path_length,
         name_constraints=name_constraints_of(current),
     )
-    if len(parents) != 1:
-        raise ConfigurationError("the current CA's issuer is not the root: rotate with --csr-out for that issuer")
     certificate = builder.sign(root_key, signature_hash(root_key))
     _install_issuer(settings, paths, key, certificate, parents)
     return certificate
@@ -432,6 +455,8 @@ def rotate_with_root(settings: Settings, root_file: Path, root_passphrase: bytes
 def rotate_request(settings: Settings, csr_out: Path) -> Path:
     """Step one with an external root: a new key (kept in the data dir) and a CSR for the root's owner to sign."""
     paths = DataPaths(settings.data_dir)
+    if paths.ca_key_in_token.exists():
+        raise ConfigurationError("the CA key is in a PKCS#11 token: rotate with --root-file (a CSR is not supported)")
     current, _ = _current_certificates(paths)
     key = generate_private_key(_key_type_of(current))
     common_name = _next_name(get_common_name(current.subject) or "pocketca issuing CA")
@@ -471,8 +496,7 @@ def rotate_import(settings: Settings, cert_file: Path, chain_file: Path | None) 
 def _current_certificates(paths: DataPaths) -> tuple[x509.Certificate, list[x509.Certificate]]:
     if not paths.ca_cert.exists():
         raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` first")
-    if paths.ca_key_in_token.exists():
-        raise ConfigurationError("rotating a CA whose key is in a PKCS#11 token is not supported yet")
+
     current = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
     parents = load_parents(paths.root)
     if not parents:
@@ -500,14 +524,15 @@ def _next_name(common_name: str) -> str:
 def _install_issuer(
     settings: Settings,
     paths: DataPaths,
-    key: PrivateKey,
+    key: PrivateKey | str,
     certificate: x509.Certificate,
     parents: list[x509.Certificate],
 ) -> None:
     """The current issuer moves to issuers/<id>/ (it keeps its CRL and OCSP); the new one takes its place. Rows
     from before issuers are first given to the old one. A running service picks this up when restarted."""
     with exclusive(paths):
-        _, old = load_ca(settings)
+        store, old = load_ca(settings)
+        _close(store)
         db = Database(settings.sqlalchemy_url)
         try:
             with db.lock("bootstrap"):
@@ -519,12 +544,17 @@ def _install_issuer(
         retired = paths.issuers / issuer_id(old)
         retired.mkdir(parents=True, exist_ok=True, mode=0o700)
         paths.issuers.chmod(0o700)
-        for name in ("ca.key", "ca.pem", "chain.pem"):
+        for name in ("ca.key", "ca.key.pkcs11", "ca.pem", "chain.pem"):
             if (paths.root / name).exists():
                 write_private_file(retired / name, (paths.root / name).read_bytes())
                 if name != "ca.key":
                     (retired / name).chmod(0o644)
-        FileKeyStore.create(paths.ca_key, key, settings.passphrase())
+        if isinstance(key, str):  # a token object, named by its URI (no PIN)
+            write_public_file(paths.ca_key_in_token, (key + "\n").encode())
+            paths.ca_key.unlink(missing_ok=True)
+        else:
+            FileKeyStore.create(paths.ca_key, key, settings.passphrase())
+            paths.ca_key_in_token.unlink(missing_ok=True)
         _write_issuer_certificates(paths.root, certificate, parents)
 
 
