@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 import sqlite3
 import tarfile
 import tempfile
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.bootstrap import DataPaths
+from service.bootstrap import DataPaths, has_ca
 from service.db import migrate
 from service.db.repositories import CRL_FLOOR, CertificateRepository, CounterRepository
 from service.db.session import Database
@@ -24,7 +25,20 @@ from service.settings import Settings
 
 FORMAT = "pocketca-backup/1"
 DB_NAME = "pocketca.db"
-MATERIAL = ("ca.key", "ca.pem", "server.key", "server.pem", "admin.token", "profiles.toml")
+MATERIAL = (
+    "ca.key",
+    "ca.key.pkcs11",
+    "ca.pem",
+    "chain.pem",
+    "server.key",
+    "server.pem",
+    "admin.token",
+    "profiles.toml",
+)
+# every issuer's material too: issuers/<issuer id>/<file> (retired by a rotation) and pending/<file>
+NESTED = {"issuers": ("ca.key", "ca.pem", "chain.pem"), "pending": ("ca.key", "ca.csr")}
+_ISSUER_ID = re.compile(r"^[0-9a-f]{16}$")
+PUBLIC = ("ca.pem", "chain.pem", "server.pem", "ca.csr")
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,7 @@ def _sqlite_path(settings: Settings) -> Path:
 def backup(settings: Settings, target: Path) -> BackupSummary:
     paths = DataPaths(settings.data_dir)
     database = _sqlite_path(settings)
-    if not database.exists() or not paths.ca_key.exists():
+    if not database.exists() or not has_ca(paths):
         raise ConfigurationError(f"nothing to back up in {paths.root}")
     with tempfile.TemporaryDirectory(dir=target.parent if target.parent.exists() else None) as scratch:
         snapshot = Path(scratch) / DB_NAME
@@ -62,6 +76,13 @@ def backup(settings: Settings, target: Path) -> BackupSummary:
         for name in MATERIAL:
             if (paths.root / name).exists():
                 members[name] = (paths.root / name).read_bytes()
+        for directory in paths.retired():
+            for name in NESTED["issuers"]:
+                if (directory / name).exists():
+                    members[f"issuers/{directory.name}/{name}"] = (directory / name).read_bytes()
+        for name in NESTED["pending"]:
+            if (paths.pending / name).exists():
+                members[f"pending/{name}"] = (paths.pending / name).read_bytes()
     manifest = {
         "format": FORMAT,
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
@@ -89,7 +110,7 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> BackupS
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     for name, data in members.items():
         write_private_file(database if name == DB_NAME else paths.root / name, data)
-        if name in ("ca.pem", "server.pem"):
+        if name.rpartition("/")[2] in PUBLIC:
             (paths.root / name).chmod(0o644)
     db = Database(settings.sqlalchemy_url)
     try:
@@ -117,12 +138,22 @@ def _read(source: Path) -> dict[str, bytes]:
     if manifest.get("format") != FORMAT:
         raise ConfigurationError(f"{source}: unknown backup format {manifest.get('format')!r}")
     expected = manifest.get("sha256", {})
-    if set(expected) != set(data) or DB_NAME not in data or "ca.key" not in data:
+    if set(expected) != set(data) or DB_NAME not in data or not {"ca.key", "ca.key.pkcs11"} & set(data):
         raise ConfigurationError(f"{source}: the files do not match the manifest")
     for name, content in data.items():
-        if hashlib.sha256(content).hexdigest() != expected[name] or "/" in name or name.startswith("."):
+        if hashlib.sha256(content).hexdigest() != expected[name] or not _member_name_ok(name):
             raise ConfigurationError(f"{source}: {name} is damaged")
     return data
+
+
+def _member_name_ok(name: str) -> bool:
+    """A top-level file, issuers/<issuer id>/<file> or pending/<file>: nothing else, so no path leaves the data dir."""
+    parts = name.split("/")
+    if len(parts) == 1:
+        return not name.startswith(".")
+    if len(parts) == 3 and parts[0] == "issuers":
+        return bool(_ISSUER_ID.match(parts[1])) and parts[2] in NESTED["issuers"]
+    return len(parts) == 2 and parts[0] == "pending" and parts[1] in NESTED["pending"]
 
 
 __all__ = ["BackupSummary", "backup", "restore"]

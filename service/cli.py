@@ -26,8 +26,10 @@ from service import __version__
 from service.authority import Authority, LocalCaller
 from service.authority.core import CLI
 from service.authority.tokens import TokenManager
+from service.ca.constraints import ConstraintSpec
 from service.ca.csr import build_csr
 from service.ca.inspect import CertificateSummary, format_serial, parse_serial, summarize
+from service.ca.issue import issuer_id
 from service.ca.keys import KEY_TYPES, PrivateKey, dump_private_key, parse_key_type
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
 from service.db.session import Database, check_database
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 
 # flags that are settings: generated from the Settings fields (service/settings.py), one declaration each
 SETTINGS_HELP = described(Settings)
-DATABASE_FLAGS = ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file"]
+DATABASE_FLAGS = ["data_dir", "database_url", "ca_key_passphrase", "ca_key_passphrase_file", "ca_key_uri"]
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -101,7 +103,44 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--cn", default=None, help="the CA's common name (default 'pocketca root CA')")
     init.add_argument("--import-key", type=Path, help="PEM private key of an existing CA")
     init.add_argument("--import-cert", type=Path, help="PEM certificate of that CA")
+    init.add_argument(
+        "--key-uri",
+        dest="ca_key_uri",
+        default=None,
+        help="make (or use) the CA key in this PKCS#11 token, an RFC 7512 pkcs11: URI [POCKETCA_CA_KEY_URI]",
+    )
+    init.add_argument("--import-chain", type=Path, help="with --import-*: the CA's issuer first, up to the root")
+    init.add_argument("--intermediate", action="store_true", help="an offline root and an issuing intermediate")
+    init.add_argument("--root-out", type=Path, help="with --intermediate: the file the root (key encrypted) goes to")
+    init.add_argument("--root-passphrase-file", type=Path, help="the root key's passphrase (else asked on a TTY)")
+    init.add_argument("--path-len", type=int, default=0, help="the intermediate's pathLenConstraint (default 0)")
+    for kind, example in (("dns", "example.com"), ("ip", "10.0.0.0/8"), ("email", "example.com")):
+        for which in ("permitted", "excluded"):
+            init.add_argument(
+                f"--{which}-{kind}",
+                action="append",
+                default=[],
+                metavar=example.upper() if kind != "ip" else "CIDR",
+                help=f"with --intermediate: a name constraint, {which} {kind} (repeatable), e.g. {example}",
+            )
     init.set_defaults(func=cmd_init)
+
+    ca = commands.add_parser("ca", help="the issuing CAs (rotate, list) and the CA as a client sees it (bootstrap)")
+    ca_commands = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
+    rotate = ca_commands.add_parser(
+        "rotate", help="a new issuing intermediate; the old one keeps its CRL and OCSP (restart serve after)"
+    )
+    _add_settings_flags(rotate, DATABASE_FLAGS)
+    rotate.add_argument("--root-file", type=Path, help="the offline root file from `init --intermediate`")
+    rotate.add_argument("--root-passphrase-file", type=Path, help="its passphrase (else asked on a TTY)")
+    rotate.add_argument("--csr-out", type=Path, help="an external root: write the new CA's CSR here (step 1)")
+    rotate.add_argument("--import-cert", type=Path, help="an external root: the signed CA certificate (step 2)")
+    rotate.add_argument("--import-chain", type=Path, help="with --import-cert: its issuer first, up to the root")
+    rotate.set_defaults(func=cmd_ca_rotate)
+    issuers = ca_commands.add_parser("list", help="the issuing CAs, current first")
+    _add_settings_flags(issuers, DATABASE_FLAGS)
+    _add_json_flag(issuers)
+    issuers.set_defaults(func=cmd_ca_list)
 
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
@@ -200,8 +239,6 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("serial")
     revoke.set_defaults(func=cmd_revoke)
 
-    ca = commands.add_parser("ca", help="the CA as a client sees it")
-    ca_commands = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
     bootstrap_ca = ca_commands.add_parser("bootstrap", help="fetch the CA, trusting it only if its fingerprint matches")
     _add_client_flags(bootstrap_ca)
     bootstrap_ca.add_argument(
@@ -307,12 +344,102 @@ def cmd_init(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if bool(args.import_key) != bool(args.import_cert):
         raise ConfigurationError("--import-key and --import-cert go together")
+    if args.import_chain and not args.import_key:
+        raise ConfigurationError("--import-chain goes with --import-key and --import-cert")
+    if args.intermediate != bool(args.root_out):
+        raise ConfigurationError("--intermediate needs --root-out FILE (where the offline root goes), and back")
+    if args.import_key and args.intermediate:
+        raise ConfigurationError("--intermediate makes a root; --import-* takes a CA made elsewhere: choose one")
+    constraints = ConstraintSpec(
+        permitted_dns=tuple(args.permitted_dns),
+        excluded_dns=tuple(args.excluded_dns),
+        permitted_ip=tuple(args.permitted_ip),
+        excluded_ip=tuple(args.excluded_ip),
+        permitted_email=tuple(args.permitted_email),
+        excluded_email=tuple(args.excluded_email),
+    )
+    if not constraints.is_empty() and not args.intermediate:
+        raise ConfigurationError("name constraints go on an intermediate: add --intermediate --root-out FILE")
     if args.import_key:
-        certificate = bootstrap.import_ca(settings, args.import_key, args.import_cert)
+        certificate = bootstrap.import_ca(settings, args.import_key, args.import_cert, chain_file=args.import_chain)
+    elif args.intermediate:
+        passphrase = _root_passphrase(args.root_passphrase_file, confirm=True)
+        key_type = parse_key_type(args.key_type) if args.key_type else None
+        certificate = bootstrap.init_intermediate(
+            settings,
+            args.root_out,
+            passphrase,
+            key_type=key_type,
+            common_name=args.cn,
+            constraints=constraints,
+            path_length=args.path_len,
+        )
+        print(f"root CA in {args.root_out} (its key encrypted): keep it offline; it is needed only to rotate")
     else:
         key_type = parse_key_type(args.key_type) if args.key_type else None
         certificate = bootstrap.init_ca(settings, key_type=key_type, common_name=args.cn)
     print(f"CA {certificate.subject.rfc4514_string()} in {settings.data_dir}")
+    return 0
+
+
+def _root_passphrase(path: Path | None, *, confirm: bool = False) -> bytes:
+    """From the file (first line), or typed on a terminal; never from the environment or a flag's value."""
+    if path is not None:
+        try:
+            return path.read_bytes().splitlines()[0] if path.read_bytes() else b""
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    if not sys.stdin.isatty():
+        raise ConfigurationError(
+            "the root key needs a passphrase: give --root-passphrase-file FILE or run on a terminal"
+        )
+    passphrase = getpass.getpass("root key passphrase: ").encode()
+    if confirm and getpass.getpass("again: ").encode() != passphrase:
+        raise ConfigurationError("the two passphrases differ")
+    return passphrase
+
+
+def cmd_ca_rotate(args: argparse.Namespace) -> int:
+    from service import bootstrap
+
+    settings = _settings(args)
+    modes = [bool(args.root_file), bool(args.csr_out), bool(args.import_cert)]
+    if sum(modes) != 1:
+        raise ConfigurationError(
+            "give one of --root-file FILE (the offline root), --csr-out FILE (an external root, step 1)"
+            " or --import-cert FILE (step 2)"
+        )
+    if args.csr_out:
+        bootstrap.rotate_request(settings, args.csr_out)
+        print(f"CSR for the new issuing CA in {args.csr_out}: have the root sign it (CA:TRUE, pathlen:0), then run")
+        print("  pocketca ca rotate --import-cert NEW.pem --import-chain ROOT.pem")
+        return 0
+    if args.root_file:
+        passphrase = _root_passphrase(args.root_passphrase_file)
+        certificate = bootstrap.rotate_with_root(settings, args.root_file, passphrase)
+    else:
+        certificate = bootstrap.rotate_import(settings, args.import_cert, args.import_chain)
+    print(f"issuing CA now {certificate.subject.rfc4514_string()} ({issuer_id(certificate)});")
+    print("restart `pocketca serve`: new certificates come from it, the old CA keeps its CRL and OCSP")
+    return 0
+
+
+def cmd_ca_list(args: argparse.Namespace) -> int:
+    with _local_authority(_settings(args)) as authority:
+        issuers = [
+            {
+                "id": issuer.id,
+                "role": "current" if issuer.id == authority.issuer.id else "retired",
+                "subject": issuer.certificate.subject.rfc4514_string(),
+                "not_after": issuer.certificate.not_valid_after_utc.isoformat(timespec="seconds"),
+            }
+            for issuer in authority.issuers.values()
+        ]
+    if args.json:
+        _print_json({"items": issuers})
+        return 0
+    for item in issuers:
+        print(f"{item['id']}  {item['role']:7}  until {item['not_after']}  {item['subject']}")
     return 0
 
 

@@ -70,8 +70,8 @@ class FileKeyStore:
     def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList:
         return builder.sign(self._key, self._hash)
 
-    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
-        return builder.sign(self._key, self._hash)
+    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder, responder: x509.Certificate) -> ocsp.OCSPResponse:
+        return builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder).sign(self._key, self._hash)
 
     def sign_crl_tbs(self, tbs_certlist: bytes) -> bytes:
         """What `sign_crl` would sign, signed the same way; only ever a v2 TBSCertList, so these bytes can never

@@ -16,9 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api.middleware import AccessLogMiddleware
 from service.api.problems import problem
 
-# (methods, path): the published objects; `/crl/{issuer id}` is each issuer's CRL where there are several
+# (methods, path): the published objects; `/crl/{issuer id}` and `/ca.crt/{issuer id}` are each issuer's
 PUBLISHED: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (
-    (frozenset({"GET", "HEAD"}), re.compile(r"/(crl|crl\.pem|ca\.crt|ca|crl/[A-Za-z0-9_.-]+)")),
+    (frozenset({"GET", "HEAD"}), re.compile(r"/(crl|crl\.pem|ca\.crt|ca|crl/[A-Za-z0-9_.-]+|ca\.crt/[A-Za-z0-9_.-]+)")),
     (frozenset({"POST"}), re.compile(r"/ocsp")),
     (frozenset({"GET", "HEAD"}), re.compile(r"/ocsp/.+", re.DOTALL)),
 )
@@ -29,7 +29,10 @@ def is_published(method: str, path: str) -> bool:
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    detail = "the plain-HTTP listener serves only /crl, /crl.pem, /ca.crt, /ca and /ocsp; use HTTPS for the API"
+    detail = (
+        "the plain-HTTP listener serves only /crl, /crl.pem, /ca.crt, /ca (and their per-issuer forms) and /ocsp;"
+        " use HTTPS for the API"
+    )
     await problem(404, detail)(scope, receive, send)
 
 

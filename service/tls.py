@@ -55,7 +55,10 @@ def build_server_context(paths: DataPaths) -> ssl.SSLContext:
     context.set_ciphers(TLS12_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     context.load_cert_chain(paths.server_cert, paths.server_key)
-    context.load_verify_locations(cafile=paths.ca_cert)
+    # every issuer (the current one and those a rotation retired), trusted as anchors themselves (partial chains):
+    # a client certificate is accepted when one of our issuers signed it, never for chaining to a shared root
+    context.load_verify_locations(cadata=paths.trust_pem().decode())
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     # OPTIONAL: anyone may fetch /ca or /crl; a certificate that is presented must verify, or the
     # handshake fails. OpenSSL's default purpose for a server checks the client's EKU (clientAuth).
     context.verify_mode = ssl.CERT_OPTIONAL

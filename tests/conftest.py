@@ -176,6 +176,8 @@ class LiveServer:
 
     def client(self, cert: Path | None = None, key: Path | None = None, **kwargs: object) -> httpx.Client:
         context = build_client_context(self.ca_file, cert, key)
+        if (self.data_dir / "chain.pem").exists():  # an intermediate: trust its root too (no partial chains)
+            context.load_verify_locations(cafile=str(self.data_dir / "chain.pem"))
         return httpx.Client(base_url=self.url, verify=context, timeout=15, **kwargs)  # type: ignore[arg-type]
 
     def log(self) -> str:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from service.cli import main
 from service.settings import Settings
 
-COMMANDS = ["serve", "init", "token", "issue", "enroll", "renew", "revoke", "openapi"]
+COMMANDS = ["serve", "init", "ca", "token", "issue", "enroll", "renew", "revoke", "openapi"]
 
 
 def _where(settings: Settings) -> list[str]:

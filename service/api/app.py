@@ -44,7 +44,7 @@ def create_app(
             return
         resolved = settings or get_settings()
         app.state.authority = build_authority(resolved)
-        refresher = CRLRefresher(app.state.authority.crls)
+        refresher = CRLRefresher(*app.state.authority.crl_publishers.values())
         refresher.start()
         loop = asyncio.get_running_loop()
         paths = DataPaths(resolved.data_dir)

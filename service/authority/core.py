@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import functools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -33,12 +33,14 @@ from service.authority.values import (
     CertificateListing,
     CRLDocument,
     IssuedCertificate,
+    Issuer,
     NewToken,
     Page,
     PKCS12Bundle,
     StoredCertificate,
     TokenInfo,
 )
+from service.ca.constraints import constraint_violations, name_constraints_of
 from service.ca.crl import encode_revoked_entry, parse_reason
 from service.ca.csr import CertificateRequest, load_csr, read_request
 from service.ca.inspect import (
@@ -49,8 +51,9 @@ from service.ca.inspect import (
     summarize,
     summarize_issued,
 )
-from service.ca.issue import Signer, build_leaf_builder, random_serial_number
+from service.ca.issue import Signer, build_leaf_builder, issuer_id, random_serial_number
 from service.ca.names import build_subject, format_general_name, parse_general_name
+from service.ca.ocsp import MalformedOCSPRequestError, build_unsuccessful, load_ocsp_request
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
 from service.ca.policy import PolicyContext, decide
 from service.ca.profiles import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile
@@ -94,10 +97,17 @@ class Authority:
         crl_lifetime: dt.timedelta = DEFAULT_CRL_LIFETIME,
         issue_rate_per_minute: int = 0,
         clock: Clock = utcnow,
+        parents: Sequence[x509.Certificate] = (),
+        retired: Sequence[Issuer] = (),
     ) -> None:
+        """`signer` and `ca_certificate` are the issuing CA; `parents` its chain up to the root (none for a
+        self-signed CA); `retired` the CAs that issued before a rotation and still answer for their certificates."""
         self.db = db
         self.signer = signer
         self.ca_certificate = ca_certificate
+        self.issuer = Issuer(issuer_id(ca_certificate), ca_certificate, signer, tuple(parents))
+        self.issuers = {self.issuer.id: self.issuer, **{i.id: i for i in retired if i.id != self.issuer.id}}
+        self._constrained = [c for c in self.issuer.chain if name_constraints_of(c) is not None]  # found once
         self.public_url = public_url.rstrip("/")  # where clients reach the API (renewal tokens name it)
         # the base new certificates carry in their CRL distribution point and AIA (plain HTTP by default)
         self.publication_url = (publication_url or public_url).rstrip("/")
@@ -106,8 +116,15 @@ class Authority:
         self.issue_rate_per_minute = issue_rate_per_minute  # per token; 0: no limit
         self.audit = Auditor(db, clock)
         self.tokens = TokenManager(db, self.audit, self.profiles, clock)
-        self.crls = CRLPublisher(db, signer, ca_certificate, lifetime=crl_lifetime, clock=clock)
-        self.ocsp = OCSPResponder(db, signer, ca_certificate, clock=clock)
+        self.crl_publishers = {
+            i.id: CRLPublisher(db, i.signer, i.certificate, lifetime=crl_lifetime, clock=clock, issuer_id=i.id)
+            for i in self.issuers.values()
+        }
+        self.crls = self.crl_publishers[self.issuer.id]  # the current issuer's, at /crl
+        self.ocsp_responders = [
+            OCSPResponder(db, i.signer, i.certificate, clock=clock, issuer_id=i.id) for i in self.issuers.values()
+        ]
+        self.ocsp = self.ocsp_responders[0]
         self.writes = GroupCommitter(db)
         self.console_sessions = ConsoleSessions(db, self.tokens, self.audit, clock)
         self._crl_entries: tuple[int, int] | None = None
@@ -120,11 +137,15 @@ class Authority:
     def close(self) -> None:
         self.writes.close()
         self.db.dispose()
+        for issuer in self.issuers.values():
+            close = getattr(issuer.signer, "close", None)  # a PKCS#11 session logs out
+            if close is not None:
+                close()
 
     @property
     def chain(self) -> list[x509.Certificate]:
-        """The issuing chain, issuer first (a single root today)."""
-        return [self.ca_certificate]
+        """The issuing chain, issuer first, up to the root."""
+        return self.issuer.chain
 
     @contextlib.contextmanager
     def _refusals(
@@ -343,6 +364,10 @@ class Authority:
     ) -> tuple[Callable[[Transaction], None], IssuedCertificate]:
         """Decides and signs; the unit records it. Nothing is returned to the client before the unit commits."""
         spec = decide(request, profile, validity_days, ctx)
+        if self._constrained:  # before signing: no CA here signs past its name constraints
+            refused = constraint_violations(spec.sans, self._constrained)
+            if refused:
+                raise PolicyError(refused)
         now = self.clock()
         builder = build_leaf_builder(
             spec,
@@ -351,6 +376,7 @@ class Authority:
             serial_number=random_serial_number(),
             now=now,
             public_url=self.publication_url,
+            issuer_id=self.issuer.id,
         )
         certificate = self.signer.sign_certificate(builder)
         summary = summarize_issued(certificate, spec.subject, spec.sans, self.ca_certificate)
@@ -367,6 +393,7 @@ class Authority:
             "issued_by": caller.label,
             "created_at": now,
             "der": certificate.public_bytes(Encoding.DER),
+            "issuer_id": self.issuer.id,
         }
 
         def unit(transaction: Transaction) -> None:
@@ -508,8 +535,33 @@ class Authority:
     def current_crl(self) -> CRLDocument:
         return self.crls.current()
 
+    def issuer_crl(self, issuer: str) -> CRLDocument:
+        """The CRL of one issuer, current or retired (GET /crl/{issuer id})."""
+        publisher = self.crl_publishers.get(issuer)
+        if publisher is None:
+            raise NotFoundError(f"no issuer {issuer[:40]!r}; known: {', '.join(self.crl_publishers)}")
+        return publisher.current()
+
+    def issuer_certificate(self, issuer: str) -> x509.Certificate:
+        found = self.issuers.get(issuer)
+        if found is None:
+            raise NotFoundError(f"no issuer {issuer[:40]!r}; known: {', '.join(self.issuers)}")
+        return found.certificate
+
     def answer_ocsp(self, request: bytes) -> tuple[bytes, dt.datetime | None]:
-        return self.ocsp.respond(request)
+        """Each issuer answers for its own certificates; a question naming no issuer of ours is `unauthorized`."""
+        if len(self.ocsp_responders) == 1:
+            return self.ocsp.respond(request)
+        try:
+            question = load_ocsp_request(request)
+        except MalformedOCSPRequestError:
+            return build_unsuccessful("malformedRequest"), None
+        if question.serial_number < 0:
+            return build_unsuccessful("malformedRequest"), None
+        for responder in self.ocsp_responders:
+            if responder.answers(question):
+                return responder.respond_to(question)
+        return build_unsuccessful("unauthorized"), None
 
     def create_token(self, *, caller: Caller = CLI, **options: object) -> NewToken:
         return self.tokens.create(caller=caller, **options)  # type: ignore[arg-type]

@@ -37,10 +37,12 @@ class CRLPublisher:
         *,
         lifetime: dt.timedelta,
         clock: Callable[[], dt.datetime],
+        issuer_id: str | None = None,
     ) -> None:
         self.db = db
         self.signer = signer
         self.issuer = issuer
+        self.issuer_id = issuer_id  # None: one CA, every row is its own (tests, benches)
         self.lifetime = lifetime
         self.clock = clock
         self.refreshed_in_background = False  # set by CRLRefresher; until then readers refresh first
@@ -52,7 +54,7 @@ class CRLPublisher:
         if not self.refreshed_in_background:
             self.refresh()
         with self.db.reader() as session:
-            state = CRLRepository(session).latest_state()
+            state = CRLRepository(session).latest_state(self.issuer_id)
             if state is None:
                 record = None
             else:
@@ -70,7 +72,9 @@ class CRLPublisher:
         return document
 
     def is_stale(self) -> bool:
-        state, revision, floor = self.db.hot.crl_state(self.db.raw())  # one DB-API read, polled 4 times a second
+        state, revision, floor = self.db.hot.crl_state(
+            self.db.raw(), self.issuer_id
+        )  # one DB-API read, polled 4 times a second
         return state is None or self._stale(state, revision, floor)
 
     def refresh(self, *, wait: bool = False) -> CRLDocument | None:
@@ -90,7 +94,7 @@ class CRLPublisher:
         started = time.perf_counter()
         with self.db.reader() as session:  # one snapshot: the revision first, so the entries cover at least it
             crls = CRLRepository(session)
-            state = crls.latest_state()
+            state = crls.latest_state(self.issuer_id)
             counters = CounterRepository(session)
             revision = counters.get(REVOCATIONS)
             floor = counters.get(CRL_FLOOR)  # set by a restore, so numbers never go back
@@ -99,16 +103,27 @@ class CRLPublisher:
             now = self.clock()
             entries = [  # DER per entry: a Python RevokedCertificate each would cost 5x (see ca.crl)
                 item if isinstance(item, bytes) else encode_revoked_entry(*item)
-                for item in CertificateRepository(session).iter_crl_entries(now)
+                for item in CertificateRepository(session).iter_crl_entries(now, self.issuer_id)
             ]
         number = max((state[0] + 1) if state is not None else 1, floor)
         next_update = now + self.lifetime
         der = build_crl_der(self.signer, self.issuer, entries, number=number, this_update=now, next_update=next_update)
-        record = CRLRecord(number=number, this_update=now, next_update=next_update, revision=revision, der=der)
+        record = CRLRecord(
+            number=number,
+            this_update=now,
+            next_update=next_update,
+            revision=revision,
+            der=der,
+            issuer_id=self.issuer_id,
+        )
         with self.db.writer() as session:
             crls = CRLRepository(session)
+            if self.issuer_id is not None:  # numbers are shared by every issuer: past the newest of any of them
+                newest = crls.latest_state()
+                if newest is not None and newest[0] >= record.number:
+                    record.number = newest[0] + 1
             crls.add(record)
-            crls.prune(keep=KEEP_CRLS)
+            crls.prune(keep=KEEP_CRLS, issuer_id=self.issuer_id)
         log.info(
             "built CRL %d with %d entries in %.0f ms", number, len(entries), (time.perf_counter() - started) * 1000
         )
@@ -122,29 +137,33 @@ class CRLPublisher:
 
 
 class CRLRefresher:
-    """A daemon thread per worker that keeps the stored CRL fresh."""
+    """A daemon thread per worker that keeps the stored CRLs fresh (one per issuer that still has certificates)."""
 
-    def __init__(self, publisher: CRLPublisher, *, interval: float = 0.25) -> None:
+    def __init__(self, publisher: CRLPublisher, *more: CRLPublisher, interval: float = 0.25) -> None:
         self.publisher = publisher
+        self.publishers = (publisher, *more)
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pocketca-crl", daemon=True)
 
     def start(self) -> None:
-        self.publisher.refreshed_in_background = True
+        for publisher in self.publishers:
+            publisher.refreshed_in_background = True
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
-        self.publisher.refreshed_in_background = False
+        for publisher in self.publishers:
+            publisher.refreshed_in_background = False
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                self.publisher.refresh()
-            except Exception:  # keep serving the last CRL; the next poll tries again
-                log.exception("CRL refresh failed")
+            for publisher in self.publishers:
+                try:
+                    publisher.refresh()
+                except Exception:  # keep serving the last CRL; the next poll tries again
+                    log.exception("CRL refresh failed")
 
 
 def _document(record: CRLRecord) -> CRLDocument:

@@ -15,6 +15,7 @@ from service.ca.issue import Signer
 from service.ca.ocsp import (
     MalformedOCSPRequestError,
     OCSPAnswer,
+    OCSPQuestion,
     build_ocsp_response,
     build_unsuccessful,
     is_for_issuer,
@@ -36,10 +37,12 @@ class OCSPResponder:
         *,
         validity: dt.timedelta = DEFAULT_OCSP_VALIDITY,
         clock: Callable[[], dt.datetime],
+        issuer_id: str | None = None,
     ) -> None:
         self.db = db
         self.signer = signer
         self.issuer = issuer
+        self.issuer_id = issuer_id  # None: one CA, every row is its own
         self.validity = validity
         self.clock = clock
         self._cache: OrderedDict[tuple[int, str], tuple[OCSPAnswer, dt.datetime, bytes]] = OrderedDict()
@@ -55,9 +58,16 @@ class OCSPResponder:
         if question.serial_number < 0:  # no certificate has one; an OCSP response cannot even name it
             metrics.ocsp("malformedRequest")
             return build_unsuccessful("malformedRequest"), None
-        if not is_for_issuer(question, self.issuer):
+        if not self.answers(question):
             metrics.ocsp("unauthorized")
             return build_unsuccessful("unauthorized"), None
+        return self.respond_to(question)
+
+    def answers(self, question: OCSPQuestion) -> bool:
+        return is_for_issuer(question, self.issuer)
+
+    def respond_to(self, question: OCSPQuestion) -> tuple[bytes, dt.datetime | None]:
+        """A question `answers` accepted: a signed response."""
         answer = self._answer(question.serial_number)
         metrics.ocsp(answer.status)
         now = self.clock()
@@ -81,10 +91,12 @@ class OCSPResponder:
 
     def _answer(self, serial_number: int) -> OCSPAnswer:
         with self.db.reader() as session:
-            state = CertificateRepository(session).revocation_state(format_serial(serial_number))
+            state = CertificateRepository(session).issuer_revocation_state(format_serial(serial_number))
         if state is None:
             return OCSPAnswer("unknown")
-        status, revoked_at, reason = state
+        status, revoked_at, reason, issuer_id = state
+        if self.issuer_id is not None and issuer_id not in (self.issuer_id, None):
+            return OCSPAnswer("unknown")  # that serial is another issuer's
         if status == "revoked":
             return OCSPAnswer("revoked", revoked_at, reason or "unspecified")
         return OCSPAnswer("good")

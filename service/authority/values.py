@@ -11,8 +11,23 @@ from typing import Generic, TypeVar
 from cryptography import x509
 
 from service.ca.inspect import CertificateSummary, der_to_pem
+from service.ca.issue import Signer
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """A CA this service signs with: the current one issues; a retired one keeps its CRL and OCSP."""
+
+    id: str  # service.ca.issue.issuer_id
+    certificate: x509.Certificate
+    signer: Signer
+    parents: tuple[x509.Certificate, ...] = ()  # its issuer first, up to the root; () for a self-signed CA
+
+    @property
+    def chain(self) -> list[x509.Certificate]:
+        return [self.certificate, *self.parents]
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import secrets
 from typing import Final, Protocol
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509 import ocsp
@@ -36,7 +38,9 @@ class Signer(Protocol):
         """The signature over a DER TBSCertList, by the algorithm `sign_crl` uses (see ca.crl.build_crl_der)."""
         ...
 
-    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse: ...
+    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder, responder: x509.Certificate) -> ocsp.OCSPResponse:
+        """Signs as `responder` (the CA itself), named by key hash in the response; the builder has no responder."""
+        ...
 
 
 def random_serial_number() -> int:
@@ -44,14 +48,57 @@ def random_serial_number() -> int:
     return secrets.randbits(SERIAL_BITS) | 1
 
 
+def issuer_id(certificate: x509.Certificate) -> str:
+    """A CA's short, URL-safe name: the first 16 hex digits of its certificate's SHA-256 (as in /crl/{issuer id})."""
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()[:16]
+
+
+def build_intermediate_builder(
+    public_key: CertificatePublicKeyTypes,
+    common_name: str,
+    issuer: x509.Certificate,
+    *,
+    now: dt.datetime,
+    lifetime: dt.timedelta,
+    path_length: int | None = 0,
+    name_constraints: x509.NameConstraints | None = None,
+) -> x509.CertificateBuilder:
+    """An issuing CA under `issuer` (the root): CA:TRUE with a path length (0: it signs only leaves),
+    keyCertSign+cRLSign, optional name constraints (critical, as RFC 5280 asks), never outliving its issuer."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    extensions: list[x509.Extension[x509.ExtensionType]] = [
+        x509.Extension(x509.BasicConstraints.oid, True, x509.BasicConstraints(ca=True, path_length=path_length)),
+        x509.Extension(x509.KeyUsage.oid, True, _key_usage(cert_sign=True)),
+        x509.Extension(x509.SubjectKeyIdentifier.oid, False, x509.SubjectKeyIdentifier.from_public_key(public_key)),
+        x509.Extension(x509.AuthorityKeyIdentifier.oid, False, authority_key_identifier(issuer)),
+    ]
+    if name_constraints is not None:
+        extensions.append(x509.Extension(x509.NameConstraints.oid, True, name_constraints))
+    return x509.CertificateBuilder(
+        issuer_name=issuer.subject,
+        subject_name=name,
+        public_key=public_key,
+        serial_number=random_serial_number(),
+        not_valid_before=now - BACKDATE,
+        not_valid_after=min(now + lifetime, issuer.not_valid_after_utc),
+        extensions=extensions,
+    )
+
+
 def build_ca_certificate(
     key: PrivateKey, common_name: str, *, now: dt.datetime, lifetime: dt.timedelta
 ) -> x509.Certificate:
     """A self-signed root: CA:TRUE and keyCertSign+cRLSign, both critical, with SKI and AKI."""
+    return build_root_builder(key.public_key(), common_name, now=now, lifetime=lifetime).sign(key, signature_hash(key))
+
+
+def build_root_builder(
+    public_key: CertificatePublicKeyTypes, common_name: str, *, now: dt.datetime, lifetime: dt.timedelta
+) -> x509.CertificateBuilder:
+    """`build_ca_certificate` before the signature (for a key store that signs for us, such as an HSM)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    public_key = key.public_key()
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
-    builder = x509.CertificateBuilder(
+    return x509.CertificateBuilder(
         issuer_name=name,
         subject_name=name,
         public_key=public_key,
@@ -69,7 +116,6 @@ def build_ca_certificate(
             ),
         ],
     )
-    return builder.sign(key, signature_hash(key))
 
 
 def build_leaf_builder(
@@ -80,11 +126,14 @@ def build_leaf_builder(
     serial_number: int,
     now: dt.datetime,
     public_url: str,
+    issuer_id: str | None = None,
 ) -> x509.CertificateBuilder:
-    """Everything a leaf carries, per its profile; the signer adds the signature."""
+    """Everything a leaf carries, per its profile; the signer adds the signature. With `issuer_id`, the CRL and
+    caIssuers addresses are that issuer's own (`<public_url>/crl/<issuer id>`), so they stay right after a
+    rotation; without, the current issuer's (`/crl`, `/ca.crt`)."""
     not_after = min(now + dt.timedelta(days=spec.validity_days), issuer.not_valid_after_utc)
     is_rsa = isinstance(public_key, rsa.RSAPublicKey)
-    authority_key_id, *addresses = _issuer_extensions(issuer, public_url.rstrip("/"))
+    authority_key_id, *addresses = _issuer_extensions(issuer, public_url.rstrip("/"), issuer_id)
     extensions: list[x509.Extension[x509.ExtensionType]] = [
         x509.Extension(x509.BasicConstraints.oid, True, x509.BasicConstraints(ca=False, path_length=None)),
         x509.Extension(x509.KeyUsage.oid, True, _key_usage(key_encipherment=is_rsa)),
@@ -106,15 +155,18 @@ def build_leaf_builder(
 
 
 @functools.lru_cache(maxsize=16)
-def _issuer_extensions(issuer: x509.Certificate, base: str) -> tuple[x509.Extension[x509.ExtensionType], ...]:
+def _issuer_extensions(
+    issuer: x509.Certificate, base: str, issuer_id: str | None
+) -> tuple[x509.Extension[x509.ExtensionType], ...]:
     """The same in every leaf of one CA and URL (AKI, CRL and OCSP addresses): built once, not per certificate."""
+    suffix = f"/{issuer_id}" if issuer_id is not None else ""
     return (
         x509.Extension(x509.AuthorityKeyIdentifier.oid, False, authority_key_identifier(issuer)),
         x509.Extension(
             x509.CRLDistributionPoints.oid,
             False,
             x509.CRLDistributionPoints(
-                [x509.DistributionPoint([x509.UniformResourceIdentifier(f"{base}/crl")], None, None, None)]
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(f"{base}/crl{suffix}")], None, None, None)]
             ),
         ),
         x509.Extension(
@@ -127,7 +179,7 @@ def _issuer_extensions(issuer: x509.Certificate, base: str) -> tuple[x509.Extens
                     ),
                     x509.AccessDescription(
                         AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(f"{base}/ca.crt"),
+                        x509.UniformResourceIdentifier(f"{base}/ca.crt{suffix}"),
                     ),
                 ]
             ),

@@ -87,24 +87,20 @@ def build_ocsp_response(
     reason = REASONS.get(answer.reason or "") if answer.status == "revoked" else None
     if reason == x509.ReasonFlags.unspecified:
         reason = None
-    builder = (
-        ocsp.OCSPResponseBuilder()
-        .add_response_by_hash(
-            issuer_name_hash=question.issuer_name_hash,
-            issuer_key_hash=question.issuer_key_hash,
-            serial_number=question.serial_number,
-            algorithm=_HASHES[question.hash_name](),
-            cert_status=status,
-            this_update=this_update,
-            next_update=next_update,
-            revocation_time=answer.revoked_at if answer.status == "revoked" else None,
-            revocation_reason=reason,
-        )
-        .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer)
+    builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+        issuer_name_hash=question.issuer_name_hash,
+        issuer_key_hash=question.issuer_key_hash,
+        serial_number=question.serial_number,
+        algorithm=_HASHES[question.hash_name](),
+        cert_status=status,
+        this_update=this_update,
+        next_update=next_update,
+        revocation_time=answer.revoked_at if answer.status == "revoked" else None,
+        revocation_reason=reason,
     )
     if question.nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(question.nonce), critical=False)
-    return signer.sign_ocsp(builder).public_bytes(serialization.Encoding.DER)
+    return signer.sign_ocsp(builder, issuer).public_bytes(serialization.Encoding.DER)
 
 
 def build_unsuccessful(status: str) -> bytes:
@@ -116,6 +112,11 @@ def build_unsuccessful(status: str) -> bytes:
         "tryLater": ocsp.OCSPResponseStatus.TRY_LATER,
     }
     return ocsp.OCSPResponseBuilder.build_unsuccessful(codes[status]).public_bytes(serialization.Encoding.DER)
+
+
+def responder_key_hash(certificate: x509.Certificate) -> bytes:
+    """ResponderID byKey: the SHA-1 of the responder's subjectPublicKey bits (RFC 6960 4.2.1)."""
+    return _digest(hashes.SHA1(), _public_key_bits(certificate.public_key()))  # noqa: S303 (an identifier RFC 6960 fixes)
 
 
 def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:

@@ -62,17 +62,18 @@ class HotSQL:
         )
         insert_certificate = (
             "INSERT INTO certificates (serial, cn, subject, sans, profile, not_before, not_after, status,"
-            " fingerprint_sha256, issued_by, created_at, der) VALUES (:serial, :cn, :subject, :sans, :profile,"
-            " :not_before, :not_after, :status, :fingerprint_sha256, :issued_by, :created_at, :der)"
+            " fingerprint_sha256, issued_by, created_at, der, issuer_id) VALUES (:serial, :cn, :subject, :sans,"
+            " :profile, :not_before, :not_after, :status, :fingerprint_sha256, :issued_by, :created_at, :der,"
+            " :issuer_id)"
         )
         self._insert_certificate = render(insert_certificate.replace(":sans", sans))
-        self._crl_state = render(
+        crl_state = (
             # the counters are db.repositories.REVOCATIONS and CRL_FLOOR
             "SELECT (SELECT value FROM counters WHERE name = 'revocations'),"
             " (SELECT value FROM counters WHERE name = 'crl_floor'),"
             " number, this_update, next_update, revision FROM (SELECT 1 AS one) AS anchor"
-            " LEFT JOIN (SELECT number, this_update, next_update, revision FROM crls ORDER BY number DESC LIMIT 1)"
-            " AS newest ON 1 = 1"
+            " LEFT JOIN (SELECT number, this_update, next_update, revision FROM crls {where}ORDER BY number DESC"
+            " LIMIT 1) AS newest ON 1 = 1"
         )
         self._renewal_used = render("SELECT 1 FROM renewal_token_uses WHERE serial = :serial AND jti = :jti")
         self._use_renewal = render(
@@ -80,6 +81,8 @@ class HotSQL:
             " VALUES (:serial, :jti, :expires_at, :now) ON CONFLICT DO NOTHING RETURNING jti"
         )
         self._prune_renewals = render("DELETE FROM renewal_token_uses WHERE expires_at < :now")
+        self._crl_state = render(crl_state.format(where=""))
+        self._issuer_crl_state = render(crl_state.format(where="WHERE issuer_id = :issuer_id "))
         self._insert_audit = render(
             "INSERT INTO audit_events (at, action, outcome, actor, token_id, serial, client_address, detail)"
             " VALUES (:at, :action, :outcome, :actor, :token_id, :serial, :client_address, :detail) RETURNING id"
@@ -134,10 +137,15 @@ class HotSQL:
         count, first = row.fetchone()
         return int(count), self.time_value(first)
 
-    def crl_state(self, connection: Any) -> tuple[tuple[int, dt.datetime, dt.datetime, int] | None, int, int]:
+    def crl_state(
+        self, connection: Any, issuer_id: str | None = None
+    ) -> tuple[tuple[int, dt.datetime, dt.datetime, int] | None, int, int]:
         """(newest CRL's (number, this_update, next_update, revision) or None, revocations, floor) in one
-        read: what the CRL refresher polls four times a second in every worker."""
-        row = connection.execute(self._crl_state, {}).fetchone()
+        read: what the CRL refresher polls four times a second in every worker. Of one issuer when given."""
+        if issuer_id is None:
+            row = connection.execute(self._crl_state, {}).fetchone()
+        else:
+            row = connection.execute(self._issuer_crl_state, {"issuer_id": issuer_id}).fetchone()
         revisions, floor, number, this_update, next_update, built_for = row
         state = None
         if number is not None:
@@ -175,6 +183,7 @@ class HotSQL:
         for key in ("not_before", "not_after", "created_at"):
             params[key] = self.time_param(params[key])
         params["sans"] = json.dumps(list(params["sans"]))
+        params.setdefault("issuer_id", None)
         connection.execute(self._insert_certificate, params)
 
     def insert_audit(self, connection: Any, values: Mapping[str, Any]) -> int:

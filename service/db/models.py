@@ -30,6 +30,8 @@ class CertificateRecord(Base):
     der: Mapped[bytes] = mapped_column(LargeBinary)
     # this certificate's entry in the CRL, DER, written when it is revoked: a CRL build only joins these
     crl_entry: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # the CA that signed it (service.ca.issue.issuer_id); NULL only for rows older than issuers, adopted at start-up
+    issuer_id: Mapped[str | None] = mapped_column(String(16))
 
 
 class TokenRecord(Base):
@@ -54,6 +56,8 @@ class CRLRecord(Base):
     next_update: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     revision: Mapped[int] = mapped_column(Integer)  # the revocation counter this CRL reflects
     der: Mapped[bytes] = mapped_column(LargeBinary)
+    # whose CRL: numbers are one sequence over all issuers, so each issuer's numbers still only grow
+    issuer_id: Mapped[str | None] = mapped_column(String(16), index=True)
 
 
 class CounterRecord(Base):
@@ -72,6 +76,8 @@ class CounterRecord(Base):
 Index(
     "ix_certificates_status_id_not_after", CertificateRecord.status, CertificateRecord.id, CertificateRecord.not_after
 )
+# one issuer's revoked certificates (its CRL) and OCSP's check that a serial is that issuer's
+Index("ix_certificates_issuer_status", CertificateRecord.issuer_id, CertificateRecord.status)
 Index("ix_certificates_cn_status", CertificateRecord.cn, CertificateRecord.status)
 # the per-token issuance rate limit counts a token's certificates of the last minute
 Index("ix_certificates_issued_by_created_at", CertificateRecord.issued_by, CertificateRecord.created_at)

@@ -61,12 +61,34 @@ class CertificateRepository:
 
     def revocation_state(self, serial: str) -> tuple[str, dt.datetime | None, str | None] | None:
         """(status, revoked_at, reason) by the unique serial index, for OCSP; None if we never issued it."""
+        state = self.issuer_revocation_state(serial)
+        return state[:3] if state is not None else None
+
+    def issuer_revocation_state(self, serial: str) -> tuple[str, dt.datetime | None, str | None, str | None] | None:
+        """`revocation_state` and the issuer id, so OCSP answers only for the issuer asked about."""
         row = self._session.execute(
-            select(CertificateRecord.status, CertificateRecord.revoked_at, CertificateRecord.revocation_reason).where(
-                CertificateRecord.serial == serial
-            )
+            select(
+                CertificateRecord.status,
+                CertificateRecord.revoked_at,
+                CertificateRecord.revocation_reason,
+                CertificateRecord.issuer_id,
+            ).where(CertificateRecord.serial == serial)
         ).first()
-        return (row[0], row[1], row[2]) if row is not None else None
+        return (row[0], row[1], row[2], row[3]) if row is not None else None
+
+    def adopt(self, issuer_id: str) -> int:
+        """Gives rows from before issuers (issuer_id NULL) to `issuer_id`, the CA that signed them all."""
+        done = self._session.execute(
+            update(CertificateRecord).where(CertificateRecord.issuer_id.is_(None)).values(issuer_id=issuer_id)
+        )
+        self._session.execute(update(CRLRecord).where(CRLRecord.issuer_id.is_(None)).values(issuer_id=issuer_id))
+        return int(done.rowcount or 0)  # type: ignore[attr-defined]
+
+    def latest_expiry(self, issuer_id: str) -> dt.datetime | None:
+        """When the last certificate `issuer_id` signed expires: until then it keeps its CRL and OCSP."""
+        return self._session.scalar(
+            select(func.max(CertificateRecord.not_after)).where(CertificateRecord.issuer_id == issuer_id)
+        )
 
     def iter_revoked_unexpired(self, now: dt.datetime) -> Iterator[tuple[str, dt.datetime, str]]:
         query = (
@@ -79,15 +101,19 @@ class CertificateRepository:
             assert revoked_at is not None  # revoke() sets both status and time
             yield serial, revoked_at, reason or "unspecified"
 
-    def iter_crl_entries(self, now: dt.datetime) -> Iterator[bytes | tuple[str, str, str | None]]:
+    def iter_crl_entries(
+        self, now: dt.datetime, issuer_id: str | None = None
+    ) -> Iterator[bytes | tuple[str, str, str | None]]:
         """Each revoked, unexpired certificate's stored CRL entry (DER); for rows revoked before entries were
-        stored, (serial, revoked_at text, reason) to encode."""
+        stored, (serial, revoked_at text, reason) to encode. Only `issuer_id`'s when given."""
         query = (
             select(CertificateRecord.crl_entry)
             .where(CertificateRecord.status == "revoked", CertificateRecord.not_after > now)
             .order_by(CertificateRecord.id)
             .execution_options(yield_per=50_000)
         )
+        if issuer_id is not None:
+            query = query.where(CertificateRecord.issuer_id == issuer_id)
         missing = False
         for (entry,) in self._session.connection().execute(query):
             if entry is None:
@@ -95,10 +121,10 @@ class CertificateRepository:
             else:
                 yield entry
         if missing:  # rare (older rows): the slow path, for exactly those
-            yield from self.iter_revoked_for_crl(now, without_entry=True)
+            yield from self.iter_revoked_for_crl(now, without_entry=True, issuer_id=issuer_id)
 
     def iter_revoked_for_crl(
-        self, now: dt.datetime, *, without_entry: bool = False
+        self, now: dt.datetime, *, without_entry: bool = False, issuer_id: str | None = None
     ) -> Iterator[tuple[str, str, str | None]]:
         """(serial, revoked_at as ISO-8601 UTC text, reason or None) for ca.crl.encode_revoked_entry: Core rows and
         no datetime objects. SQLite stores UTC text ('YYYY-MM-DD HH:MM:SS.ffffff', see db.base.UTCDateTime), read
@@ -115,6 +141,8 @@ class CertificateRepository:
         )
         if without_entry:
             query = query.where(CertificateRecord.crl_entry.is_(None))
+        if issuer_id is not None:
+            query = query.where(CertificateRecord.issuer_id == issuer_id)
         for serial, revoked_at, reason in self._session.connection().execute(query):
             stored: object = revoked_at
             if isinstance(stored, dt.datetime):  # psycopg returns aware datetimes whatever the coercion says
@@ -168,23 +196,28 @@ class CRLRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def latest_state(self) -> tuple[int, dt.datetime, dt.datetime, int] | None:
-        """(number, this_update, next_update, revision) of the newest CRL, without its (large) DER."""
-        row = self._session.execute(
-            select(CRLRecord.number, CRLRecord.this_update, CRLRecord.next_update, CRLRecord.revision)
-            .order_by(CRLRecord.number.desc())
-            .limit(1)
-        ).first()
+    def latest_state(self, issuer_id: str | None = None) -> tuple[int, dt.datetime, dt.datetime, int] | None:
+        """(number, this_update, next_update, revision) of the newest CRL (of `issuer_id`), without its DER."""
+        query = select(CRLRecord.number, CRLRecord.this_update, CRLRecord.next_update, CRLRecord.revision)
+        if issuer_id is not None:
+            query = query.where(CRLRecord.issuer_id == issuer_id)
+        row = self._session.execute(query.order_by(CRLRecord.number.desc()).limit(1)).first()
         return (row[0], row[1], row[2], row[3]) if row is not None else None
 
     def get(self, number: int) -> CRLRecord | None:
         return self._session.get(CRLRecord, number)
 
-    def prune(self, keep: int) -> None:
-        """Only the newest `keep` CRLs stay: at 1M revoked each one is ~50 MB."""
-        numbers = list(self._session.scalars(select(CRLRecord.number).order_by(CRLRecord.number.desc()).limit(keep)))
+    def prune(self, keep: int, issuer_id: str | None = None) -> None:
+        """Only the newest `keep` CRLs (of `issuer_id`) stay: at 1M revoked each one is ~50 MB."""
+        query = select(CRLRecord.number)
+        if issuer_id is not None:
+            query = query.where(CRLRecord.issuer_id == issuer_id)
+        numbers = list(self._session.scalars(query.order_by(CRLRecord.number.desc()).limit(keep)))
         if len(numbers) == keep:
-            self._session.execute(delete(CRLRecord).where(CRLRecord.number < numbers[-1]))
+            condition = CRLRecord.number < numbers[-1]
+            if issuer_id is not None:
+                condition = condition & (CRLRecord.issuer_id == issuer_id)
+            self._session.execute(delete(CRLRecord).where(condition))
 
     def add(self, record: CRLRecord) -> None:
         self._session.add(record)

@@ -30,6 +30,7 @@ from service import bootstrap
 from service.acme.renewal import cert_id
 from service.api.app import create_app
 from service.authority import Authority
+from service.ca.issue import issuer_id
 from service.settings import Settings
 from tests.api.conftest import Holder, bearer
 from tests.conftest import ApiClient, authority_at, make_settings
@@ -82,6 +83,8 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/ca.crt"): ALL_200,
     ("GET", "/crl"): ALL_200,
     ("GET", "/crl.pem"): ALL_200,
+    ("GET", "/crl/{issuer_id}"): ALL_200,
+    ("GET", "/ca.crt/{issuer_id}"): ALL_200,
     ("GET", "/healthz"): ALL_200,
     # the web console (service/web): only its session cookie opens it; a bearer token or a client certificate is
     # no console credential, so every page sends them to the login form (tests/web has the session callers)
@@ -164,6 +167,8 @@ REQUESTS: dict[tuple[str, str], Callable[[Target], Request]] = {
     ("GET", "/ca.crt"): lambda t: {},
     ("GET", "/crl"): lambda t: {},
     ("GET", "/crl.pem"): lambda t: {},
+    ("GET", "/crl/{issuer_id}"): lambda t: {},
+    ("GET", "/ca.crt/{issuer_id}"): lambda t: {},
     ("GET", "/healthz"): lambda t: {},
     ("GET", "/ui/"): lambda t: {},
     ("GET", "/ui/login"): lambda t: {},
@@ -193,6 +198,8 @@ def _url(template: str, target: Target) -> str:
             return target.holder.serial
         if name == "token_id" and target.token_id is not None:
             return target.token_id
+        if name == "issuer_id":
+            return issuer_id(target.issuer)
         if name == "encoded":
             return base64.b64encode(target.ocsp_request()).decode()
         if name == "cert_id":

@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
+from service.ca.issue import issuer_id
 from tests.conftest import LiveServer, database_url_for, start_server
 from tests.helpers import csr_pem, free_port, p256
 
@@ -83,13 +84,18 @@ def _wait_for_crl_with_entry(server: LiveServer) -> None:
 
 def test_new_certificates_point_at_the_publication_url(server: LiveServer, leaves: dict[str, Path]) -> None:
     certificate = x509.load_pem_x509_certificate(leaves["good"].read_bytes())
+    # each issuer's own CRL and certificate (issue 14: they stay right after a rotation); OCSP is one responder
+    issuer = issuer_id(x509.load_pem_x509_certificate((server.data_dir / "ca.pem").read_bytes()))
     cdp = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    assert [n.value for n in cdp[0].full_name or []] == [f"{server.http_url}/crl"]
+    assert [n.value for n in cdp[0].full_name or []] == [f"{server.http_url}/crl/{issuer}"]
     aia = certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     assert {(d.access_method, d.access_location.value) for d in aia} == {
         (AuthorityInformationAccessOID.OCSP, f"{server.http_url}/ocsp"),
-        (AuthorityInformationAccessOID.CA_ISSUERS, f"{server.http_url}/ca.crt"),
+        (AuthorityInformationAccessOID.CA_ISSUERS, f"{server.http_url}/ca.crt/{issuer}"),
     }
+    with httpx.Client(timeout=10) as plain:  # both are served on the plain listener
+        assert plain.get(f"{server.http_url}/crl/{issuer}").status_code == 200
+        assert plain.get(f"{server.http_url}/ca.crt/{issuer}").content == certificate_der(server)
 
 
 def test_plain_http_serves_the_signed_objects_with_the_https_caching(server: LiveServer) -> None:
@@ -229,3 +235,8 @@ def test_http_port_0_turns_the_listener_off(tmp_path: Path) -> None:
             assert https.get("/crl").status_code == 200
     finally:
         live.stop()
+
+
+def certificate_der(server: LiveServer) -> bytes:
+    pem = (server.data_dir / "ca.pem").read_bytes()
+    return x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)

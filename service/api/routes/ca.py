@@ -43,6 +43,27 @@ async def get_crl_pem(request: Request, authority: AuthorityDep) -> Response:
     return _crl_response(request, crl, crl.pem, PEM_FILE)
 
 
+@router.get(
+    "/crl/{issuer_id}",
+    response_class=Response,
+    responses={200: {"content": {PKIX_CRL: {}}}},
+    summary="One issuer's CRL, DER (every certificate's CRL distribution point names its issuer's)",
+)
+async def get_issuer_crl(issuer_id: str, request: Request, authority: AuthorityDep) -> Response:
+    crl = await run_in_threadpool(authority.issuer_crl, issuer_id)
+    return _crl_response(request, crl, crl.der, PKIX_CRL)
+
+
+@router.get(
+    "/ca.crt/{issuer_id}",
+    response_class=Response,
+    responses={200: {"content": {PKIX_CERT: {}}}},
+    summary="One issuer's certificate, DER (every certificate's AIA caIssuers names its issuer's)",
+)
+def get_issuer_certificate(issuer_id: str, authority: AuthorityDep) -> Response:
+    return Response(authority.issuer_certificate(issuer_id).public_bytes(Encoding.DER), media_type=PKIX_CERT)
+
+
 def _crl_response(request: Request, crl: CRLDocument, body: bytes, media_type: str) -> Response:
     etag = f'"crl-{crl.number}-{"pem" if media_type == PEM_FILE else "der"}"'
     max_age = max(0, int((crl.next_update - dt.datetime.now(dt.UTC)).total_seconds()))
