@@ -144,6 +144,14 @@ def test_database_down_is_a_connect_failure_and_writes_nothing(tmp_path: Path) -
     assert not (data / "ca.key").exists()
 
 
+def test_a_data_dir_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "typo"
+    for argv in (("token", "list"), ("acme", "eab", "create"), ("ca", "list")):
+        line = one_line(run(*argv, "--data-dir", str(missing)), 2, str(missing), "does not exist", "--data-dir")
+        assert "is it running" not in line
+    assert not missing.exists()  # nothing made on the way
+
+
 def test_postgres_urls_mean_psycopg() -> None:
     """Chosen: `postgres://` and `postgresql://` are normalised to the psycopg 3 driver pocketca ships with."""
     for url in ("postgres://u@db.example/ca", "postgresql://u@db.example/ca"):

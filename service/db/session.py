@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -46,12 +47,22 @@ def check_database(url: str) -> None:
             f"POCKETCA_DATABASE_URL {shown}: its driver {exc.name!r} is not installed ({fix}; "
             "for PostgreSQL use postgresql+psycopg://)"
         ) from None
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        folder = Path(parsed.database).parent
+        if not folder.is_dir():  # a file database: nothing to run, but its folder must be there
+            raise ConfigurationError(
+                f"{folder} does not exist (the database {shown} lives there): give the right POCKETCA_DATA_DIR"
+                " / --data-dir, or run `pocketca init` or `pocketca serve` first"
+            )
     engine = make_engine(url)
     try:
         with engine.connect():
             pass
     except OperationalError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
+        if parsed.get_backend_name() == "sqlite":
+            raise ConfigurationError(f"cannot open the database {shown}: {reason}") from None
         raise UnreachableError(
             f"cannot connect to the database {shown} (POCKETCA_DATABASE_URL): {reason}; is it running?"
         ) from None
