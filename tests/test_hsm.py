@@ -21,6 +21,8 @@ from service.ca.ocsp import OCSPAnswer, OCSPQuestion, build_ocsp_response, respo
 from service.errors import ConfigurationError
 from service.hsm import Pkcs11KeyStore, parse_pkcs11_uri
 
+PIN = "unit-pin-Qx7"  # letters too: digits alone turn up in timestamps and paths
+
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
@@ -60,10 +62,10 @@ def token(tmp_path: Path) -> Iterator[Path]:
     old = os.environ.get("SOFTHSM2_CONF")
     os.environ["SOFTHSM2_CONF"] = str(conf)
     subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", "unit", "--pin", "1234", "--so-pin", "12345678"],
+        ["softhsm2-util", "--init-token", "--free", "--label", "unit", "--pin", PIN, "--so-pin", "12345678"],
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip
-    (tmp_path / "pin").write_text("1234\n")
+    (tmp_path / "pin").write_text(PIN + "\n")
     yield tmp_path / "pin"
     if old is None:
         os.environ.pop("SOFTHSM2_CONF", None)
@@ -78,7 +80,7 @@ def test_the_token_signs_certificates_crls_and_ocsp(token: Path, key_type: str) 
         Pkcs11KeyStore(uri)  # not there, and not asked to make it
     store = Pkcs11KeyStore(uri, create=key_type)  # type: ignore[arg-type]
     try:
-        assert "1234" not in repr(store)
+        assert PIN not in repr(store)
         now = dt.datetime.now(dt.UTC)
         ca = store.sign_certificate(build_root_builder(store.public_key(), "hsm", now=now, lifetime=dt.timedelta(1)))
         ca.verify_directly_issued_by(ca)  # the token's signature over cryptography's own TBS
@@ -126,7 +128,7 @@ def test_rotation_with_the_key_in_the_token(token: Path, tmp_path: Path) -> None
     bootstrap.prepare(settings)  # the server certificate, signed in the token by the first issuer
     second = bootstrap.rotate_with_root(settings, root, b"correct horse")
     marker = (tmp_path / "data" / "ca.key.pkcs11").read_text()
-    assert "object=pocketca-ca-" in marker and "1234" not in marker
+    assert "object=pocketca-ca-" in marker and PIN not in marker
     bootstrap.prepare(settings)  # re-issues the server certificate from the second issuer
     authority = bootstrap.build_authority(settings)
     try:

@@ -17,7 +17,7 @@ from tests.conftest import database_url_for, query, start_server
 from tests.helpers import free_port
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-PIN = "738915"  # distinctive, so a search for it finds nothing else
+PIN = "hsm-pin-738915-Kq"  # distinctive (letters too), so a search for it finds nothing else
 
 pytestmark = pytest.mark.skipif(
     shutil.which("softhsm2-util") is None or not Path(MODULE).exists(), reason="softhsm2 is not installed"
