@@ -944,13 +944,20 @@ def like_for_like_targets(lfl: LikeForLike) -> list[tuple[str, str, bool]]:
 
 def prefill_pocketca(data_dir: Path, rows: int) -> None:
     """`pocketca init` (P-256), then `rows` synthetic certificates written as bench/list_certs.py writes them."""
+    sys.path.insert(0, str(ROOT))
+    from cryptography import x509
+
     from bench.list_certs import now_utc, seed
+    from service.ca.issue import issuer_id
+    from service.db.migrate import upgrade
     from service.db.session import Database
 
     pocketca_init(data_dir, "p256", data_dir.parent)
     db = Database(f"sqlite:///{data_dir / 'pocketca.db'}")
+    upgrade(db)
     started = time.perf_counter()
-    seed(db, rows, now_utc(), 16)
+    issuer = issuer_id(x509.load_pem_x509_certificate((data_dir / "ca.pem").read_bytes()))
+    seed(db, rows, now_utc(), 16, issuer=issuer)  # rows of this CA, as issued (none to adopt at start-up)
     db.dispose()
     log(f"prefilled {rows:,} certificates in {time.perf_counter() - started:.0f} s")
 
