@@ -1713,7 +1713,7 @@ def report(
         )
 
     w(CRL_NOTE)
-    w("## Targets (issue 5)\n")
+    w("## Targets (issues 5 and 16)\n")
     targets = evaluate(pairs, mtls, startup, costs) + like_for_like_targets(lfl)
     w("| target | measured | verdict |")
     w("|---|---|---|")
@@ -1769,7 +1769,7 @@ def evaluate(
             return med([x.rate for x in mtls[row][server]])
 
         r = rate("keepalive", "pocketca") / rate("keepalive", "bare uvicorn")
-        out.append(("`/whoami` keep-alive >= 0.9x bare uvicorn", f"{r:.2f}x", r >= 0.9))
+        out.append(("`/whoami` keep-alive >= 0.7x bare uvicorn (issue 16; issue 5 asked 0.9x)", f"{r:.2f}x", r >= 0.7))
         r = rate("full", "pocketca") / rate("full", "bare uvicorn")
         out.append(("full mTLS handshakes >= 0.9x bare uvicorn", f"{r:.2f}x", r >= 0.9))
         r = rate("reuse", "pocketca") / rate("full_www", "pocketca")
