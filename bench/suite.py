@@ -1729,7 +1729,7 @@ def report(
     w("")
     w("## Commands\n")
     w(
-        "Run everything: `.venv/bin/python bench/suite.py` (full, < 10 min) or `--quick` (about 2 min); `--profile` adds "
+        "Run everything: `.venv/bin/python bench/suite.py` (full, < 10 min) or `--quick` (~2 min); `--profile` adds "
         "the py-spy run. What the suite ran (first instance of each; ports and temp paths vary, `$TOKEN` is "
         "`<data dir>/admin.token`):\n"
     )
