@@ -90,6 +90,8 @@ COLUMNS = (
     "issued_by",
     "created_at",
     "der",
+    "crl_entry",
+    "issuer_id",
 )
 STORED_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's SQLite dialect stores a DateTime; checked in seed()
 
@@ -99,7 +101,7 @@ def stored_time(value: dt.datetime) -> str:
 
 
 def synthetic_rows(
-    count: int, now: dt.datetime, rng: random.Random, *, correlated: bool = False
+    count: int, now: dt.datetime, rng: random.Random, *, correlated: bool = False, issuer: str | None = None
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Chunks of tuples in COLUMNS order, already in the form the column types would bind (text times, JSON).
 
@@ -135,6 +137,8 @@ def synthetic_rows(
                 "token:bench",
                 not_before,
                 DER,
+                None,  # revoked rows' CRL entries do not matter to the listing queries
+                issuer,
             )
         )
         if len(chunk) == CHUNK:
@@ -144,7 +148,15 @@ def synthetic_rows(
         yield chunk
 
 
-def seed(db: Database, count: int, now: dt.datetime, seed_value: int, *, correlated: bool = False) -> None:
+def seed(
+    db: Database,
+    count: int,
+    now: dt.datetime,
+    seed_value: int,
+    *,
+    correlated: bool = False,
+    issuer: str | None = None,
+) -> None:
     """One write transaction (BEGIN IMMEDIATE, as the service writes) of Core executemany, CHUNK rows at a time.
 
     The INSERT is SQLAlchemy's own, compiled from the table; the rows skip the per-value type processing (a third
@@ -162,7 +174,7 @@ def seed(db: Database, count: int, now: dt.datetime, seed_value: int, *, correla
     rng = random.Random(seed_value)
     with db.engine.execution_options(pocketca_write=True).begin() as connection:
         connection.exec_driver_sql("PRAGMA cache_size = -1048576")  # 1 GiB for this connection: index inserts
-        for chunk in synthetic_rows(count, now, rng, correlated=correlated):
+        for chunk in synthetic_rows(count, now, rng, correlated=correlated, issuer=issuer):
             connection.exec_driver_sql(compiled.string, chunk)
     with db.engine.connect() as connection:
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

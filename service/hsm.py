@@ -33,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from service.ca import der
 from service.ca.crl import is_tbs_certlist
 from service.ca.keys import KeyType
+from service.ca.leaf import is_tbs_certificate
 from service.ca.ocsp import responder_key_hash
 from service.errors import ConfigurationError
 
@@ -295,6 +296,11 @@ class Pkcs11KeyStore:
         if not is_tbs_certlist(tbs_certlist):
             raise ValueError("not a DER v2 TBSCertList")
         return self._sign(tbs_certlist)
+
+    def sign_tbs_certificate(self, tbs_certificate: bytes) -> bytes:
+        if not is_tbs_certificate(tbs_certificate):
+            raise ValueError("not a DER v3 TBSCertificate")
+        return self._sign(tbs_certificate)
 
     def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder, responder: x509.Certificate) -> ocsp.OCSPResponse:
         """cryptography insists the signing key be the responder certificate's: it signs as a stand-in certificate,

@@ -13,6 +13,7 @@ from cryptography.x509 import ocsp
 
 from service.ca.crl import is_tbs_certlist
 from service.ca.keys import PrivateKey, dump_private_key, load_private_key, signature_hash
+from service.ca.leaf import is_tbs_certificate
 
 
 def write_private_file(path: Path, data: bytes) -> None:
@@ -78,15 +79,24 @@ class FileKeyStore:
         be passed off as a certificate, CSR or OCSP response."""
         if not is_tbs_certlist(tbs_certlist):
             raise ValueError("not a DER v2 TBSCertList")
+        return self._sign_tbs(tbs_certlist)
+
+    def sign_tbs_certificate(self, tbs_certificate: bytes) -> bytes:
+        """What `sign_certificate` would sign, signed the same way; only ever a v3 TBSCertificate."""
+        if not is_tbs_certificate(tbs_certificate):
+            raise ValueError("not a DER v3 TBSCertificate")
+        return self._sign_tbs(tbs_certificate)
+
+    def _sign_tbs(self, tbs: bytes) -> bytes:
         key = self._key
         if isinstance(key, ed25519.Ed25519PrivateKey):
-            return key.sign(tbs_certlist)
+            return key.sign(tbs)
         assert self._hash is not None
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            return key.sign(tbs_certlist, ec.ECDSA(self._hash))
-        if isinstance(key, rsa.RSAPrivateKey):  # what CertificateRevocationListBuilder.sign does for RSA
-            return key.sign(tbs_certlist, padding.PKCS1v15(), self._hash)
-        raise TypeError(f"cannot sign a CRL with {type(key).__name__}")
+            return key.sign(tbs, ec.ECDSA(self._hash))
+        if isinstance(key, rsa.RSAPrivateKey):  # what the builders' sign does for RSA
+            return key.sign(tbs, padding.PKCS1v15(), self._hash)
+        raise TypeError(f"cannot sign with {type(key).__name__}")
 
     def __repr__(self) -> str:  # never show key material, even in a debugger or traceback
         return f"<FileKeyStore {type(self._key).__name__}>"

@@ -60,9 +60,9 @@ class Auditor:
         """`record` for a group-commit unit (the hot path): the row now, the log line once it is committed."""
         values = self._values(action, caller, outcome, serial, token_id, detail)
         row_id = transaction.sql.insert_audit(transaction.connection, values)
-        entry = AuditEntry(id=row_id, **values)
+        fields = {"id": row_id, **values}  # AuditEntry's fields, in its order: the row's values, not rebuilt
         rid = request_id.get()  # the committer thread logs it: the request's id goes along
-        transaction.after_commit.append(lambda: _log(entry, rid))
+        transaction.after_commit.append(lambda: _log_fields(fields, rid))
 
     def refusal(
         self, action: str, caller: Caller, detail: str, *, serial: str | None = None
@@ -116,7 +116,14 @@ class Auditor:
 
 
 def _log(entry: AuditEntry, rid: str | None = None) -> None:
-    fields = dataclasses.asdict(entry)
+    _log_fields({f.name: getattr(entry, f.name) for f in _ENTRY_FIELDS}, rid)
+
+
+_ENTRY_FIELDS = dataclasses.fields(AuditEntry)
+
+
+def _log_fields(fields: dict[str, Any], rid: str | None = None) -> None:
+    """The audit line; `fields` are an AuditEntry's, in order (shallow: every value is a scalar)."""
     # the text line is the event as JSON; a JSON log (POCKETCA_LOG_FORMAT=json) gets the fields as fields
     extra: dict[str, Any] = {"audit": fields}
     if rid is not None:

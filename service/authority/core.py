@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from service import metrics
@@ -51,7 +50,8 @@ from service.ca.inspect import (
     summarize,
     summarize_issued,
 )
-from service.ca.issue import Signer, build_leaf_builder, issuer_id, random_serial_number
+from service.ca.issue import Signer, issuer_id, random_serial_number
+from service.ca.leaf import sign_leaf
 from service.ca.names import build_subject, format_general_name, parse_general_name
 from service.ca.ocsp import MalformedOCSPRequestError, build_unsuccessful, load_ocsp_request
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
@@ -369,16 +369,18 @@ class Authority:
             if refused:
                 raise PolicyError(refused)
         now = self.clock()
-        builder = build_leaf_builder(
+        # DER from the CA's template, the TBS signed once (ca.leaf; the same bytes build_leaf_builder describes)
+        certificate, der = sign_leaf(
+            self.signer,
             spec,
             request.public_key,
             self.ca_certificate,
+            self.signer.public_key(),
             serial_number=random_serial_number(),
             now=now,
             public_url=self.publication_url,
             issuer_id=self.issuer.id,
         )
-        certificate = self.signer.sign_certificate(builder)
         summary = summarize_issued(certificate, spec.subject, spec.sans, self.ca_certificate)
         row = {
             "serial": summary.serial,
@@ -392,7 +394,7 @@ class Authority:
             "fingerprint_sha256": summary.fingerprint_sha256,
             "issued_by": caller.label,
             "created_at": now,
-            "der": certificate.public_bytes(Encoding.DER),
+            "der": der,
             "issuer_id": self.issuer.id,
         }
 

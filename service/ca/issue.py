@@ -38,6 +38,10 @@ class Signer(Protocol):
         """The signature over a DER TBSCertList, by the algorithm `sign_crl` uses (see ca.crl.build_crl_der)."""
         ...
 
+    def sign_tbs_certificate(self, tbs_certificate: bytes) -> bytes:
+        """The signature over a DER TBSCertificate, by the algorithm `sign_certificate` uses (see ca.leaf)."""
+        ...
+
     def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder, responder: x509.Certificate) -> ocsp.OCSPResponse:
         """Signs as `responder` (the CA itself), named by key hash in the response; the builder has no responder."""
         ...

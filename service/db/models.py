@@ -24,7 +24,7 @@ class CertificateRecord(Base):
     status: Mapped[str] = mapped_column(String(16), default="valid")  # valid | revoked
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revocation_reason: Mapped[str | None] = mapped_column(String(32))
-    fingerprint_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64))  # shown, never searched: no index
     issued_by: Mapped[str | None] = mapped_column(String(80))  # "token:<id>" or "cert:<serial>"
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     der: Mapped[bytes] = mapped_column(LargeBinary)
@@ -93,8 +93,9 @@ class AuditRecord(Base):
     action: Mapped[str] = mapped_column(String(32))  # certificate.issue, certificate.revoke, token.create, ...
     outcome: Mapped[str] = mapped_column(String(16))  # ok | refused
     actor: Mapped[str] = mapped_column(String(80))  # token:<id>, cert:<serial>, local:<command>
-    token_id: Mapped[str | None] = mapped_column(String(32), index=True)
-    serial: Mapped[str | None] = mapped_column(String(40), index=True)
+    # no indexes but the id: the log is paged by id only (each index was one more write per event)
+    token_id: Mapped[str | None] = mapped_column(String(32))
+    serial: Mapped[str | None] = mapped_column(String(40))
     client_address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
 
