@@ -27,6 +27,7 @@ from service.acme.urls import PREFIX, Urls
 from service.api.deps import CallerDep
 from service.authority import AcmeCaller, LocalCaller
 from service.ca.inspect import format_serial
+from service.db.acme import AcmeOrderRecord
 from service.errors import ServiceError
 
 log = logging.getLogger("pocketca.acme")
@@ -239,14 +240,19 @@ async def key_change(request: Request, server: ServerDep) -> Response:
 # --- orders, authorizations, challenges ------------------------------------------------------------------------
 
 
+def _order_response(server: AcmeServer, urls: Urls, order: AcmeOrderRecord, status: int = 200) -> JSONResponse:
+    """An order with its Location; Retry-After while the client should poll it (pending or processing)."""
+    headers = {"Location": urls.order(order.id)}
+    if status == 200 and order.status in ("pending", "processing"):
+        headers["Retry-After"] = RETRY_AFTER
+    return _json(server, urls, server.orders.render_order(order, urls), status, headers=headers)
+
+
 @router.post("/new-order", include_in_schema=False)
 async def new_order(request: Request, server: ServerDep) -> Response:
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
         verified, account = _verify(server, urls, body, url, request)
-        order = server.orders.new_order(account, verified.payload(), address)
-        return _json(
-            server, urls, server.orders.render_order(order, urls), 201, headers={"Location": urls.order(order.id)}
-        )
+        return _order_response(server, urls, server.orders.new_order(account, verified.payload(), address), 201)
 
     return await _signed(request, server, handle)
 
@@ -257,11 +263,7 @@ async def order(request: Request, server: ServerDep, order_id: str) -> Response:
         verified, account = _verify(server, urls, body, url, request)
         if not verified.is_post_as_get:
             raise malformed("read an order with POST-as-GET (an empty payload)")
-        found = server.orders.get_order(account, order_id)
-        extra = {"Retry-After": RETRY_AFTER} if found.status in ("pending", "processing") else {}
-        return _json(
-            server, urls, server.orders.render_order(found, urls), headers={"Location": urls.order(found.id), **extra}
-        )
+        return _order_response(server, urls, server.orders.get_order(account, order_id))
 
     return await _signed(request, server, handle)
 
@@ -270,11 +272,7 @@ async def order(request: Request, server: ServerDep, order_id: str) -> Response:
 async def finalize(request: Request, server: ServerDep, order_id: str) -> Response:
     def handle(server: AcmeServer, urls: Urls, body: bytes, url: str, address: str | None) -> Response:
         verified, account = _verify(server, urls, body, url, request)
-        done = server.orders.finalize(account, order_id, verified.payload(), address)
-        extra = {"Retry-After": RETRY_AFTER} if done.status == "processing" else {}
-        return _json(
-            server, urls, server.orders.render_order(done, urls), headers={"Location": urls.order(done.id), **extra}
-        )
+        return _order_response(server, urls, server.orders.finalize(account, order_id, verified.payload(), address))
 
     return await _signed(request, server, handle)
 
