@@ -92,19 +92,28 @@ def main() -> None:
         build = builder_for("token")
         draft = build.sign(_stand_in("p256"), hashes.SHA256()).public_bytes(serialization.Encoding.DER)
         tbs = der.tbs_of(draft)
-        signature = token._sign(tbs)  # noqa: SLF001 - the parts, timed one by one
+        signature = token._sign(tbs)
 
         def token_sign_only() -> None:
             digest = hashes.Hash(hashes.SHA256())
             digest.update(tbs)
-            token._private.sign(digest.finalize(), mechanism=__import__("pkcs11").Mechanism.ECDSA)  # noqa: SLF001
+            token._private.sign(digest.finalize(), mechanism=__import__("pkcs11").Mechanism.ECDSA)
 
         rows = [
-            _row("file key: build + sign (FileKeyStore.sign_certificate)", _time(lambda: file.sign_certificate(builder_for("file")), n)),
-            _row("token: build + sign (Pkcs11KeyStore.sign_certificate)", _time(lambda: token.sign_certificate(builder_for("token")), n)),
+            _row(
+                "file key: build + sign (FileKeyStore.sign_certificate)",
+                _time(lambda: file.sign_certificate(builder_for("file")), n),
+            ),
+            _row(
+                "token: build + sign (Pkcs11KeyStore.sign_certificate)",
+                _time(lambda: token.sign_certificate(builder_for("token")), n),
+            ),
             _row("  part: build the leaf builder", _time(lambda: builder_for("token"), n)),
-            _row("  part: stand-in encode + sign (cryptography)", _time(lambda: build.sign(_stand_in("p256"), hashes.SHA256()), n)),
-            _row("  part: the store's _sign (hash, C_Sign, DER, verify)", _time(lambda: token._sign(tbs), n)),  # noqa: SLF001
+            _row(
+                "  part: stand-in encode + sign (cryptography)",
+                _time(lambda: build.sign(_stand_in("p256"), hashes.SHA256()), n),
+            ),
+            _row("  part: the store's _sign (hash, C_Sign, DER, verify)", _time(lambda: token._sign(tbs), n)),
             _row("    of which C_Sign over the digest (python-pkcs11 + SoftHSM2)", _time(token_sign_only, n)),
             _row("    of which the verify of the token's signature (software)", _time(
                 lambda: token.public_key().verify(signature, tbs, ec.ECDSA(hashes.SHA256())), n)),  # type: ignore[call-arg,union-attr]

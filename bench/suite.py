@@ -1007,6 +1007,13 @@ def like_for_like_main(args: argparse.Namespace) -> None:
         lines = like_for_like_report(lfl)
         lines.append("| target | measured | verdict |\n|---|---|---|")
         lines += [f"| {t} | {v} | {'PASS' if ok else '**FAIL**'} |" for t, v, ok in like_for_like_targets(lfl)]
+        if args.profile:  # after the counted runs, so py-spy's cost is in none of them
+            spy = profile_worker(ca, work, spkis)
+            lines.append(f"\npy-spy: {spy['total']} samples, {spy['rps']:.0f} req/s during the profile\n")
+            lines += [f"    {share:6.1%} {frame}" for frame, share in spy["inclusive"]]
+            lines.append("own:")
+            lines += [f"    {share:6.1%} {frame}" for frame, share in spy["own"]]
+            shutil.copy(work / "py-spy.txt", BENCH / "py-spy-like-for-like.txt")
         text = "\n".join(lines) + "\n"
         print(text)
         if args.output:
@@ -1081,7 +1088,7 @@ PLUMBING = re.compile(
 )
 
 
-def summarize_pyspy(path: Path, top: int = 15) -> dict[str, Any]:
+def summarize_pyspy(path: Path, top: int = 40) -> dict[str, Any]:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     ours: Counter[str] = Counter()
@@ -1107,7 +1114,7 @@ def summarize_pyspy(path: Path, top: int = 15) -> dict[str, Any]:
         "total": total,
         "idle": idle,
         "inclusive": [(frame, n / total) for frame, n in inclusive.most_common(top)] if total else [],
-        "own": [(frame, n / total) for frame, n in own.most_common(10)] if total else [],
+        "own": [(frame, n / total) for frame, n in own.most_common(25)] if total else [],
         "service": [(frame, n / total) for frame, n in ours.most_common(10)] if total else [],
     }
 
@@ -1818,7 +1825,11 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one run per figure, shorter runs (< 2 min)")
-    parser.add_argument("--profile", action="store_true", help="py-spy on a pocketca worker during an extra c=8 run")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy on a pocketca worker during an extra c=8 run (also with --like-for-like)",
+    )
     parser.add_argument(
         "--output", type=Path, help="write the report here too (default: bench/RESULTS.md on full runs)"
     )

@@ -166,13 +166,9 @@ class AccessLogMiddleware:
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
-FAST_ROUTES = frozenset({"/csr", "/whoami"})  # answered by FastPaths, beside their routes
 
 
 def _route(scope: Scope) -> str:
     """The route's template (/certs/{serial}), never the raw path: a bounded label."""
     route = scope.get("route")
-    if route is not None:
-        return str(getattr(route, "path", "unmatched"))
-    path = scope["path"]
-    return path if path in FAST_ROUTES else "unmatched"
+    return "unmatched" if route is None else str(getattr(route, "path", "unmatched"))

@@ -107,7 +107,11 @@ class IdentityResponse(CertificateFields):
 
     @classmethod
     def build(cls, identity: ClientIdentity) -> IdentityResponse:
-        return cls(issuer=identity.summary.issuer, **cls.summary_fields(identity.summary))  # type: ignore[arg-type]
+        return cls.build_from(identity.summary)
+
+    @classmethod
+    def build_from(cls, summary: CertificateSummary) -> IdentityResponse:
+        return cls(issuer=summary.issuer, **cls.summary_fields(summary))  # type: ignore[arg-type]
 
 
 class HealthResponse(BaseModel):

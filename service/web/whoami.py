@@ -1,24 +1,25 @@
 """GET /whoami for browsers (Accept: text/html): a page naming the certificate's holder, or saying why not.
 
 The route matches only requests that ask for HTML, so it sits before the JSON route of the same path
-(service.api.routes.whoami), which answers every other client. The fast path defers to it likewise."""
+(service.api.routes.whoami), which answers every other client. """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
 
 from service.api.deps import AuthorityDep, PeerCertificateDep, require_client
+from service.api.lean import LeanRoute
 from service.errors import AuthenticationError, RevokedCertificateError, ServiceError
 from service.web.pages import render, wants_html
 
 
-class HTMLRoute(APIRoute):
-    """Matches only when the request's Accept names text/html: content negotiation between two routes."""
+class HTMLRoute(LeanRoute):
+    """Matches only when the request's Accept names text/html: content negotiation between two routes. Lean, as
+    the JSON route is: both are installed on the app's own router, this one first (api.lean.install)."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http" or not wants_html(Headers(scope=scope)):

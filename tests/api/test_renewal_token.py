@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 
 from service.api.app import create_app
-from service.api.deps import get_authority
 from service.authority import Authority, build_renewal_token
 from service.ca.keys import PrivateKey
 from service.db.models import AuditRecord
@@ -38,17 +37,6 @@ class App:
     app: Any
     authority: Authority
 
-    def use_route(self, on: bool) -> None:
-        """The fast path answers an app without overrides; an override (of nothing) makes the route answer."""
-        if on:
-
-            async def same() -> Authority:
-                return self.authority
-
-            self.app.dependency_overrides[get_authority] = same
-        else:
-            self.app.dependency_overrides.clear()
-
 
 @pytest.fixture
 async def app(authority: Authority) -> AsyncIterator[App]:
@@ -56,12 +44,6 @@ async def app(authority: Authority) -> AsyncIterator[App]:
     transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
         yield App(http, application, authority)
-
-
-@pytest.fixture(params=["fastpath", "route"])
-def side(request: pytest.FixtureRequest, app: App) -> str:
-    app.use_route(request.param == "route")
-    return str(request.param)
 
 
 def _server_holder(authority: Authority, key: PrivateKey | None = None, cn: str = "web.internal") -> Holder:
@@ -113,7 +95,7 @@ def _refusals(authority: Authority, serial: str) -> list[AuditRecord]:
         return list(session.scalars(query))
 
 
-async def test_a_server_certificate_renews_with_its_token(app: App, side: str) -> None:
+async def test_a_server_certificate_renews_with_its_token(app: App) -> None:
     holder = _server_holder(app.authority)
     response = await _renew(app, _token(holder), holder)
     assert response.status_code == 201, response.text
@@ -143,7 +125,7 @@ async def test_each_key_type_signs_with_its_algorithm(app: App, algorithm: str) 
     assert refused.status_code == 401 and f"must be signed with {algorithm}" in refused.json()["detail"]
 
 
-async def test_a_token_is_good_once(app: App, side: str) -> None:
+async def test_a_token_is_good_once(app: App) -> None:
     holder = _server_holder(app.authority)
     token = _token(holder)
     assert (await _renew(app, token, holder)).status_code == 201
@@ -210,7 +192,7 @@ REFUSALS: list[tuple[str, ForgeToken, int, str]] = [
 
 @pytest.mark.parametrize(("case", "forge", "status", "detail"), REFUSALS, ids=[r[0] for r in REFUSALS])
 async def test_refusals(
-    app: App, side: str, foreign_ca: ForeignCA, case: str, forge: ForgeToken, status: int, detail: str
+    app: App, foreign_ca: ForeignCA, case: str, forge: ForgeToken, status: int, detail: str
 ) -> None:
     holder = _server_holder(app.authority)
     token = forge(holder, foreign_ca)
@@ -227,7 +209,7 @@ async def test_refusals(
     ]
 
 
-async def test_a_revoked_certificate_cannot_renew(app: App, side: str, admin_token: str) -> None:
+async def test_a_revoked_certificate_cannot_renew(app: App, admin_token: str) -> None:
     holder = _server_holder(app.authority)
     token = _token(holder)
     await app.http.post(f"/certs/{holder.serial}/revoke", json={"reason": "keyCompromise"}, headers=bearer(admin_token))
@@ -252,7 +234,7 @@ async def test_an_expired_certificate_cannot_renew(app: App, settings: Any) -> N
     assert response.status_code == 403 and "expired" in response.json()["detail"]
 
 
-async def test_the_names_stay_a_subset(app: App, side: str) -> None:
+async def test_the_names_stay_a_subset(app: App) -> None:
     holder = _server_holder(app.authority)
     response = await _renew(app, _token(holder), holder, ["web.internal", "other.internal"])
     assert response.status_code == 403, response.text

@@ -1,8 +1,8 @@
 """GET /whoami with Accept: text/html: a page for people, the same refusals as the JSON (401/403).
 
-Run twice: through the FastAPI routes (a dependency override plays the certificate) and with the certificate in
-the ASGI TLS scope as uvicorn's TLS layer puts it, where the fast path (service.api.fastpath) answers JSON itself
-and must leave HTML to the page's route."""
+Run twice: with a dependency override playing the certificate, and with the certificate in the ASGI TLS scope as
+uvicorn's TLS layer puts it (then api.lean.LeanDispatch hands JSON requests straight to the JSON route, and must
+leave HTML to the page's route)."""
 
 from __future__ import annotations
 
@@ -23,19 +23,19 @@ from tests.helpers import ForeignCA
 pytestmark = pytest.mark.anyio
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
-@pytest.fixture(params=["route", "fastpath"])
+@pytest.fixture(params=["override", "tls-scope"])
 async def get(request: pytest.FixtureRequest, authority: Authority) -> AsyncIterator[object]:
     app = create_app(authority=authority)
     peer: dict[str, bytes | None] = {"der": None}
     seen: list[Scope] = []
 
     async def with_tls(scope: Scope, receive: Receive, send: Send) -> None:
-        if request.param == "fastpath" and peer["der"] is not None:
+        if request.param == "tls-scope" and peer["der"] is not None:
             scope["extensions"] = {"tls": {"client_cert_chain": [ssl.DER_cert_to_PEM_cert(peer["der"])]}}
         seen.append(scope)
         await app(scope, receive, send)
 
-    if request.param == "route":
+    if request.param == "override":
         app.dependency_overrides[peer_certificate] = lambda: peer["der"]
     transport = httpx.ASGITransport(app=with_tls, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
@@ -43,29 +43,28 @@ async def get(request: pytest.FixtureRequest, authority: Authority) -> AsyncIter
         async def call(der: bytes | None, accept: str) -> tuple[httpx.Response, bool]:
             peer["der"] = der
             response = await http.get("/whoami", headers={"Accept": accept})
-            return response, "route" in seen[-1]
+            return response, seen[-1]["endpoint"].__name__  # the route that answered
 
-        call.mode = request.param  # type: ignore[attr-defined]
         yield call
 
 
 async def test_page_names_the_holder(get, issue_holder) -> None:  # type: ignore[no-untyped-def]
     holder: Holder = issue_holder("Alice Example", ["alice@example.com"])
-    response, routed = await get(holder.der, BROWSER_ACCEPT)
+    response, endpoint = await get(holder.der, BROWSER_ACCEPT)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert response.headers["content-security-policy"].startswith("default-src 'self'")
     assert response.headers["cache-control"] == "no-store"
     assert "Hello, Alice Example" in response.text
     assert holder.serial in response.text and "CN=pocketca root CA" in response.text
-    assert routed  # the page's route, never the fast path's JSON
+    assert endpoint == "whoami_page"
 
 
 async def test_json_stays_the_default(get, issue_holder) -> None:  # type: ignore[no-untyped-def]
     holder: Holder = issue_holder("alice.example.com")
     for accept in ("*/*", "application/json"):
-        response, routed = await get(holder.der, accept)
-        assert routed == (get.mode == "route")  # JSON: the fast path answers whenever it may
+        response, endpoint = await get(holder.der, accept)
+        assert endpoint == "whoami"  # the JSON route (api.routes.whoami)
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
         assert response.json()["cn"] == "alice.example.com"

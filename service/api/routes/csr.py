@@ -6,15 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from service.api.deps import AuthorityDep, CallerDep
+from service.api.lean import LeanRoute
 from service.api.media import PEM_CHAIN, wants_pem_chain
 from service.api.schemas import CSRRequest, IssuedCertificateResponse, chain_pem, pem
-from service.authority import Authority, Caller
 from service.errors import UnsupportedMediaTypeError
 
-router = APIRouter(tags=["certificates"])
+router = APIRouter(tags=["certificates"], route_class=LeanRoute)  # the hot path: see api.lean
 
 PKCS10 = "application/pkcs10"
 _REQUEST_BODY: dict[str, Any] = {
@@ -40,21 +40,6 @@ async def sign_csr(
     caller: CallerDep,
     profile: Annotated[str | None, Query(max_length=64, description="with application/pkcs10 only")] = None,
     validity_days: Annotated[int | None, Query(description="with application/pkcs10 only")] = None,
-) -> Any:
-    # api.fastpath serves POST /csr in the running app (the same `issue` below, without FastAPI's dependency
-    # machinery); this route describes it in the OpenAPI document and serves an app with dependency overrides
-    return await issue(request, authority, caller, profile, validity_days)
-
-
-class CSRQuery(BaseModel):
-    """The query parameters above, for the fast path's own validation (the same rules and messages)."""
-
-    profile: str | None = Field(None, max_length=64)
-    validity_days: int | None = None
-
-
-async def issue(
-    request: Request, authority: Authority, caller: Caller, profile: str | None, validity_days: int | None
 ) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()

@@ -1,13 +1,15 @@
-"""POST /csr: the fast path (api.fastpath) and the FastAPI route answer alike.
+"""POST /csr on its LeanRoute answers exactly as FastAPI's own APIRoute answers for the same endpoint.
 
-Each case goes through the same app twice: plainly, so the fast path answers, and with a dependency override
-that changes nothing (get_authority -> the same authority), so FastAPI's route answers. The answers, the audit
-rows and the access log line must match, except for what differs between any two issuances (serial, fingerprint,
+Each case goes to two apps over one authority: the app as `serve` builds it (the route is a `LeanRoute`, reached
+through api.lean.LeanDispatch), and the same app with that route swapped for FastAPI's `APIRoute` of the same
+endpoint (FastAPI's dependency solver, parameter validation and exception wrapping). The answers, the audit rows
+and the access log line must match, except for what differs between any two issuances (serial, fingerprint,
 certificate, dates).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -22,11 +24,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy import select
 from starlette.types import Receive, Scope, Send
 
 from service.api.app import create_app
-from service.api.deps import get_authority
+from service.api.lean import LeanRoute
 from service.authority import Authority, build_renewal_token
 from service.db.models import AuditRecord
 from service.settings import Settings
@@ -45,11 +48,25 @@ PER_ISSUANCE_HEADERS = {"x-request-id", "content-length", "location"}
 AUDIT_FIELDS = ("action", "outcome", "actor", "token_id", "client_address", "detail")
 
 
+def plain(app: FastAPI) -> FastAPI:
+    """The app with each LeanRoute replaced by FastAPI's APIRoute for the same endpoint and declaration."""
+    for i, route in enumerate(app.router.routes):
+        if isinstance(route, LeanRoute):
+            app.router.routes[i] = APIRoute(
+                route.path,
+                route.endpoint,
+                methods=list(route.methods or ()),
+                status_code=route.status_code,
+                response_model=route.response_model,
+                dependency_overrides_provider=app,
+            )
+    return app
+
+
 @dataclass
 class Probe:
-    """Wraps the app to see which side answered: Starlette's router puts the matched route into the scope, so
-    a scope without one never reached FastAPI. Also plays a TLS client certificate, as uvicorn's TLS layer
-    would put it in the scope (no dependency override: that would turn the fast path off)."""
+    """Wraps an app to see which route answered (Starlette's router, and LeanDispatch, put it into the scope).
+    Also plays a TLS client certificate, as uvicorn's TLS layer would put it in the scope."""
 
     app: FastAPI
     peer_pem: str | None = None
@@ -62,34 +79,38 @@ class Probe:
         await self.app(scope, receive, send)
 
     @property
-    def last_was_routed(self) -> bool:
-        return "route" in self.scopes[-1]
+    def last_route(self) -> object:
+        return self.scopes[-1].get("route")
+
+
+@dataclass
+class Side:
+    http: httpx.AsyncClient
+    probe: Probe
 
 
 @dataclass
 class Pair:
-    http: httpx.AsyncClient
-    probe: Probe
+    lean: Side
+    plain: Side
     authority: Authority
-    overridden: list[int] = field(default_factory=list)  # one entry per call of the override
 
-    def route_on(self) -> None:
-        async def same_authority() -> Authority:
-            self.overridden.append(1)
-            return self.authority
+    def present(self, peer_pem: str | None) -> None:
+        self.lean.probe.peer_pem = self.plain.probe.peer_pem = peer_pem
 
-        self.probe.app.dependency_overrides[get_authority] = same_authority
 
-    def route_off(self) -> None:
-        self.probe.app.dependency_overrides.clear()
+@contextlib.asynccontextmanager
+async def _side(app: FastAPI) -> AsyncIterator[Side]:
+    probe = Probe(app)
+    transport = httpx.ASGITransport(app=probe, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+        yield Side(http, probe)
 
 
 @pytest.fixture
 async def pair(authority: Authority) -> AsyncIterator[Pair]:
-    probe = Probe(create_app(authority=authority))
-    transport = httpx.ASGITransport(app=probe, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
-        yield Pair(http, probe, authority)
+    async with _side(create_app(authority=authority)) as lean, _side(plain(create_app(authority=authority))) as p:
+        yield Pair(lean, p, authority)
 
 
 @dataclass
@@ -110,13 +131,18 @@ def _audit_since(authority: Authority, after: int) -> list[AuditRecord]:
         return list(session.scalars(select(AuditRecord).where(AuditRecord.id > after).order_by(AuditRecord.id)))
 
 
-async def _send(pair: Pair, request: dict[str, Any], caplog: pytest.LogCaptureFixture) -> Answer:
+async def _send(pair: Pair, lean: bool, request: dict[str, Any], caplog: pytest.LogCaptureFixture) -> Answer:
+    """One request to one side, checked to be answered by that side's kind of route."""
+    caplog.set_level(logging.INFO, logger="pocketca.access")
+    side = pair.lean if lean else pair.plain
     before = _last_audit_id(pair.authority)
     caplog.clear()
-    response = await pair.http.post("/csr", **request)
+    response = await side.http.post("/csr", **request)
     rows = _audit_since(pair.authority, before)
     lines = [r.getMessage() for r in caplog.records if r.name == "pocketca.access"]
     assert len(lines) == 1, lines
+    route = side.probe.last_route
+    assert isinstance(route, APIRoute) and isinstance(route, LeanRoute) == lean, route
     return Answer(
         response,
         [{name: getattr(row, name) for name in AUDIT_FIELDS} for row in rows],
@@ -126,18 +152,8 @@ async def _send(pair: Pair, request: dict[str, Any], caplog: pytest.LogCaptureFi
 
 
 async def _both(pair: Pair, request: dict[str, Any], caplog: pytest.LogCaptureFixture) -> tuple[Answer, Answer]:
-    """The same request: first to the fast path, then to the route; each checked to be the one that answered."""
-    caplog.set_level(logging.INFO, logger="pocketca.access")
-    fast = await _send(pair, request, caplog)
-    assert not pair.probe.last_was_routed, "the fast path should have answered"
-    calls = len(pair.overridden)
-    pair.route_on()
-    try:
-        routed = await _send(pair, request, caplog)
-    finally:
-        pair.route_off()
-    assert pair.probe.last_was_routed and len(pair.overridden) > calls, "the FastAPI route should have answered"
-    return fast, routed
+    """The same request: first to the LeanRoute, then to FastAPI's APIRoute."""
+    return await _send(pair, True, request, caplog), await _send(pair, False, request, caplog)
 
 
 def _headers(response: httpx.Response) -> dict[str, str]:
@@ -156,16 +172,16 @@ def _comparable_body(response: httpx.Response) -> object:
     return body  # a problem: whole
 
 
-async def _assert_same(fast: Answer, routed: Answer, authority: Authority, admin_token: str, pair: Pair) -> None:
-    assert fast.response.status_code == routed.response.status_code, (fast.response.text, routed.response.text)
-    assert _headers(fast.response) == _headers(routed.response)
-    assert ("location" in fast.response.headers) == ("location" in routed.response.headers)
-    assert _comparable_body(fast.response) == _comparable_body(routed.response)
-    assert fast.audit == routed.audit
-    assert [s is None for s in fast.serials] == [s is None for s in routed.serials]
-    assert fast.access_log == routed.access_log
-    if fast.response.status_code == 201:
-        await _assert_recorded(fast, authority, admin_token, pair)
+async def _assert_same(lean: Answer, routed: Answer, authority: Authority, admin_token: str, pair: Pair) -> None:
+    assert lean.response.status_code == routed.response.status_code, (lean.response.text, routed.response.text)
+    assert _headers(lean.response) == _headers(routed.response)
+    assert ("location" in lean.response.headers) == ("location" in routed.response.headers)
+    assert _comparable_body(lean.response) == _comparable_body(routed.response)
+    assert lean.audit == routed.audit
+    assert [s is None for s in lean.serials] == [s is None for s in routed.serials]
+    assert lean.access_log == routed.access_log
+    if lean.response.status_code == 201:
+        await _assert_recorded(lean, authority, admin_token, pair)
 
 
 async def _assert_recorded(answer: Answer, authority: Authority, admin_token: str, pair: Pair) -> None:
@@ -178,7 +194,7 @@ async def _assert_recorded(answer: Answer, authority: Authority, admin_token: st
     else:
         assert answer.response.json()["serial"] == serial
         leaf = x509.load_pem_x509_certificate(answer.response.json()["certificate"].encode())
-    stored = await pair.http.get(location, headers=bearer(admin_token))
+    stored = await pair.lean.http.get(location, headers=bearer(admin_token))
     assert stored.status_code == 200, stored.text
     assert x509.load_pem_x509_certificate(stored.json()["certificate"].encode()) == leaf
     issues = [row for row, s in zip(answer.audit, answer.serials, strict=True) if s == serial]
@@ -282,10 +298,10 @@ CASES: dict[str, tuple[int, Build]] = {
 }
 
 
-def _uses_left(fast: Answer, routed: Answer, after_fast: int, after_route: int) -> None:
+def _uses_left(lean: Answer, routed: Answer, after_lean: int, after_route: int) -> None:
     """Each side spent one use of the same token, so their token.use rows differ in what was left: checked, then
     set aside for the comparison."""
-    for answer, left in ((fast, after_fast), (routed, after_route)):
+    for answer, left in ((lean, after_lean), (routed, after_route)):
         uses = [row for row in answer.audit if row["action"] == "token.use"]
         assert [row["detail"] for row in uses] == [f"uses_left={left}"]
         for row in uses:
@@ -293,15 +309,15 @@ def _uses_left(fast: Answer, routed: Answer, after_fast: int, after_route: int) 
 
 
 @pytest.mark.parametrize("case", list(CASES))
-async def test_fast_path_and_route_answer_alike(
+async def test_lean_route_and_fastapi_route_answer_alike(
     pair: Pair, authority: Authority, admin_token: str, case: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     status, build = CASES[case]
-    fast, routed = await _both(pair, build(admin_token), caplog)
-    assert fast.response.status_code == status, fast.response.text
+    lean, routed = await _both(pair, build(admin_token), caplog)
+    assert lean.response.status_code == status, lean.response.text
     if status >= 400:
-        assert fast.response.headers["content-type"] == PROBLEM
-    await _assert_same(fast, routed, authority, admin_token, pair)
+        assert lean.response.headers["content-type"] == PROBLEM
+    await _assert_same(lean, routed, authority, admin_token, pair)
 
 
 async def test_scoped_tokens_alike(
@@ -309,15 +325,15 @@ async def test_scoped_tokens_alike(
 ) -> None:
     """A read token is refused and an issue token signs, the same way on both sides (token.use rows included)."""
     read = authority.create_token(scope="read").token
-    fast, routed = await _both(pair, {"json": {"csr": SVC_CSR}, "headers": bearer(read)}, caplog)
-    assert fast.response.status_code == 403
-    await _assert_same(fast, routed, authority, admin_token, pair)
+    lean, routed = await _both(pair, {"json": {"csr": SVC_CSR}, "headers": bearer(read)}, caplog)
+    assert lean.response.status_code == 403
+    await _assert_same(lean, routed, authority, admin_token, pair)
 
     issue = authority.create_token(scope="issue", uses=5).token
-    fast, routed = await _both(pair, {"json": {"csr": SVC_CSR}, "headers": bearer(issue)}, caplog)
-    assert fast.response.status_code == 201
-    _uses_left(fast, routed, 4, 3)
-    await _assert_same(fast, routed, authority, admin_token, pair)
+    lean, routed = await _both(pair, {"json": {"csr": SVC_CSR}, "headers": bearer(issue)}, caplog)
+    assert lean.response.status_code == 201
+    _uses_left(lean, routed, 4, 3)
+    await _assert_same(lean, routed, authority, admin_token, pair)
 
 
 async def test_enrollment_token_alike(
@@ -326,15 +342,15 @@ async def test_enrollment_token_alike(
     """An enrollment token's names: a CSR for other names is refused alike, one for its names signed alike."""
     enrol = authority.create_token(cn="svc.example.com", sans=["svc.example.com"], uses=2).token
     other = csr_pem(p256(), "svc.example.com", ["other.example.com"]).decode()
-    fast, routed = await _both(pair, {"json": {"csr": other}, "headers": bearer(enrol)}, caplog)
-    assert fast.response.status_code == 403
-    await _assert_same(fast, routed, authority, admin_token, pair)
+    lean, routed = await _both(pair, {"json": {"csr": other}, "headers": bearer(enrol)}, caplog)
+    assert lean.response.status_code == 403
+    await _assert_same(lean, routed, authority, admin_token, pair)
 
     own = csr_pem(p256(), "svc.example.com", ["svc.example.com"]).decode()
-    fast, routed = await _both(pair, {"json": {"csr": own}, "headers": bearer(enrol)}, caplog)
-    assert fast.response.status_code == 201, fast.response.text
-    _uses_left(fast, routed, 1, 0)
-    await _assert_same(fast, routed, authority, admin_token, pair)
+    lean, routed = await _both(pair, {"json": {"csr": own}, "headers": bearer(enrol)}, caplog)
+    assert lean.response.status_code == 201, lean.response.text
+    _uses_left(lean, routed, 1, 0)
+    await _assert_same(lean, routed, authority, admin_token, pair)
 
 
 async def test_renewal_over_tls_alike(
@@ -347,21 +363,21 @@ async def test_renewal_over_tls_alike(
     """A holder renews with its TLS client certificate (from the scope, as uvicorn gives it): both sides take
     it from there, allow its own names and refuse others."""
     holder = issue_holder("alice", ["alice", "alice@example.com"])
-    pair.probe.peer_pem = cert_pem(holder.certificate).decode()
+    pair.present(cert_pem(holder.certificate).decode())
     own = csr_pem(p256(), "alice", ["alice@example.com"]).decode()
-    fast, routed = await _both(pair, {"json": {"csr": own}}, caplog)
-    assert fast.response.status_code == 201, fast.response.text
-    await _assert_same(fast, routed, authority, admin_token, pair)
+    lean, routed = await _both(pair, {"json": {"csr": own}}, caplog)
+    assert lean.response.status_code == 201, lean.response.text
+    await _assert_same(lean, routed, authority, admin_token, pair)
 
     wider = csr_pem(p256(), "alice", ["bob"]).decode()
-    fast, routed = await _both(pair, {"json": {"csr": wider}}, caplog)
-    assert fast.response.status_code == 403
-    await _assert_same(fast, routed, authority, admin_token, pair)
+    lean, routed = await _both(pair, {"json": {"csr": wider}}, caplog)
+    assert lean.response.status_code == 403
+    await _assert_same(lean, routed, authority, admin_token, pair)
 
     authority.revoke(holder.serial, reason=None, caller=authority.authenticate_token(admin_token))
-    fast, routed = await _both(pair, {"json": {"csr": own}}, caplog)
-    assert fast.response.status_code == 403 and fast.response.json()["title"] == "Certificate revoked"
-    await _assert_same(fast, routed, authority, admin_token, pair)
+    lean, routed = await _both(pair, {"json": {"csr": own}}, caplog)
+    assert lean.response.status_code == 403 and lean.response.json()["title"] == "Certificate revoked"
+    await _assert_same(lean, routed, authority, admin_token, pair)
 
 
 async def test_renewal_token_alike(
@@ -381,44 +397,35 @@ async def test_renewal_token_alike(
         return build_renewal_token(holder.key, holder.certificate, audience=audience, now=authority.clock(), jti=jti)
 
     own = csr_pem(p256(), "web.internal", ["web.internal"]).decode()
-    fast = await _send_routed(pair, False, {"json": {"csr": own}, "headers": bearer(first := token())}, caplog)
-    routed = await _send_routed(pair, True, {"json": {"csr": own}, "headers": bearer(second := token())}, caplog)
-    assert first != second and fast.response.status_code == 201, fast.response.text
-    await _assert_same(fast, routed, authority, admin_token, pair)
-    # each token again: a replay, refused alike (the fast path's token on the route, and the other way round)
-    fast = await _send_routed(pair, False, {"json": {"csr": own}, "headers": bearer(second)}, caplog)
-    routed = await _send_routed(pair, True, {"json": {"csr": own}, "headers": bearer(first)}, caplog)
-    assert fast.response.status_code == 401 and "used already" in fast.response.json()["detail"]
-    await _assert_same(fast, routed, authority, admin_token, pair)
+    lean = await _send(pair, True, {"json": {"csr": own}, "headers": bearer(first := token())}, caplog)
+    routed = await _send(pair, False, {"json": {"csr": own}, "headers": bearer(second := token())}, caplog)
+    assert first != second and lean.response.status_code == 201, lean.response.text
+    await _assert_same(lean, routed, authority, admin_token, pair)
+    # each token again: a replay, refused alike (each side's token on the other)
+    lean = await _send(pair, True, {"json": {"csr": own}, "headers": bearer(second)}, caplog)
+    routed = await _send(pair, False, {"json": {"csr": own}, "headers": bearer(first)}, caplog)
+    assert lean.response.status_code == 401 and "used already" in lean.response.json()["detail"]
+    await _assert_same(lean, routed, authority, admin_token, pair)
 
     authority.revoke(holder.serial, reason=None, caller=authority.authenticate_token(admin_token))
-    fast = await _send_routed(pair, False, {"json": {"csr": own}, "headers": bearer(token())}, caplog)
-    routed = await _send_routed(pair, True, {"json": {"csr": own}, "headers": bearer(token())}, caplog)
-    assert fast.response.status_code == 403 and fast.response.json()["title"] == "Certificate revoked"
-    await _assert_same(fast, routed, authority, admin_token, pair)
+    lean = await _send(pair, True, {"json": {"csr": own}, "headers": bearer(token())}, caplog)
+    routed = await _send(pair, False, {"json": {"csr": own}, "headers": bearer(token())}, caplog)
+    assert lean.response.status_code == 403 and lean.response.json()["title"] == "Certificate revoked"
+    await _assert_same(lean, routed, authority, admin_token, pair)
 
 
-async def _send_routed(pair: Pair, routed: bool, request: dict[str, Any], caplog: pytest.LogCaptureFixture) -> Answer:
-    """One request to one side (a renewal token is good once: each side gets its own)."""
-    caplog.set_level(logging.INFO, logger="pocketca.access")
-    if routed:
-        pair.route_on()
-    try:
-        answer = await _send(pair, request, caplog)
-    finally:
-        pair.route_off()
-    assert pair.probe.last_was_routed == routed
-    return answer
-
-
-async def test_other_requests_are_not_the_fast_paths(pair: Pair, admin_token: str) -> None:
-    """Only POST /csr: other methods and paths go to FastAPI's router as before."""
+async def test_other_requests_go_to_the_router(pair: Pair, admin_token: str) -> None:
+    """LeanDispatch takes only full matches of its routes: another method gets the router's 405, other paths
+    their own routes."""
     for method, path, status in (("GET", "/csr", 405), ("GET", "/healthz", 200), ("POST", "/tokens", 201)):
-        response = await pair.http.request(method, path, headers=bearer(admin_token), json={"scope": "read"})
+        response = await pair.lean.http.request(method, path, headers=bearer(admin_token), json={"scope": "read"})
         assert response.status_code == status, response.text
-        assert pair.probe.last_was_routed, (method, path)
-    # a trailing slash: the router's redirect to /csr, not an answer of the fast path
-    response = await pair.http.post("/csr/", headers=bearer(admin_token), json={"csr": SVC_CSR})
+        if status == 405:  # the router's answer for a route matched but for its method
+            assert response.headers["allow"] == "POST" and response.headers["content-type"] == PROBLEM
+        else:
+            assert getattr(pair.lean.probe.last_route, "path", None) == path
+    # a trailing slash: the router's redirect to /csr
+    response = await pair.lean.http.post("/csr/", headers=bearer(admin_token), json={"csr": SVC_CSR})
     assert response.status_code == 307 and response.headers["location"].endswith("/csr")
 
 
@@ -435,19 +442,20 @@ async def test_rate_limit_alike(
     monkeypatch.setattr(authority, "issue_rate_per_minute", 1)
     token = authority.create_token(scope="issue").token
     authority.sign_csr(SVC_CSR.encode(), caller=authority.authenticate_token(token))
-    fast, routed = await _both(pair, {"json": {"csr": SVC_CSR}, "headers": bearer(token)}, caplog)
-    assert fast.response.status_code == 429 and fast.response.headers["retry-after"] == "60"
-    await _assert_same(fast, routed, authority, admin_token, pair)
+    lean, routed = await _both(pair, {"json": {"csr": SVC_CSR}, "headers": bearer(token)}, caplog)
+    assert lean.response.status_code == 429 and lean.response.headers["retry-after"] == "60"
+    await _assert_same(lean, routed, authority, admin_token, pair)
 
 
 @pytest.fixture
 async def proxied(authority: Authority, settings: Settings) -> AsyncIterator[Pair]:
     """The app as `serve` builds it behind a proxy at 127.0.0.1 (httpx.ASGITransport's client address)."""
     behind = settings.model_copy(update={"trusted_proxies": ["127.0.0.1/32"]})
-    probe = Probe(create_app(behind, authority=authority))
-    transport = httpx.ASGITransport(app=probe, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
-        yield Pair(http, probe, authority)
+    async with (
+        _side(create_app(behind, authority=authority)) as lean,
+        _side(plain(create_app(behind, authority=authority))) as fastapi_side,
+    ):
+        yield Pair(lean, fastapi_side, authority)
 
 
 async def test_behind_a_proxy_alike(
@@ -459,24 +467,24 @@ async def test_behind_a_proxy_alike(
 ) -> None:
     """The forwarded client address goes into the audit, and a forwarded client certificate renews, alike."""
     forwarded = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
-    fast, routed = await _both(
+    lean, routed = await _both(
         proxied, {"json": {"csr": SVC_CSR}, "headers": {**bearer(admin_token), **forwarded}}, caplog
     )
-    assert fast.response.status_code == 201
-    assert [row["client_address"] for row in fast.audit] == ["203.0.113.9"]
-    await _assert_same(fast, routed, authority, admin_token, proxied)
+    assert lean.response.status_code == 201
+    assert [row["client_address"] for row in lean.audit] == ["203.0.113.9"]
+    await _assert_same(lean, routed, authority, admin_token, proxied)
 
     holder = issue_holder("alice", ["alice"])
     header = {"X-SSL-Client-Cert": urllib.parse.quote(cert_pem(holder.certificate).decode())}
     own = csr_pem(p256(), "alice").decode()
-    fast, routed = await _both(proxied, {"json": {"csr": own}, "headers": header}, caplog)
-    assert fast.response.status_code == 201, fast.response.text
-    await _assert_same(fast, routed, authority, admin_token, proxied)
+    lean, routed = await _both(proxied, {"json": {"csr": own}, "headers": header}, caplog)
+    assert lean.response.status_code == 201, lean.response.text
+    await _assert_same(lean, routed, authority, admin_token, proxied)
 
     unreadable = {"X-SSL-Client-Cert": "-----BEGIN%20CERTIFICATE-----nope"}
-    fast, routed = await _both(proxied, {"json": {"csr": own}, "headers": unreadable}, caplog)
-    assert fast.response.status_code == 401
-    await _assert_same(fast, routed, authority, admin_token, proxied)
+    lean, routed = await _both(proxied, {"json": {"csr": own}, "headers": unreadable}, caplog)
+    assert lean.response.status_code == 401
+    await _assert_same(lean, routed, authority, admin_token, proxied)
 
 
 async def _boom(*args: object, **kwargs: object) -> None:
@@ -492,9 +500,9 @@ async def test_unexpected_error_answered_alike(
 ) -> None:
     """A bug past the checks: the same 500 problem, which says nothing of the bug."""
     monkeypatch.setattr(authority, "sign_csr_async", _boom)
-    fast, routed = await _both(pair, {"json": {"csr": SVC_CSR}, "headers": bearer(admin_token)}, caplog)
-    assert fast.response.status_code == 500 and "boom" not in fast.response.text
-    await _assert_same(fast, routed, authority, admin_token, pair)
+    lean, routed = await _both(pair, {"json": {"csr": SVC_CSR}, "headers": bearer(admin_token)}, caplog)
+    assert lean.response.status_code == 500 and "boom" not in lean.response.text
+    await _assert_same(lean, routed, authority, admin_token, pair)
 
 
 async def test_unexpected_error_reaches_the_server_alike(
@@ -502,14 +510,10 @@ async def test_unexpected_error_reaches_the_server_alike(
 ) -> None:
     """For an unhandled error Starlette's ServerErrorMiddleware sends the 500 problem, then re-raises to the
     server: uvicorn logs "Exception in ASGI application" with the traceback and closes the connection (its
-    response had started). The fast path renders the same 500 through the same handler, so to behave as the
-    route does it has to let the error reach the server too."""
+    response had started). A LeanRoute renders handled errors itself, so it must let this one go up too."""
     monkeypatch.setattr(authority, "sign_csr_async", _boom)
-    app = create_app(authority=authority)
     outcomes: list[str] = []
-    for routed in (False, True):
-        if routed:
-            app.dependency_overrides[get_authority] = lambda: authority
+    for app in (create_app(authority=authority), plain(create_app(authority=authority))):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
         async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
             try:
@@ -517,5 +521,5 @@ async def test_unexpected_error_reaches_the_server_alike(
                 outcomes.append(f"answered {response.status_code}, nothing raised")
             except RuntimeError as exc:
                 outcomes.append(f"raised {exc!r} to the server")
-    fast, route = outcomes
-    assert fast == route, f"fast path: {fast}; route: {route}"
+    lean, route = outcomes
+    assert lean == route == "raised RuntimeError('boom') to the server", outcomes
