@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import json
 import logging
 from typing import Any
@@ -62,11 +63,29 @@ class JSONFormatter(logging.Formatter):
 
 
 def _utc(created: float) -> str:
-    return dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """`2026-12-01T21:51:24.123Z`; the part up to the second is made once a second, not once a line."""
+    second = int(created)
+    prefix = _second_prefix(second)
+    return f"{prefix}.{int((created - second) * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second_prefix(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def lighten_records() -> None:
+    """Neither format prints a record's thread, process or source line, so no record gathers them: the logging
+    HOWTO's "Optimization" settings, about a fifth of what a log line costs (the access line is on every request)."""
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None  # the HOWTO's own switch for caller lookups
 
 
 def log_config(log_format: str = "text", level: str = "info") -> dict[str, Any]:
     """The logging dictConfig `serve` gives uvicorn (and so every worker)."""
+    lighten_records()
     formatter = {"()": JSONFormatter} if log_format == "json" else {"()": UTCFormatter, "format": TEXT_FORMAT}
     handler = {
         "class": "logging.StreamHandler",

@@ -381,7 +381,7 @@ class Authority:
             public_url=self.publication_url,
             issuer_id=self.issuer.id,
         )
-        summary = summarize_issued(certificate, spec.subject, spec.sans, self.ca_certificate)
+        summary = summarize_issued(certificate, der, spec.subject, spec.sans, self.ca_certificate)
         row = {
             "serial": summary.serial,
             "cn": spec.common_name,

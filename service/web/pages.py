@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Iterable
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from starlette.datastructures import Headers
 from starlette.responses import HTMLResponse, Response
 
 from service.api.problems import status_for
@@ -24,9 +24,10 @@ SECURITY_HEADERS = {
 }
 
 
-def wants_html(headers: Headers) -> bool:
-    """Browsers put text/html first in Accept; curl (*/*), httpx and the CLI do not name it, and get JSON."""
-    return HTML in headers.get("accept", "")
+def wants_html(raw_headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Browsers put text/html first in Accept; curl (*/*), httpx and the CLI do not name it, and get JSON. The
+    ASGI scope's raw headers: this runs before every JSON /whoami too, where building Headers would cost more."""
+    return any(name == b"accept" and b"text/html" in value for name, value in raw_headers)
 
 
 def _when(value: dt.datetime | None) -> str:

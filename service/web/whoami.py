@@ -6,7 +6,6 @@ The route matches only requests that ask for HTML, so it sits before the JSON ro
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
@@ -22,7 +21,7 @@ class HTMLRoute(LeanRoute):
     the JSON route is: both are installed on the app's own router, this one first (api.lean.install)."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] != "http" or not wants_html(Headers(scope=scope)):
+        if scope["type"] != "http" or not wants_html(scope["headers"]):
             return Match.NONE, {}
         return super().matches(scope)
 

@@ -1,5 +1,6 @@
-"""POST /csr with a renewal token (a JWS signed by the certificate's own key): accepted on the fast path and on
-the FastAPI route alike; every way it can be wrong is refused with 401/403 problem+json and audited."""
+"""POST /csr with a renewal token (a JWS signed by the certificate's own key): accepted once; every way it can be
+wrong is refused with 401/403 problem+json and audited (tests/api/test_lean_routes.py holds the LeanRoute
+against FastAPI's own route for the same requests)."""
 
 from __future__ import annotations
 

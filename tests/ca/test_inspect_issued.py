@@ -84,7 +84,8 @@ def _sign(
 
 
 def _assert_same(certificate: x509.Certificate, spec: LeafSpec, issuer: x509.Certificate) -> None:
-    assert summarize_issued(certificate, spec.subject, spec.sans, issuer) == summarize(certificate)
+    der = certificate.public_bytes(Encoding.DER)
+    assert summarize_issued(certificate, der, spec.subject, spec.sans, issuer) == summarize(certificate)
 
 
 def _spec(cn: str, names: list[str], profile: str = "server") -> LeafSpec:
@@ -145,7 +146,8 @@ def test_issuers_do_not_mix(cas: dict[str, tuple[PrivateKey, x509.Certificate]])
     spec = _spec("svc.example.com", ["svc.example.com"])
     seen = set()
     for ca in (cas["p256"], cas["p256-imported-subject"], cas["rsa2048"], cas["p256"]):
-        summary = summarize_issued(_sign(ca, spec, p256().public_key()), spec.subject, spec.sans, ca[1])
+        leaf = _sign(ca, spec, p256().public_key())
+        summary = summarize_issued(leaf, leaf.public_bytes(Encoding.DER), spec.subject, spec.sans, ca[1])
         assert summary.issuer == ca[1].subject.rfc4514_string()
         seen.add(summary.issuer)
     # a multi-valued RDN is a DER SET: OU sorts before O
