@@ -14,6 +14,7 @@ to document.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -194,6 +195,15 @@ class LeanDispatch:
         return self._by_path
 
 
+@functools.cache
+def _defaults(model: type[BaseModel]) -> dict[str, Any] | None:
+    """What an empty query validates to; None when it does not validate (a required parameter)."""
+    try:
+        return dict(model.model_validate({}))
+    except ValidationError:
+        return None
+
+
 def _exception_handler(app: FastAPI, exc: Exception) -> Any:
     """The app's handler for this exception along its MRO; None for the catch-all (500), which Starlette's
     ServerErrorMiddleware runs once the exception has gone up to it."""
@@ -206,6 +216,10 @@ def _exception_handler(app: FastAPI, exc: Exception) -> Any:
 
 
 def _query(model: type[BaseModel], request: Request) -> dict[str, Any]:
+    if not request.scope.get("query_string"):
+        defaults = _defaults(model)
+        if defaults is not None:  # most requests have no query: the defaults, validated once
+            return defaults
     try:
         parsed = model.model_validate(dict(request.query_params))
     except ValidationError as exc:  # the locations FastAPI gives: ("query", <name>)

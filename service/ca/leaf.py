@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from service.ca.der import tlv
+from service.ca.der import elements, tlv
 from service.ca.issue import BACKDATE, _issuer_extensions, _key_usage
 from service.ca.policy import LeafSpec
 
@@ -119,6 +119,16 @@ def _time(value: dt.datetime) -> bytes:
     return tlv(0x18, value.strftime("%Y%m%d%H%M%SZ").encode())
 
 
+def _key_identifier(spki: bytes) -> bytes:
+    """RFC 5280 4.2.1.2 method (1), as `SubjectKeyIdentifier.from_public_key` makes it: the SHA-1 of the
+    subjectPublicKey BIT STRING's bits, read from the SPKI already encoded (no second encoding of the key)."""
+    ((_, _, start, end),) = elements(spki, 0, len(spki))
+    _, (tag, _, value, stop) = elements(spki, start, end)  # the algorithm, then the key's BIT STRING
+    if tag != 0x03:
+        raise ValueError("not a SubjectPublicKeyInfo")
+    return hashlib.sha1(spki[value + 1 : stop], usedforsecurity=False).digest()  # past the unused-bits octet
+
+
 def _serial(serial_number: int) -> bytes:
     if serial_number <= 0:
         raise ValueError("a serial number must be positive")
@@ -136,7 +146,7 @@ def leaf_tbs(
     """The DER TBSCertificate of the leaf `issue.build_leaf_builder` describes, for the template's CA."""
     not_after = min(now + dt.timedelta(days=spec.validity_days), template.issuer_not_after)
     spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+    ski = x509.SubjectKeyIdentifier(_key_identifier(spki))
     extensions = tlv(
         0xA3,
         tlv(
