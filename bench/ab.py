@@ -1,0 +1,129 @@
+"""Two builds of pocketca side by side: this checkout against an earlier commit, in one run, runs interleaved.
+
+    .venv/bin/python -m bench.ab --base 15701f3 [--runs 3] [--seconds 5]
+
+The machine is shared and noisy (bench/SPEED.md): a change is judged by the ratio of medians measured in the same
+run, never by figures from two runs. The base commit is checked out into a temporary git worktree and served by
+this checkout's virtualenv (its code first on sys.path), so the two differ only in pocketca's own code. Both
+servers run at once (2 workers each, idle while the other is measured); each round measures P-256 issuance at
+c=8 (wrk, as bench/suite.py does) and `/whoami` keep-alive on 8 connections, in alternating order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import suite as S
+
+REPO = Path(__file__).resolve().parents[1]
+WRAPPER = """#!{python}
+import sys
+sys.path.insert(0, {tree!r})
+from service.cli import main
+sys.exit(main())
+"""
+
+
+def base_bin(work: Path, rev: str) -> Path:
+    """A bin dir whose `pocketca` runs the base commit's code (a worktree) with this venv's packages."""
+    tree = work / "base-tree"
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), rev], check=True, capture_output=True
+    )
+    bin_dir = work / "base-bin"
+    bin_dir.mkdir()
+    (bin_dir / "pocketca").write_text(WRAPPER.format(python=sys.executable, tree=str(tree)))
+    (bin_dir / "pocketca").chmod(0o755)
+    for tool in ("py-spy", "uvicorn", "python"):
+        if (S.VENV_BIN / tool).exists():
+            (bin_dir / tool).symlink_to(S.VENV_BIN / tool)
+    return bin_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="the earlier commit (anything git rev-parse takes)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args()
+    S.check_tools()
+    work = Path(tempfile.mkdtemp(prefix="pocketca-ab-"))
+    procs = S.Processes()
+    this_bin = S.VENV_BIN
+    try:
+        bins = {"base": base_bin(work, args.base), "this": this_bin}
+        pems, spkis = S.make_csrs(S.N_CSRS)
+        bodies = work / "bodies.jsonl"
+        S.write_bodies(bodies, "csr", pems)
+        (work / "samples").mkdir()
+        servers: dict[str, S.CaSetup] = {}
+        for name, bin_dir in bins.items():
+            S.VENV_BIN = bin_dir
+            data = work / f"ca-{name}"
+            server, _ = S.start_pocketca_ready(procs, data, S.free_port(), work, f"pocketca-{name}")
+            token = (data / "admin.token").read_text().strip()
+            servers[name] = S.CaSetup("p256", data, server, server, token, (data / "ca.pem").read_bytes())
+        S.VENV_BIN = this_bin
+        clients = {}
+        for name, ca in servers.items():
+            (work / name).mkdir()
+            clients[name] = S.client_certificate(ca, work / name)
+        figures: dict[str, dict[str, list[float]]] = {
+            n: {"rps": [], "cpu": [], "p99": [], "w": [], "wus": []} for n in servers
+        }
+
+        def issue(ca: S.CaSetup, seconds: int, tag: str) -> S.IssueRun:
+            url = f"https://127.0.0.1:{ca.pocketca.port}/csr"
+            return S.issuance_run(
+                ca.pocketca, "pocketca", url, 8, 2, seconds, bodies, ca.token, work / "samples", tag, spkis, ca.ca_pem
+            )
+
+        for name, ca in servers.items():
+            issue(ca, 2, f"warm-{name}")
+        for r in range(args.runs):
+            order = list(servers) if r % 2 == 0 else list(reversed(servers))
+            for name in order:
+                x = issue(servers[name], args.seconds, f"{name}-{r}")
+                figures[name]["rps"].append(x.rps)
+                figures[name]["cpu"].append(x.cpu_ms_per_cert)
+                figures[name]["p99"].append(x.p99_ms)
+                S.log(
+                    f"run {r + 1} {name}: POST /csr {x.rps:.0f} req/s, {x.cpu_ms_per_cert:.2f} ms CPU/cert, "
+                    f"p99 {x.p99_ms:.0f} ms, bad {x.bad}"
+                )
+            for name in order:
+                cert, key = clients[name]
+                k = S.keepalive_run(servers[name].pocketca, args.seconds, cert, key, servers[name].data_dir / "ca.pem")
+                figures[name]["w"].append(k.rate)
+                figures[name]["wus"].append(k.cpu_us)
+                S.log(f"run {r + 1} {name}: /whoami {k.rate:.0f} req/s, {k.cpu_us:.0f} µs CPU/req, errors {k.errors}")
+        med = {n: {k: statistics.median(v) for k, v in f.items()} for n, f in figures.items()}
+        b, t = med["base"], med["this"]
+        print(f"\n{args.runs} interleaved runs of {args.seconds} s, medians; base = {args.base}\n")
+        print("| | base | this | this ÷ base |\n|---|---|---|---|")
+        for label, key, unit in (
+            ("POST /csr P-256 c=8", "rps", "req/s"),
+            ("  server CPU per certificate", "cpu", "ms"),
+            ("  p99", "p99", "ms"),
+            ("GET /whoami keep-alive c=8", "w", "req/s"),
+            ("  server CPU per request", "wus", "µs"),
+        ):
+            print(f"| {label} ({unit}) | {b[key]:.2f} | {t[key]:.2f} | {t[key] / b[key]:.2f}x |")
+    finally:
+        procs.stop_all()
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(work / "base-tree")], capture_output=True
+        )
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
