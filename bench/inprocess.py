@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from service import bootstrap
 from service.api.app import create_app
+from service.logs import log_config
 from service.settings import Settings
-from service.tls import log_config
 
 
 def _csr_bodies(n: int) -> list[bytes]:

@@ -301,7 +301,7 @@ def _print_json(document: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from service import bootstrap, tls
+    from service import bootstrap, server
 
     settings = _settings(args)
     _check_listen(settings)  # before anything is made in the data dir
@@ -313,7 +313,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"pocketca {__version__}: https://{settings.host}:{settings.port}{publication}  CA: {prepared.paths.ca_cert}",
         flush=True,
     )
-    tls.serve(settings)
+    server.serve(settings)
     return 0
 
 

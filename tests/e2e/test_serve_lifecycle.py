@@ -430,7 +430,7 @@ def _worker_pids(server: LiveServer) -> set[int]:
 
 
 def _worker_children(pid: int) -> list[str]:
-    """The workers: forked from `serve` (tls._fork_workers), so they are its children with its command line."""
+    """The workers: forked from `serve` (server._fork_workers), so they are its children with its command line."""
     result = subprocess.run(["pgrep", "-a", "-P", str(pid)], capture_output=True, text=True, timeout=10)
     return [line for line in result.stdout.splitlines() if "serve" in line]
 
