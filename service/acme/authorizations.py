@@ -22,6 +22,9 @@ from service.db.acme import AcmeAuthorizationRecord, AcmeChallengeRecord
 
 log = logging.getLogger("pocketca.acme")
 PENDING_AUTHZ_LIFETIME = dt.timedelta(days=1)
+# longer than any validation runs (10 s per connection, a few redirects or lookups): a challenge processing for
+# longer lost its worker (it died, or was stopped mid-validation) and is validated again when next polled
+STALE_PROCESSING = dt.timedelta(seconds=60)
 VALID_AUTHZ_LIFETIME = dt.timedelta(days=30)
 FAILED = ("invalid", "deactivated", "expired", "revoked")
 
@@ -123,12 +126,17 @@ class Authorizations:
             authz = session.get(AcmeAuthorizationRecord, authz_id)
             if authz is None or authz.account_id != account.id:
                 raise malformed(f"no authorization {authz_id} for this account", status=404)
-            self.state(session, authz, self.clock())
+            now = self.clock()
+            self.state(session, authz, now)
             if deactivate:
                 if authz.status not in ("pending", "valid"):
                     raise malformed(f"the authorization is {authz.status}; it cannot be deactivated")
                 authz.status = "deactivated"
-            return authz, self.challenges(session, authz.id)
+            challenges = self.challenges(session, authz.id)
+            jobs = self._stale(authz, challenges, now)
+        for job in jobs:  # once committed: a validation finds the challenge taken
+            self.pool.submit(self._validate, job, account, None)
+        return authz, challenges
 
     def render(
         self, authz: AcmeAuthorizationRecord, challenges: list[AcmeChallengeRecord], urls: Urls
@@ -165,7 +173,14 @@ class Authorizations:
             authz = session.get(AcmeAuthorizationRecord, challenge.authorization_id) if challenge else None
             if challenge is None or authz is None or authz.account_id != account.id:
                 raise malformed(f"no challenge {challenge_id} for this account", status=404)
-            return challenge, authz.id
+            stale = challenge.status == "processing" and self._stale_at(challenge)
+        if stale:  # lost its validation: take it again, in a writer
+            return self.respond(account, challenge_id, None)
+        return challenge, authz.id
+
+    def _stale_at(self, challenge: AcmeChallengeRecord) -> bool:
+        since = challenge.processing_since
+        return since is None or since <= self.clock() - STALE_PROCESSING
 
     def respond(self, account: Account, challenge_id: str, address: str | None) -> tuple[AcmeChallengeRecord, str]:
         """The client says it is ready: the challenge goes to processing, and is validated in the background."""
@@ -177,19 +192,29 @@ class Authorizations:
                 raise malformed(f"no challenge {challenge_id} for this account", status=404)
             self.state(session, authz, now)
             if challenge.status != "pending" or authz.status != "pending":
-                return challenge, authz.id  # idempotent: answering twice changes nothing
-            challenge.status = "processing"
-            job = (
-                challenge.id,
-                challenge.type,
-                challenge.token,
-                authz.id,
-                authz.identifier_type,
-                authz.identifier_value,
-                authz.wildcard,
-            )
-        self.pool.submit(self._validate, job, account, address)
+                jobs = self._stale(authz, [challenge], now)
+            else:
+                challenge.status, challenge.processing_since = "processing", now
+                jobs = [_job(challenge, authz)]
+        for job in jobs:
+            self.pool.submit(self._validate, job, account, address)
         return challenge, authz.id
+
+    def _stale(
+        self, authz: AcmeAuthorizationRecord, challenges: list[AcmeChallengeRecord], now: dt.datetime
+    ) -> list[tuple[Any, ...]]:
+        """The challenges whose validation was lost (processing past STALE_PROCESSING, or since before the time
+        was kept), taken again in this writer's transaction, so one worker and one only validates each."""
+        jobs = []
+        for challenge in challenges:
+            since = challenge.processing_since
+            if challenge.status == "processing" and authz.status == "pending" and (
+                since is None or since <= now - STALE_PROCESSING
+            ):
+                log.warning("challenge %s was left processing since %s: validating it again", challenge.id, since)
+                challenge.processing_since = now
+                jobs.append(_job(challenge, authz))
+        return jobs
 
     def _validate(self, job: tuple[Any, ...], account: Account, address: str | None) -> None:
         challenge_id, kind, token, authz_id, id_type, value, _wildcard = job
@@ -234,3 +259,16 @@ class Authorizations:
             self.audit.emit(session)
         except Exception:
             log.exception("recording challenge %s failed", challenge_id)
+
+
+def _job(challenge: AcmeChallengeRecord, authz: AcmeAuthorizationRecord) -> tuple[Any, ...]:
+    """What a validation needs, read inside the transaction that took the challenge."""
+    return (
+        challenge.id,
+        challenge.type,
+        challenge.token,
+        authz.id,
+        authz.identifier_type,
+        authz.identifier_value,
+        authz.wildcard,
+    )

@@ -70,6 +70,7 @@ class AcmeChallengeRecord(Base):
     type: Mapped[str] = mapped_column(String(16))  # http-01 | dns-01 | tls-alpn-01
     token: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # pending | processing | valid | invalid
+    processing_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # a worker took it to validate
     validated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     record: Mapped[str | None] = mapped_column(Text)  # what validation saw (address, URL, answer), for the audit

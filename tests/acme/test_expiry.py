@@ -163,3 +163,51 @@ async def test_a_database_outage_is_a_503_problem_not_a_500(settings: Settings, 
             assert response.status_code == 503 and response.headers["Retry-After"] == "5"
             assert response.headers["content-type"] == "application/problem+json"
         assert signed.json()["type"] == "urn:ietf:params:acme:error:serverInternal"
+
+
+async def test_a_challenge_left_processing_by_a_lost_worker_is_validated_again(
+    acme: tuple[httpx.AsyncClient, Clock], settings: Settings
+) -> None:
+    """A worker took the challenge (processing) and died before validating it: while that could still be a
+    validation under way, polls leave it be; past STALE_PROCESSING the next poll validates it again, once."""
+    import anyio
+    from sqlalchemy import func, select
+
+    from service.acme.authorizations import STALE_PROCESSING
+    from service.db.acme import AcmeChallengeRecord
+    from service.db.models import AuditRecord
+
+    http, clock = acme
+    account = Account(http)
+    await account.register()
+    created = await account.post(f"{BASE}/acme/new-order", {"identifiers": [{"type": "dns", "value": "lost.invalid"}]})
+    authz_url = created.json()["authorizations"][0]
+    challenge = next(c for c in (await account.post(authz_url, None)).json()["challenges"] if c["type"] == "http-01")
+    db = Database(settings.sqlalchemy_url)
+    with db.writer() as session:  # what the lost worker left behind
+        record = session.get(AcmeChallengeRecord, challenge["url"].rsplit("/", 1)[-1])
+        assert record is not None
+        record.status, record.processing_since = "processing", clock.now
+
+    def validations() -> int:
+        with db.reader() as session:
+            return session.scalar(select(func.count()).where(AuditRecord.action == "acme.challenge")) or 0
+
+    for _ in range(3):  # recent: it may still be validating somewhere; nothing starts again
+        for url in (challenge["url"], authz_url):
+            state = (await account.post(url, None)).json()
+            assert state["status"] == ("processing" if url == challenge["url"] else "pending")
+        await anyio.sleep(0.2)
+    assert validations() == 0
+
+    clock.now += STALE_PROCESSING + dt.timedelta(seconds=1)
+    assert (await account.post(authz_url, None)).json()["status"] == "pending"  # taken again: validating
+    for _ in range(100):
+        state = (await account.post(challenge["url"], None)).json()
+        if state["status"] != "processing":
+            break
+        await anyio.sleep(0.1)
+    assert state["status"] == "invalid" and state["error"]["type"] == "urn:ietf:params:acme:error:dns"
+    assert (await account.post(authz_url, None)).json()["status"] == "invalid"
+    assert validations() == 1  # validated once, though polled many times
+    db.dispose()
