@@ -709,7 +709,8 @@ def cmd_renew(args: argparse.Namespace) -> int:
         _print_json({"renewed": True, **result, "files": {"key": str(args.key), "cert": str(args.cert)}})
     else:
         print(f"renewed: {result['serial']} valid until {result['not_after']}")
-    return 1 if renewer.run_exec(args.exec_command, lambda line: print(line, file=sys.stderr)) else 0
+    # the renewal is done and kept; the operator's hook failing is a local error (the contract's 2), said in a line
+    return 2 if renewer.run_exec(args.exec_command, lambda line: print(line, file=sys.stderr)) else 0
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:

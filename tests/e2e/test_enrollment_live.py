@@ -83,5 +83,9 @@ def test_pipeline_enrolls_with_one_line_and_host_renews_from_a_timer(
     assert main(["enroll", *common, "--token", token, "--cn", "web-3", "--out-dir", str(tmp_path / "x")]) == 4
     with two_workers.client(cert, key) as http:
         assert http.get("/whoami").json()["cn"] == "web-3"
+    before = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
     failing = ["renew", *common, "--cert", str(cert), "--key", str(key), "--exec", "exit 3"]
-    assert main(failing) == 1
+    assert main(failing) == 2  # a local error: the renewal itself is done and its files are in place
+    assert x509.load_pem_x509_certificate(cert.read_bytes()).serial_number != before
+    with two_workers.client(cert, key) as http:
+        assert http.get("/whoami").json()["cn"] == "web-3"
