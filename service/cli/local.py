@@ -1,0 +1,352 @@
+"""The server-side commands: they work on the data dir and the database."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import errno
+import getpass
+import json
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from service import __version__
+from service.authority import Authority, LocalCaller
+from service.authority.core import CLI
+from service.authority.tokens import TokenManager
+from service.ca.constraints import ConstraintSpec
+from service.ca.issue import issuer_id
+from service.ca.keys import dump_private_key, parse_key_type
+from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
+from service.db.session import Database, check_database
+from service.errors import ConfigurationError
+from service.keystore import write_private_file, write_public_file
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    pass
+
+# flags that are settings: generated from the Settings fields (service/settings.py), one declaration each
+from service.cli.common import check_writable, files_document, print_json, settings_from, summary_document
+
+# --- server side ------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service import bootstrap, server
+
+    settings = settings_from(args)
+    _check_listen(settings)  # before anything is made in the data dir
+    prepared = bootstrap.prepare(settings)
+    if prepared.admin_token:
+        print(f"Admin token (shown once; also in {prepared.paths.admin_token}):\n{prepared.admin_token}", flush=True)
+    publication = f"  publication: http://{settings.host}:{settings.http_port}" if settings.http_port else ""
+    print(
+        f"pocketca {__version__}: https://{settings.host}:{settings.port}{publication}  CA: {prepared.paths.ca_cert}",
+        flush=True,
+    )
+    server.serve(settings)
+    return 0
+
+
+def _check_listen(settings: Settings) -> None:
+    """That `serve` can listen where it is told, on both ports (uvicorn would log the failure and exit 3 after
+    starting up); the listeners themselves are bound later, before any worker starts."""
+    ports = [(settings.port, "POCKETCA_PORT/--port")]
+    if settings.http_port:
+        ports.append((settings.http_port, "POCKETCA_HTTP_PORT/--http-port"))
+    for port, setting in ports:
+        where = f"{settings.host}:{port} (POCKETCA_HOST/--host, {setting})"
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(settings.host, port, type=socket.SOCK_STREAM)[0]
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                hint = "; stop what uses it or choose another port" if exc.errno == errno.EADDRINUSE else ""
+                raise ConfigurationError(f"cannot listen on {where}: {exc.strerror}{hint}") from None
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from service import bootstrap
+
+    settings = settings_from(args)
+    if bool(args.import_key) != bool(args.import_cert):
+        raise ConfigurationError("--import-key and --import-cert go together")
+    if args.import_chain and not args.import_key:
+        raise ConfigurationError("--import-chain goes with --import-key and --import-cert")
+    if args.intermediate != bool(args.root_out):
+        raise ConfigurationError("--intermediate needs --root-out FILE (where the offline root goes), and back")
+    if args.import_key and args.intermediate:
+        raise ConfigurationError("--intermediate makes a root; --import-* takes a CA made elsewhere: choose one")
+    constraints = ConstraintSpec(
+        permitted_dns=tuple(args.permitted_dns),
+        excluded_dns=tuple(args.excluded_dns),
+        permitted_ip=tuple(args.permitted_ip),
+        excluded_ip=tuple(args.excluded_ip),
+        permitted_email=tuple(args.permitted_email),
+        excluded_email=tuple(args.excluded_email),
+    )
+    if not constraints.is_empty() and not args.intermediate:
+        raise ConfigurationError("name constraints go on an intermediate: add --intermediate --root-out FILE")
+    if args.import_key:
+        certificate = bootstrap.import_ca(settings, args.import_key, args.import_cert, chain_file=args.import_chain)
+    elif args.intermediate:
+        passphrase = _root_passphrase(args.root_passphrase_file, confirm=True)
+        key_type = parse_key_type(args.key_type) if args.key_type else None
+        certificate = bootstrap.init_intermediate(
+            settings,
+            args.root_out,
+            passphrase,
+            key_type=key_type,
+            common_name=args.cn,
+            constraints=constraints,
+            path_length=args.path_len,
+        )
+        print(f"root CA in {args.root_out} (its key encrypted): keep it offline; it is needed only to rotate")
+    else:
+        key_type = parse_key_type(args.key_type) if args.key_type else None
+        certificate = bootstrap.init_ca(settings, key_type=key_type, common_name=args.cn)
+    print(f"CA {certificate.subject.rfc4514_string()} in {settings.data_dir}")
+    return 0
+
+
+def _root_passphrase(path: Path | None, *, confirm: bool = False) -> bytes:
+    """From the file (first line), or typed on a terminal; never from the environment or a flag's value."""
+    if path is not None:
+        try:
+            return path.read_bytes().splitlines()[0] if path.read_bytes() else b""
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    if not sys.stdin.isatty():
+        raise ConfigurationError(
+            "the root key needs a passphrase: give --root-passphrase-file FILE or run on a terminal"
+        )
+    passphrase = getpass.getpass("root key passphrase: ").encode()
+    if confirm and getpass.getpass("again: ").encode() != passphrase:
+        raise ConfigurationError("the two passphrases differ")
+    return passphrase
+
+
+def cmd_ca_rotate(args: argparse.Namespace) -> int:
+    from service import bootstrap
+
+    settings = settings_from(args)
+    modes = [bool(args.root_file), bool(args.csr_out), bool(args.import_cert)]
+    if sum(modes) != 1:
+        raise ConfigurationError(
+            "give one of --root-file FILE (the offline root), --csr-out FILE (an external root, step 1)"
+            " or --import-cert FILE (step 2)"
+        )
+    if args.csr_out:
+        bootstrap.rotate_request(settings, args.csr_out)
+        print(f"CSR for the new issuing CA in {args.csr_out}: have the root sign it (CA:TRUE, pathlen:0), then run")
+        print("  pocketca ca rotate --import-cert NEW.pem --import-chain ROOT.pem")
+        return 0
+    if args.root_file:
+        passphrase = _root_passphrase(args.root_passphrase_file)
+        certificate = bootstrap.rotate_with_root(settings, args.root_file, passphrase)
+    else:
+        certificate = bootstrap.rotate_import(settings, args.import_cert, args.import_chain)
+    print(f"issuing CA now {certificate.subject.rfc4514_string()} ({issuer_id(certificate)});")
+    print("restart `pocketca serve`: new certificates come from it, the old CA keeps its CRL and OCSP")
+    return 0
+
+
+def cmd_ca_list(args: argparse.Namespace) -> int:
+    with _local_authority(settings_from(args)) as authority:
+        issuers = [
+            {
+                "id": issuer.id,
+                "role": "current" if issuer.id == authority.issuer.id else "retired",
+                "subject": issuer.certificate.subject.rfc4514_string(),
+                "not_after": issuer.certificate.not_valid_after_utc.isoformat(timespec="seconds"),
+            }
+            for issuer in authority.issuers.values()
+        ]
+    if args.json:
+        print_json({"items": issuers})
+        return 0
+    for item in issuers:
+        print(f"{item['id']}  {item['role']:7}  until {item['not_after']}  {item['subject']}")
+    return 0
+
+
+def _check_current(db: Database) -> None:
+    from service.db import migrate
+
+    if not migrate.is_current(db):
+        raise ConfigurationError("the database is not initialised: run `pocketca serve` once first")
+
+
+@contextlib.contextmanager
+def _local_authority(settings: Settings) -> Iterator[Authority]:
+    from service import bootstrap
+
+    check_database(settings.sqlalchemy_url)
+    authority = bootstrap.build_authority(settings)
+    try:
+        _check_current(authority.db)
+        yield authority
+    finally:
+        authority.close()
+
+
+@contextlib.contextmanager
+def _local_tokens(args: argparse.Namespace) -> Iterator[TokenManager]:
+    """Token commands need the database, never the CA key."""
+    from service import bootstrap
+
+    settings = settings_from(args)
+    check_database(settings.sqlalchemy_url)
+    tokens = bootstrap.build_token_manager(settings)
+    try:
+        _check_current(tokens.db)
+        yield tokens
+    finally:
+        tokens.db.dispose()
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    with _local_tokens(args) as tokens:
+        new = tokens.create(
+            caller=CLI, scope=args.scope, cn=args.cn, sans=args.san, profile=args.profile, ttl=args.ttl, uses=args.uses
+        )
+    if args.json:
+        print_json({"token": new.token, "id": new.id, "expires_at": new.expires_at})
+    else:
+        print(new.token)
+    return 0
+
+
+def cmd_acme_eab_create(args: argparse.Namespace) -> int:
+    from service.acme.accounts import Accounts
+
+    with _local_tokens(args) as tokens:  # the database and the profiles; never the CA key
+        accounts = Accounts(tokens.db, tokens.audit, tokens.profiles, tokens.clock, eab_required=False)
+        key = accounts.create_eab_key(caller=LocalCaller("acme-eab"), profile=args.profile)
+    if args.json:
+        print_json({"kid": key.kid, "hmac_key": key.hmac_key})
+        return 0
+    print(f"kid: {key.kid}\nhmac_key: {key.hmac_key}")
+    print(f"(shown once) certbot --eab-kid {key.kid} --eab-hmac-key <hmac_key> ...", file=sys.stderr)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    with _local_tokens(args) as tokens:
+        infos = tokens.list(caller=LocalCaller("token-list"))
+    if args.json:
+        print_json({"items": [dataclasses.asdict(info) for info in infos]})
+        return 0
+    print(f"{'ID':16}  {'SCOPE':6}  {'USES LEFT':9}  {'EXPIRES':25}  BINDING")
+    for info in infos:
+        uses = "-" if info.uses_left is None else str(info.uses_left)
+        expires = info.expires_at.isoformat(timespec="seconds") if info.expires_at else "never"
+        binding = " ".join(filter(None, [info.cn, *info.sans, f"profile={info.profile}" if info.profile else ""]))
+        print(f"{info.id:16}  {info.scope:6}  {uses:9}  {expires:25}  {binding}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    with _local_tokens(args) as tokens:
+        tokens.delete(args.id, caller=LocalCaller("token-revoke"))
+    if args.json:
+        print_json({"deleted": args.id})
+    else:
+        print(f"deleted token {args.id}")
+    return 0
+
+
+def cmd_issue(args: argparse.Namespace) -> int:
+    from service import bootstrap
+
+    settings = bootstrap.with_recorded_urls(settings_from(args))  # the URLs `serve` writes, unless given here
+    out: Path = args.out_dir
+    password = _p12_password(args.p12_password_file) if args.p12 else None  # known good before anything is issued
+    check_writable(out, "--out-dir")
+    if args.p12:
+        check_writable(args.p12.parent, "--p12")
+    with _local_authority(settings) as authority:
+        if args.profile not in authority.profiles:
+            raise ConfigurationError(
+                f"--profile {args.profile!r} is not configured; use one of {', '.join(sorted(authority.profiles))}"
+            )
+        key = ec.generate_private_key(ec.SECP256R1())
+        issued = authority.issue_for_key(
+            key.public_key(),
+            cn=args.cn,
+            sans=args.san,
+            profile=args.profile,
+            validity_days=args.validity_days,
+            caller=LocalCaller("issue"),
+        )
+        write_private_file(out / "key.pem", dump_private_key(key))
+        write_public_file(out / "cert.pem", issued.certificate.public_bytes(Encoding.PEM))
+        write_public_file(out / "chain.pem", b"".join(c.public_bytes(Encoding.PEM) for c in authority.chain))
+        if args.p12 and password is not None:
+            bundle = build_pkcs12(
+                key, issued.certificate, authority.chain, password, friendly_name=args.cn, legacy=args.legacy
+            )
+            write_private_file(args.p12, bundle)
+    if args.json:
+        print_json({**summary_document(issued.summary), "files": files_document(out, args.p12)})
+    else:
+        print(f"issued {issued.summary.serial} for {args.cn}; files in {out}")
+    return 0
+
+
+
+
+def _p12_password(path: Path | None) -> bytes:
+    if path is not None:
+        try:
+            password = path.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise ConfigurationError(f"--p12-password-file {path}: {exc.strerror}") from None
+        source = f"--p12-password-file {path}"
+    else:
+        if not sys.stdin.isatty():
+            raise ConfigurationError(
+                "--p12 needs a password: give --p12-password-file FILE (there is no terminal to ask)"
+            )
+        password = getpass.getpass("PKCS#12 password: ").encode()
+        source = "the PKCS#12 password"
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigurationError(f"{source}: the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from service import backup
+
+    summary = backup.backup(settings_from(args), args.file)
+    print(f"backed up {summary.certificates} certificates and {', '.join(summary.files)} to {summary.path}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from service import backup
+
+    summary = backup.restore(settings_from(args), args.file, force=args.force)
+    print(f"restored {summary.certificates} certificates and {', '.join(summary.files)} from {summary.path}")
+    return 0
+
+
+def cmd_openapi(_: argparse.Namespace) -> int:
+    from service.api.app import create_app
+
+    print(json.dumps(create_app().openapi(), indent=2))
+    return 0
+
+
