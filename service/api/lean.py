@@ -180,7 +180,7 @@ class LeanDispatch:
                         scope.setdefault("router", owner.router)
                         await route.handle(scope, receive, send)
                         return
-                    break  # another route's (the HTML page's): the router serves it
+                    break  # a route of another kind: the router serves it
         await self.app(scope, receive, send)
 
     def _head(self, owner: FastAPI) -> dict[str, list[BaseRoute]]:
