@@ -73,6 +73,18 @@ class Account:
         self.kid = response.headers["Location"]
 
 
+async def settled(account: Account, challenge_url: str) -> dict[str, Any]:
+    """The challenge once it is no longer processing (polled for up to 10 s)."""
+    import anyio
+
+    for _ in range(100):
+        state: dict[str, Any] = (await account.post(challenge_url, None)).json()
+        if state["status"] != "processing":
+            break
+        await anyio.sleep(0.1)
+    return state
+
+
 async def test_a_pending_order_and_its_authorization_expire(acme: tuple[httpx.AsyncClient, Clock]) -> None:
     http, clock = acme
     account = Account(http)
@@ -122,7 +134,6 @@ async def test_identifiers_are_checked_against_the_profile_at_new_order(acme: tu
 async def test_a_challenge_answered_is_processing_with_retry_after_then_invalid_with_the_cause(
     acme: tuple[httpx.AsyncClient, Clock],
 ) -> None:
-    import anyio
 
     http, _ = acme
     account = Account(http)
@@ -133,11 +144,7 @@ async def test_a_challenge_answered_is_processing_with_retry_after_then_invalid_
     answered = await account.post(challenge["url"], {})
     assert answered.json()["status"] == "processing" and answered.headers["Retry-After"] == "1"
     assert f'<{authz_url}>;rel="up"' in answered.headers.get_list("Link")
-    for _ in range(100):
-        state = (await account.post(challenge["url"], None)).json()
-        if state["status"] != "processing":
-            break
-        await anyio.sleep(0.1)
+    state = await settled(account, challenge["url"])
     assert state["status"] == "invalid" and state["error"]["type"] == "urn:ietf:params:acme:error:dns"
     assert (await account.post(authz_url, None)).json()["status"] == "invalid"
     order = (await account.post(created.headers["Location"], None)).json()
@@ -202,11 +209,7 @@ async def test_a_challenge_left_processing_by_a_lost_worker_is_validated_again(
 
     clock.now += STALE_PROCESSING + dt.timedelta(seconds=1)
     assert (await account.post(authz_url, None)).json()["status"] == "pending"  # taken again: validating
-    for _ in range(100):
-        state = (await account.post(challenge["url"], None)).json()
-        if state["status"] != "processing":
-            break
-        await anyio.sleep(0.1)
+    state = await settled(account, challenge["url"])
     assert state["status"] == "invalid" and state["error"]["type"] == "urn:ietf:params:acme:error:dns"
     assert (await account.post(authz_url, None)).json()["status"] == "invalid"
     assert validations() == 1  # validated once, though polled many times
