@@ -173,14 +173,10 @@ class Authorizations:
             authz = session.get(AcmeAuthorizationRecord, challenge.authorization_id) if challenge else None
             if challenge is None or authz is None or authz.account_id != account.id:
                 raise malformed(f"no challenge {challenge_id} for this account", status=404)
-            stale = challenge.status == "processing" and self._stale_at(challenge)
-        if stale:  # lost its validation: take it again, in a writer
+            lost = _lost(challenge, self.clock())
+        if lost:  # its validation was lost: take it again, in a writer
             return self.respond(account, challenge_id, None)
         return challenge, authz.id
-
-    def _stale_at(self, challenge: AcmeChallengeRecord) -> bool:
-        since = challenge.processing_since
-        return since is None or since <= self.clock() - STALE_PROCESSING
 
     def respond(self, account: Account, challenge_id: str, address: str | None) -> tuple[AcmeChallengeRecord, str]:
         """The client says it is ready: the challenge goes to processing, and is validated in the background."""
@@ -207,10 +203,8 @@ class Authorizations:
         was kept), taken again in this writer's transaction, so one worker and one only validates each."""
         jobs = []
         for challenge in challenges:
-            since = challenge.processing_since
-            if challenge.status == "processing" and authz.status == "pending" and (
-                since is None or since <= now - STALE_PROCESSING
-            ):
+            if authz.status == "pending" and _lost(challenge, now):
+                since = challenge.processing_since
                 log.warning("challenge %s was left processing since %s: validating it again", challenge.id, since)
                 challenge.processing_since = now
                 jobs.append(_job(challenge, authz))
@@ -272,3 +266,9 @@ def _job(challenge: AcmeChallengeRecord, authz: AcmeAuthorizationRecord) -> tupl
         authz.identifier_value,
         authz.wildcard,
     )
+
+
+def _lost(challenge: AcmeChallengeRecord, now: dt.datetime) -> bool:
+    """Processing for longer than a validation runs (or since before the time was kept): its worker is gone."""
+    since = challenge.processing_since
+    return challenge.status == "processing" and (since is None or since <= now - STALE_PROCESSING)
