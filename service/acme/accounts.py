@@ -65,7 +65,13 @@ def parse_contact(value: object) -> list[str]:
         if not contact.startswith("mailto:"):
             raise AcmeProblem("unsupportedContact", f"only mailto: contacts are supported, not {contact!r}")
         address = contact.removeprefix("mailto:")
-        if "?" in address or "," in address or address.count("@") != 1 or len(address) > 254 or " " in address:
+        if (
+            "?" in address
+            or "," in address
+            or address.count("@") != 1
+            or len(address) > 254
+            or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in address)  # spaces and control characters (NUL)
+        ):
             raise AcmeProblem("invalidContact", f"{contact!r} is not one plain mailto: address")
     return list(value)
 

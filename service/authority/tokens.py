@@ -58,6 +58,8 @@ class TokenManager:
             problems.append("an enrollment token (with cn or sans) has scope 'issue'")
         if enrollment and not cn:
             problems.append("an enrollment token needs a cn")
+        elif cn is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn):
+            problems.append("the cn must have no control characters")  # no CSR could name it; PostgreSQL takes no NUL
         if profile is not None and profile not in self.profiles:
             problems.append(f"unknown profile {profile!r}")
         names: list[str] = []
