@@ -1183,9 +1183,11 @@ async def test_api_enrollment_token_names(
         # Anything accepted must be a name the service itself parses (emails and URIs included).
         for san in sans:
             assert json_name_ok(san), san
+        assert not any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn), repr(cn)
     else:
         assert_problem(response, 400)
-        definitely_good = all(acceptable_dns(s.strip()) or is_ip(s.strip()) for s in sans)
+        clean_cn = not any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn)  # a CN with control characters: a 400
+        definitely_good = clean_cn and all(acceptable_dns(s.strip()) or is_ip(s.strip()) for s in sans)
         assert not definitely_good, (sans, response.json()["detail"])
 
 
