@@ -8,11 +8,27 @@ from email.utils import format_datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 
 from service.api.deps import AuthorityDep
 from service.authority import Authority
 from service.ca.ocsp import build_unsuccessful
 
+
+class _Anything(Convertor[str]):
+    """The rest of the path, newlines included: Starlette's `path` (`.*`) stops at one, and a request whose
+    base64 carries a line break (%0A) would be a 404 problem instead of an OCSP `malformedRequest`."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("ocsp_base64", _Anything())
 router = APIRouter(tags=["ocsp"])
 OCSP_REQUEST = "application/ocsp-request"
 OCSP_RESPONSE = "application/ocsp-response"
@@ -35,7 +51,7 @@ async def ocsp_post(request: Request, authority: AuthorityDep) -> Response:
 
 
 @router.get(
-    "/ocsp/{encoded:path}",
+    "/ocsp/{encoded:ocsp_base64}",
     response_class=Response,
     summary="OCSP, GET (base64 request in the path)",
     responses=_RESPONSES,
