@@ -13,13 +13,13 @@ from typing import Final, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from service.ca.keys import PrivateKey, signature_hash
 from service.ca.policy import LeafSpec
+from service.ca.usage import has_key_encipherment, is_extended_key_usage_critical
 
 SERIAL_BITS: Final = 159  # 20 octets, top bit clear so the DER integer stays positive
 BACKDATE: Final = dt.timedelta(minutes=5)  # tolerate clients whose clocks run a little slow
@@ -136,12 +136,14 @@ def build_leaf_builder(
     caIssuers addresses are that issuer's own (`<public_url>/crl/<issuer id>`), so they stay right after a
     rotation; without, the current issuer's (`/crl`, `/ca.crt`)."""
     not_after = min(now + dt.timedelta(days=spec.validity_days), issuer.not_valid_after_utc)
-    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
+    usages = spec.profile.extended_key_usage
     authority_key_id, *addresses = _issuer_extensions(issuer, public_url.rstrip("/"), issuer_id)
     extensions: list[x509.Extension[x509.ExtensionType]] = [
         x509.Extension(x509.BasicConstraints.oid, True, x509.BasicConstraints(ca=False, path_length=None)),
-        x509.Extension(x509.KeyUsage.oid, True, _key_usage(key_encipherment=is_rsa)),
-        x509.Extension(x509.ExtendedKeyUsage.oid, False, x509.ExtendedKeyUsage(list(spec.profile.extended_key_usage))),
+        x509.Extension(x509.KeyUsage.oid, True, _key_usage(key_encipherment=has_key_encipherment(public_key, usages))),
+        x509.Extension(
+            x509.ExtendedKeyUsage.oid, is_extended_key_usage_critical(usages), x509.ExtendedKeyUsage(list(usages))
+        ),
         x509.Extension(x509.SubjectKeyIdentifier.oid, False, x509.SubjectKeyIdentifier.from_public_key(public_key)),
         authority_key_id,
         x509.Extension(x509.SubjectAlternativeName.oid, False, x509.SubjectAlternativeName(list(spec.sans))),
