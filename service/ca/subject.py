@@ -103,7 +103,10 @@ def encode_subject(attributes: Iterable[x509.NameAttribute[Any]]) -> tuple[x509.
             kind = PRINTABLE
         else:
             kind = PRINTABLE if attribute._type == PRINTABLE and is_printable(value) else UTF8
-        encoded.append(x509.NameAttribute(oid, value, _type=kind, _validate=False))
+        if attribute._type == kind:  # already right: kept as it is (most subjects)
+            encoded.append(attribute)
+        else:
+            encoded.append(x509.NameAttribute(oid, value, _type=kind, _validate=False))
     return x509.Name(encoded), problems
 
 
@@ -128,10 +131,7 @@ def check_issued(certificate: x509.Certificate, subject: x509.Name, sans: Sequen
         for oid, _, kind in parsed
         if kind not in allowed_types(oid)
     )
-    try:
-        carried = list(extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-    except x509.ExtensionNotFound:
-        carried = []
+    carried = [name for e in extensions if isinstance(e.value, x509.SubjectAlternativeName) for name in e.value]
     if carried != list(sans):
         problems.append("its subject alternative names are not the ones policy accepted")
     if problems:
