@@ -66,9 +66,12 @@ def build_intermediate_builder(
     lifetime: dt.timedelta,
     path_length: int | None = 0,
     name_constraints: x509.NameConstraints | None = None,
+    publication_url: str | None = None,
 ) -> x509.CertificateBuilder:
     """An issuing CA under `issuer` (the root): CA:TRUE with a path length (0: it signs only leaves),
-    keyCertSign+cRLSign, optional name constraints (critical, as RFC 5280 asks), never outliving its issuer."""
+    keyCertSign+cRLSign, optional name constraints (critical, as RFC 5280 asks), never outliving its issuer. With
+    `publication_url`, where a relying party finds the root's CRL and certificate: the CRL distribution point
+    `<publication url>/crl/<root id>` and AIA caIssuers `<publication url>/ca.crt/<root id>` (plain HTTP)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     extensions: list[x509.Extension[x509.ExtensionType]] = [
         x509.Extension(x509.BasicConstraints.oid, True, x509.BasicConstraints(ca=True, path_length=path_length)),
@@ -78,6 +81,8 @@ def build_intermediate_builder(
     ]
     if name_constraints is not None:
         extensions.append(x509.Extension(x509.NameConstraints.oid, True, name_constraints))
+    if publication_url is not None:
+        extensions.extend(_root_addresses(publication_url.rstrip("/"), issuer_id(issuer)))
     return x509.CertificateBuilder(
         issuer_name=issuer.subject,
         subject_name=name,
@@ -87,6 +92,17 @@ def build_intermediate_builder(
         not_valid_after=min(now + lifetime, issuer.not_valid_after_utc),
         extensions=extensions,
     )
+
+
+def _root_addresses(base: str, root_id: str) -> list[x509.Extension[x509.ExtensionType]]:
+    crl = x509.DistributionPoint([x509.UniformResourceIdentifier(f"{base}/crl/{root_id}")], None, None, None)
+    ca_issuers = x509.AccessDescription(
+        AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(f"{base}/ca.crt/{root_id}")
+    )
+    return [
+        x509.Extension(x509.CRLDistributionPoints.oid, False, x509.CRLDistributionPoints([crl])),
+        x509.Extension(x509.AuthorityInformationAccess.oid, False, x509.AuthorityInformationAccess([ca_issuers])),
+    ]
 
 
 def build_ca_certificate(
