@@ -419,7 +419,9 @@ def init_intermediate(
             raise ConfigurationError(f"a CA already exists in {paths.root}")
         now = utcnow()
         root_key = generate_private_key(chosen)
-        root = build_ca_certificate(root_key, f"{base} root CA", now=now, lifetime=ROOT_LIFETIME)
+        root = build_ca_certificate(
+            root_key, f"{base} root CA", now=now, lifetime=ROOT_LIFETIME, publication_url=settings.publication_url
+        )
         write_private_file(root_out, root.public_bytes(Encoding.PEM) + dump_private_key(root_key, root_passphrase))
         store, key = _new_ca_key(settings, paths, chosen)  # the intermediate's: in the token, or a file
         public_key = store.public_key()

@@ -546,7 +546,7 @@ class Authority:
         publisher = self.crl_publishers.get(issuer)
         if publisher is not None:
             return publisher.current()
-        if issuer in self.root_crls.roots:  # an offline root's, signed by `pocketca ca crl`
+        if issuer in self.root_crls.roots or issuer in self.root_crls.aliases:  # an offline root's (`ca crl`)
             published = self.root_crls.current(issuer)
             if published is None:
                 raise NotFoundError(f"no CRL of the root {issuer} is published yet: `pocketca ca crl` signs one")

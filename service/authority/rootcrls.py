@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.authority.values import CRLDocument
 from service.ca.crl import crl_number, load_crl_of
+from service.ca.issue import root_key_identifier
 
 log = logging.getLogger("pocketca.crl")
 WARN_BEFORE = dt.timedelta(days=14)  # readyz warns this close to a root CRL's nextUpdate (or at 3/4 of its life)
@@ -40,12 +41,18 @@ class RootCRLs:
         """`roots`: root id -> (the root's certificate, the file its CRL is published in)."""
         self.roots = dict(roots)
         self.clock = clock
+        # a root's own CRL distribution point names it by key identifier (service.ca.issue.build_root_builder)
+        self.aliases = {
+            key_id: root_id for root_id, (root, _) in self.roots.items() if (key_id := root_key_identifier(root))
+        }
         self._seen: dict[str, tuple[int, int, int]] = {}
         self._cached: dict[str, RootCRL] = {}
         self._lock = threading.Lock()
 
     def current(self, root_id: str) -> RootCRL | None:
-        """The newest CRL published for this root (None: none yet, or not one of our roots)."""
+        """The newest CRL published for this root (None: none yet, or not one of our roots), by the root's issuer id
+        or its key identifier."""
+        root_id = self.aliases.get(root_id, root_id)
         found = self.roots.get(root_id)
         if found is None:
             return None

@@ -106,18 +106,47 @@ def _root_addresses(base: str, root_id: str) -> list[x509.Extension[x509.Extensi
 
 
 def build_ca_certificate(
-    key: PrivateKey, common_name: str, *, now: dt.datetime, lifetime: dt.timedelta
+    key: PrivateKey,
+    common_name: str,
+    *,
+    now: dt.datetime,
+    lifetime: dt.timedelta,
+    publication_url: str | None = None,
 ) -> x509.Certificate:
     """A self-signed root: CA:TRUE and keyCertSign+cRLSign, both critical, with SKI and AKI."""
-    return build_root_builder(key.public_key(), common_name, now=now, lifetime=lifetime).sign(key, signature_hash(key))
+    builder = build_root_builder(
+        key.public_key(), common_name, now=now, lifetime=lifetime, publication_url=publication_url
+    )
+    return builder.sign(key, signature_hash(key))
+
+
+def root_key_identifier(root: x509.Certificate) -> str | None:
+    """The hex of a root's subject key identifier: the name of its CRL in its own CRL distribution point."""
+    try:
+        return root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
+    except x509.ExtensionNotFound:  # a root made elsewhere without one
+        return None
 
 
 def build_root_builder(
-    public_key: CertificatePublicKeyTypes, common_name: str, *, now: dt.datetime, lifetime: dt.timedelta
+    public_key: CertificatePublicKeyTypes,
+    common_name: str,
+    *,
+    now: dt.datetime,
+    lifetime: dt.timedelta,
+    publication_url: str | None = None,
 ) -> x509.CertificateBuilder:
-    """`build_ca_certificate` before the signature (for a key store that signs for us, such as an HSM)."""
+    """`build_ca_certificate` before the signature (for a key store that signs for us, such as an HSM). With
+    `publication_url`, an offline root's: a CRL distribution point to its own CRL, `<publication url>/crl/<key id>`
+    (its issuer id, a digest of the certificate, cannot be in the certificate). A trust anchor needs none (RFC 5280
+    6.1), but `openssl verify -crl_check_all -crl_download` asks for one (openssl/openssl#8439)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+    extensions: list[x509.Extension[x509.ExtensionType]] = []
+    if publication_url is not None:
+        url = x509.UniformResourceIdentifier(f"{publication_url.rstrip('/')}/crl/{ski.digest.hex()}")
+        points = x509.CRLDistributionPoints([x509.DistributionPoint([url], None, None, None)])
+        extensions.append(x509.Extension(x509.CRLDistributionPoints.oid, False, points))
     return x509.CertificateBuilder(
         issuer_name=name,
         subject_name=name,
@@ -134,6 +163,7 @@ def build_root_builder(
                 False,
                 x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
             ),
+            *extensions,
         ],
     )
 
