@@ -29,7 +29,10 @@ def renewal_window(authority: Authority, cert_id: str) -> tuple[dict[str, str], 
     if record is None or record.issuer_id not in (issuer, None):
         raise malformed("no certificate with this certID here", status=404)
     now = authority.clock()
-    if record.status == "revoked":  # renew now: a window in the past
+    found = authority.issuers[issuer]
+    if record.status == "revoked" or (  # renew now: a window in the past; also when the root revoked the issuer
+        found.parents and authority.root_crls.revokes(found.certificate, found.parents[-1])
+    ):
         start, end = now - dt.timedelta(hours=1), now - dt.timedelta(minutes=1)
     else:
         life = record.not_after - record.not_before

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.authority.values import CRLDocument
 from service.ca.crl import crl_number, load_crl_of
-from service.ca.issue import root_key_identifier
+from service.ca.issue import issuer_id, root_key_identifier
 
 log = logging.getLogger("pocketca.crl")
 WARN_BEFORE = dt.timedelta(days=14)  # readyz warns this close to a root CRL's nextUpdate (or at 3/4 of its life)
@@ -33,7 +33,11 @@ class RootCRL:
     root_id: str
     root: x509.Certificate
     document: CRLDocument
-    entries: int
+    revoked: frozenset[int]  # the serials of the CAs it revokes
+
+    @property
+    def entries(self) -> int:
+        return len(self.revoked)
 
 
 class RootCRLs:
@@ -71,7 +75,7 @@ class RootCRLs:
             except (OSError, ValueError) as exc:
                 log.warning("root CRL %s not loaded: %s", path, exc)
                 return self._cached.get(root_id)
-            loaded = RootCRL(root_id, root, _document(crl), len(crl))
+            loaded = RootCRL(root_id, root, _document(crl), frozenset(r.serial_number for r in crl))
             cached = self._cached.get(root_id)
             if cached is not None and cached.document.number > loaded.document.number:
                 log.warning(
@@ -83,6 +87,11 @@ class RootCRLs:
                 return cached
             self._cached[root_id] = loaded
             return loaded
+
+    def revokes(self, certificate: x509.Certificate, root: x509.Certificate) -> bool:
+        """Whether `root`'s newest CRL lists `certificate` (an issuing CA it signed)."""
+        published = self.current(issuer_id(root))
+        return published is not None and certificate.serial_number in published.revoked
 
     def published(self) -> Iterator[RootCRL]:
         for root_id in self.roots:

@@ -50,3 +50,23 @@ async def test_a_retired_issuers_certificates_get_their_window(
     assert unknown.status_code == 404 and "no certificate with this certID" in unknown.json()["detail"]
     mixed = cert_id(stranger).split(".")[0] + "." + cert_id(hierarchy.good).split(".")[1]
     assert (await http.get(f"/acme/renewal-info/{mixed}")).status_code == 404
+
+
+async def test_certificates_of_an_issuer_the_root_revoked_are_to_be_renewed_now(
+    rotated: tuple[Hierarchy, httpx.AsyncClient], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the compromise ceremony (`ca crl --revoke <old id>`), every certificate of the old issuer gets the "renew
+    now" window: relying parties that check the chain refuse them all."""
+    from service.cli import main
+    from tests.hierarchy import ROOT_PASSPHRASE
+
+    hierarchy, http = rotated
+    before = (await http.get(f"/acme/renewal-info/{cert_id(hierarchy.good)}")).json()["suggestedWindow"]
+    assert dt.datetime.fromisoformat(before["end"]) > dt.datetime.now(dt.UTC)
+    (tmp_path / "pass").write_bytes(ROOT_PASSPHRASE + b"\n")
+    assert main(["ca", "crl", "--data-dir", str(hierarchy.settings.data_dir), "--root-file", str(hierarchy.root_file),
+                 "--root-passphrase-file", str(tmp_path / "pass"), "--revoke", hierarchy.old_id, "--reason",
+                 "keyCompromise"]) == 0  # fmt: skip
+    capsys.readouterr()
+    after = (await http.get(f"/acme/renewal-info/{cert_id(hierarchy.good)}")).json()["suggestedWindow"]
+    assert dt.datetime.fromisoformat(after["end"]) < dt.datetime.now(dt.UTC)
