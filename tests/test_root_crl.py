@@ -204,3 +204,76 @@ async def test_readyz_and_metrics_watch_the_root_crls_next_update(
     authority.root_crls.clock = lambda: until + dt.timedelta(seconds=1)  # past it: not ready
     past = await http.get("/readyz")
     assert past.status_code == 503 and "passed its nextUpdate" in past.json()["detail"]
+
+
+def _block(heading: str, index: int = 0) -> str:
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "ca-ceremony.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text.split(heading, 1)[1], re.S)
+    return blocks[index]
+
+
+@pytest.mark.anyio
+async def test_an_external_roots_crl_as_the_ceremony_documents_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/ca-ceremony.md, *Under an existing (corporate) root*: the intermediate's pointers made with the documented
+    lines, the root's CRL made by `openssl ca -gencrl` and dropped into the data dir, then the next one signed by
+    `pocketca ca crl` from a hand-made root file."""
+    import subprocess
+
+    from tests.conftest import make_settings
+
+    work = tmp_path / "corp"
+    work.mkdir()
+
+    def sh(script: str) -> None:
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+    (work / "pass").write_text("correct horse battery\n")
+    ca_extensions = "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
+    (work / "int.ext").write_text(ca_extensions)
+    (work / "ca.cnf").write_text("[ca]\ndefault_ca = root\n[root]\ndatabase = index.txt\ncrlnumber = crlnumber\n"
+                                 "default_md = sha256\ndefault_crl_days = 30\n")  # fmt: skip
+    sh(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout root.key -out root.pem"
+        " -subj /CN=Corp\\ Root -days 3650 2>/dev/null"
+        " && touch index.txt && echo 01 > crlnumber"
+        " && openssl ca -config ca.cnf -gencrl -keyfile root.key -cert root.pem -out root.crl 2>/dev/null"
+        " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout int.key -out int.csr"
+        " -subj /CN=Corp\\ Issuing 2>/dev/null"
+    )
+    data = tmp_path / "data"
+    documented = _block("### Under an existing (corporate) root", 1).replace("/var/lib/pocketca/", f"{data}/")
+    data.joinpath("root-crls").mkdir(parents=True)
+    sh(documented)
+    sh("openssl x509 -req -in int.csr -CA root.pem -CAkey root.key -out int.pem -days 365 -extfile int.ext 2>/dev/null")
+    settings = make_settings(data)
+    assert main(["init", "--data-dir", str(data), "--import-key", str(work / "int.key"), "--import-cert",
+                 str(work / "int.pem"), "--import-chain", str(work / "root.pem")]) == 0  # fmt: skip
+    capsys.readouterr()
+    root = x509.load_pem_x509_certificate((work / "root.pem").read_bytes())
+    root_id = issuer_id(root)
+    intermediate = x509.load_pem_x509_certificate((work / "int.pem").read_bytes())
+    points = intermediate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert [n.value for p in points for n in p.full_name or []] == [f"http://ca.internal:8080/crl/{root_id}"]
+
+    bootstrap.prepare(settings)
+    authority = bootstrap.build_authority(settings)
+    transport = httpx.ASGITransport(app=create_app(authority=authority), raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+            served = await http.get(f"/crl/{root_id}")  # openssl's CRL (PEM in the file), served as DER
+            assert served.status_code == 200 and _number(x509.load_der_x509_crl(served.content)) == 1
+            assert (await http.get(f"/ca.crt/{root_id}")).content == root.public_bytes(Encoding.DER)
+            sh("openssl pkcs8 -topk8 -v2 aes-256-cbc -in root.key -passout file:pass -out root.p8"
+               " && cat root.pem root.p8 > root-file.pem")  # fmt: skip
+            assert main(["ca", "crl", "--data-dir", str(data), "--root-file", str(work / "root-file.pem"),
+                         "--root-passphrase-file", str(work / "pass")]) == 0  # fmt: skip
+            capsys.readouterr()
+            served = await http.get(f"/crl/{root_id}")
+            assert _number(x509.load_der_x509_crl(served.content)) == 2
+    finally:
+        authority.close()
