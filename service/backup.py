@@ -38,6 +38,7 @@ MATERIAL = (
 # every issuer's material too: issuers/<issuer id>/<file> (retired by a rotation) and pending/<file>
 NESTED = {"issuers": ("ca.key", "ca.pem", "chain.pem"), "pending": ("ca.key", "ca.csr")}
 _ISSUER_ID = re.compile(r"^[0-9a-f]{16}$")
+_ROOT_CRL = re.compile(r"^[0-9a-f]{16}\.crl$")
 PUBLIC = ("ca.pem", "chain.pem", "server.pem", "ca.csr")
 
 
@@ -83,6 +84,9 @@ def backup(settings: Settings, target: Path) -> BackupSummary:
         for name in NESTED["pending"]:
             if (paths.pending / name).exists():
                 members[f"pending/{name}"] = (paths.pending / name).read_bytes()
+        for path in sorted(paths.root_crls.glob("*.crl")) if paths.root_crls.is_dir() else []:
+            if _ROOT_CRL.match(path.name):  # the offline roots' CRLs: the root keeps no other record of them
+                members[f"root-crls/{path.name}"] = path.read_bytes()
     manifest = {
         "format": FORMAT,
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
@@ -110,7 +114,7 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> BackupS
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     for name, data in members.items():
         write_private_file(database if name == DB_NAME else paths.root / name, data)
-        if name.rpartition("/")[2] in PUBLIC:
+        if name.rpartition("/")[2] in PUBLIC or name.startswith("root-crls/"):
             (paths.root / name).chmod(0o644)
     db = Database(settings.sqlalchemy_url)
     try:
@@ -147,12 +151,15 @@ def _read(source: Path) -> dict[str, bytes]:
 
 
 def _member_name_ok(name: str) -> bool:
-    """A top-level file, issuers/<issuer id>/<file> or pending/<file>: nothing else, so no path leaves the data dir."""
+    """A top-level file, issuers/<issuer id>/<file>, pending/<file> or root-crls/<root id>.crl: nothing else, so no
+    path leaves the data dir."""
     parts = name.split("/")
     if len(parts) == 1:
         return not name.startswith(".")
     if len(parts) == 3 and parts[0] == "issuers":
         return bool(_ISSUER_ID.match(parts[1])) and parts[2] in NESTED["issuers"]
+    if len(parts) == 2 and parts[0] == "root-crls":
+        return bool(_ROOT_CRL.match(parts[1]))
     return len(parts) == 2 and parts[0] == "pending" and parts[1] in NESTED["pending"]
 
 

@@ -27,9 +27,11 @@ from cryptography.x509.oid import NameOID
 
 from service.authority import Authority, LocalCaller, utcnow
 from service.authority.audit import Auditor
+from service.authority.rootcrls import RootCRLs
 from service.authority.tokens import TokenManager
 from service.authority.values import Issuer
 from service.ca.constraints import ConstraintSpec, build_name_constraints, name_constraints_of, violations_of
+from service.ca.crl import build_crl
 from service.ca.inspect import get_sans, is_ca_certificate
 from service.ca.issue import Signer, build_ca_certificate, build_intermediate_builder, build_root_builder, issuer_id
 from service.ca.keys import (
@@ -97,6 +99,22 @@ class DataPaths:
         and not their roots (a corporate root also signs certificates that are none of ours)."""
         files = [self.ca_cert, *(directory / "ca.pem" for directory in self.retired())]
         return b"".join(f.read_bytes() for f in files if f.exists())
+
+    @property
+    def root_crls(self) -> Path:
+        return self.root / "root-crls"  # root-crls/<root id>.crl: each offline root's newest CRL (`ca crl`)
+
+    def root_crl(self, root_id: str) -> Path:
+        return self.root_crls / f"{root_id}.crl"
+
+    def roots(self) -> dict[str, x509.Certificate]:
+        """The self-signed roots the chains of the current and retired issuers end at, by issuer id."""
+        found = {}
+        for directory in (self.root, *self.retired()):
+            parents = load_parents(directory)
+            if parents and parents[-1].issuer == parents[-1].subject:
+                found[issuer_id(parents[-1])] = parents[-1]
+        return found
 
     @property
     def server_key(self) -> Path:
@@ -356,6 +374,7 @@ def load_retired(settings: Settings, db: Database, now: dt.datetime) -> list[Iss
 
 MIN_ROOT_PASSPHRASE = 8
 ROOT_LIFETIME = dt.timedelta(days=7300)
+ROOT_CRL_LIFETIME = dt.timedelta(days=90)  # `ca crl --next-update` by default
 INTERMEDIATE_LIFETIME = dt.timedelta(days=1825)
 
 
@@ -400,7 +419,9 @@ def init_intermediate(
             raise ConfigurationError(f"a CA already exists in {paths.root}")
         now = utcnow()
         root_key = generate_private_key(chosen)
-        root = build_ca_certificate(root_key, f"{base} root CA", now=now, lifetime=ROOT_LIFETIME)
+        root = build_ca_certificate(
+            root_key, f"{base} root CA", now=now, lifetime=ROOT_LIFETIME, publication_url=settings.publication_url
+        )
         write_private_file(root_out, root.public_bytes(Encoding.PEM) + dump_private_key(root_key, root_passphrase))
         store, key = _new_ca_key(settings, paths, chosen)  # the intermediate's: in the token, or a file
         public_key = store.public_key()
@@ -413,11 +434,16 @@ def init_intermediate(
             lifetime=INTERMEDIATE_LIFETIME,
             path_length=path_length,
             name_constraints=name_constraints,
+            publication_url=settings.publication_url,
         )
         certificate = builder.sign(root_key, signature_hash(root_key))
         if key is not None:
             FileKeyStore.create(paths.ca_key, key, settings.passphrase())
         _write_issuer_certificates(paths.root, certificate, [root])
+        # the root's first CRL, empty: a relying party that checks the whole chain finds it from the first start
+        signer, until = FileKeyStore(root_key), now + ROOT_CRL_LIFETIME
+        first = build_crl(signer, root, [], number=1, this_update=now, next_update=until)
+        write_public_file(paths.root_crl(issuer_id(root)), first.public_bytes(Encoding.DER))
     return certificate
 
 
@@ -474,6 +500,7 @@ def rotate_with_root(settings: Settings, root_file: Path, root_passphrase: bytes
         lifetime=INTERMEDIATE_LIFETIME,
         path_length=basic.path_length,
         name_constraints=name_constraints_of(current),
+        publication_url=settings.publication_url,
     )
     certificate = builder.sign(root_key, signature_hash(root_key))
     _install_issuer(settings, paths, key, certificate, parents)
@@ -635,6 +662,7 @@ def build_authority(settings: Settings) -> Authority:
     profiles = load_profiles(paths)
     db = Database(settings.sqlalchemy_url)
     retired = load_retired(settings, db, utcnow()) if paths.retired() else []
+    roots = {root_id: (root, paths.root_crl(root_id)) for root_id, root in paths.roots().items()}
     return Authority(
         db,
         keystore,
@@ -645,6 +673,7 @@ def build_authority(settings: Settings) -> Authority:
         issue_rate_per_minute=settings.issue_rate_per_minute,
         parents=load_parents(paths.root),
         retired=retired,
+        root_crls=RootCRLs(roots, utcnow),
     )
 
 

@@ -118,6 +118,13 @@ class HealthResponse(BaseModel):
     status: str
 
 
+class ReadyResponse(BaseModel):
+    status: str
+    warnings: list[str] | None = Field(
+        default=None, description="what will make the service unready soon (a root CRL near its nextUpdate)"
+    )
+
+
 class Problem(BaseModel):
     type: str
     title: str

@@ -25,6 +25,7 @@ from service.authority.crls import DEFAULT_CRL_LIFETIME, CRLPublisher
 from service.authority.ocsp import OCSPResponder
 from service.authority.paging import check_limit, decode_cursor, encode_cursor
 from service.authority.renewal import CLOCK_SKEW, certificate_in, verify_renewal_token
+from service.authority.rootcrls import RootCRLs
 from service.authority.sessions import ConsoleSessions
 from service.authority.tokens import TokenManager
 from service.authority.values import (
@@ -99,9 +100,11 @@ class Authority:
         clock: Clock = utcnow,
         parents: Sequence[x509.Certificate] = (),
         retired: Sequence[Issuer] = (),
+        root_crls: RootCRLs | None = None,
     ) -> None:
         """`signer` and `ca_certificate` are the issuing CA; `parents` its chain up to the root (none for a
-        self-signed CA); `retired` the CAs that issued before a rotation and still answer for their certificates."""
+        self-signed CA); `retired` the CAs that issued before a rotation and still answer for their certificates;
+        `root_crls` the offline roots' CRLs, published in the data dir."""
         self.db = db
         self.signer = signer
         self.ca_certificate = ca_certificate
@@ -121,6 +124,7 @@ class Authority:
             for i in self.issuers.values()
         }
         self.crls = self.crl_publishers[self.issuer.id]  # the current issuer's, at /crl
+        self.root_crls = root_crls or RootCRLs({}, clock)
         self.ocsp_responders = [
             OCSPResponder(db, i.signer, i.certificate, clock=clock, issuer_id=i.id) for i in self.issuers.values()
         ]
@@ -540,15 +544,23 @@ class Authority:
     def issuer_crl(self, issuer: str) -> CRLDocument:
         """The CRL of one issuer, current or retired (GET /crl/{issuer id})."""
         publisher = self.crl_publishers.get(issuer)
-        if publisher is None:
-            raise NotFoundError(f"no issuer {issuer[:40]!r}; known: {', '.join(self.crl_publishers)}")
-        return publisher.current()
+        if publisher is not None:
+            return publisher.current()
+        if issuer in self.root_crls.roots or issuer in self.root_crls.aliases:  # an offline root's (`ca crl`)
+            published = self.root_crls.current(issuer)
+            if published is None:
+                raise NotFoundError(f"no CRL of the root {issuer} is published yet: `pocketca ca crl` signs one")
+            return published.document
+        known = ", ".join([*self.crl_publishers, *self.root_crls.roots])
+        raise NotFoundError(f"no issuer {issuer[:40]!r}; known: {known}")
 
     def issuer_certificate(self, issuer: str) -> x509.Certificate:
         found = self.issuers.get(issuer)
-        if found is None:
-            raise NotFoundError(f"no issuer {issuer[:40]!r}; known: {', '.join(self.issuers)}")
-        return found.certificate
+        if found is not None:
+            return found.certificate
+        if issuer in self.root_crls.roots:
+            return self.root_crls.roots[issuer][0]
+        raise NotFoundError(f"no issuer {issuer[:40]!r}; known: {', '.join([*self.issuers, *self.root_crls.roots])}")
 
     def answer_ocsp(self, request: bytes) -> tuple[bytes, dt.datetime | None]:
         """Each issuer answers for its own certificates; a question naming no issuer of ours is `unauthorized`."""
@@ -591,6 +603,13 @@ class Authority:
             raise UnavailableError("no CRL has been published yet")
         if self.clock() >= state[2]:
             raise UnavailableError(f"the CRL expired at {state[2].isoformat()} and no fresh one was built")
+        expired, _ = self.root_crls.problems()
+        if expired:
+            raise UnavailableError("; ".join(expired))
+
+    def readiness_warnings(self) -> list[str]:
+        """What will stop readiness soon without an operator: a root CRL close to its nextUpdate."""
+        return self.root_crls.problems()[1]
 
     def crl_entries(self, document: CRLDocument) -> int:
         """How many certificates the CRL lists (counted once per CRL number)."""

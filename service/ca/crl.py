@@ -75,6 +75,40 @@ def build_crl(
     return signer.sign_crl(builder)
 
 
+def revoked_entries(crl: x509.CertificateRevocationList) -> list[RevokedEntry]:
+    """A CRL's entries read back (to carry them into the next CRL of a CA that keeps no database: the root)."""
+    names = {flag: name for name, flag in REASONS.items()}
+    entries = []
+    for revoked in crl:
+        try:
+            reason = names[revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason]
+        except x509.ExtensionNotFound:
+            reason = "unspecified"
+        entries.append(RevokedEntry(revoked.serial_number, revoked.revocation_date_utc, reason))
+    return entries
+
+
+def load_crl_of(data: bytes, issuer: x509.Certificate) -> x509.CertificateRevocationList:
+    """A CRL (DER or PEM) that `issuer` signed; ValueError naming what is wrong otherwise."""
+    try:
+        crl = x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----BEGIN") else x509.load_der_x509_crl(data)
+    except ValueError:
+        raise ValueError("not a CRL (DER or PEM)") from None
+    if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+        raise ValueError(f"not signed by {issuer.subject.rfc4514_string()}")
+    try:
+        crl.extensions.get_extension_for_class(x509.CRLNumber)
+    except x509.ExtensionNotFound:
+        raise ValueError("it has no CRL number") from None
+    if crl.next_update_utc is None:
+        raise ValueError("it has no nextUpdate")
+    return crl
+
+
+def crl_number(crl: x509.CertificateRevocationList) -> int:
+    return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+
 def _revoked_certificate(entry: RevokedEntry) -> x509.RevokedCertificate:
     builder = x509.RevokedCertificateBuilder().serial_number(entry.serial_number).revocation_date(entry.revoked_at)
     if entry.reason != "unspecified":  # RFC 5280: omit the extension rather than say "unspecified"

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 
 from service.ca.keys import PrivateKey, signature_hash
 from service.ca.names import GeneralName, build_subject, format_general_name, get_common_name, parse_general_name
+from service.ca.subject import string_type_problems
 from service.errors import InvalidCSRError
 
 _PEM_MARKERS = (b"-----BEGIN CERTIFICATE REQUEST-----", b"-----BEGIN NEW CERTIFICATE REQUEST-----")
@@ -63,6 +64,8 @@ def read_request(csr: x509.CertificateSigningRequest) -> CertificateRequest:
         raise
     except Exception:
         raise InvalidCSRError("the CSR's subject, extensions or key cannot be read") from None
+    if problems := string_type_problems(subject):
+        raise InvalidCSRError("; ".join(problems))
     return CertificateRequest(subject=subject, common_name=common_name, sans=sans, public_key=public_key)
 
 

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from service.ca.der import elements, tlv
 from service.ca.issue import BACKDATE, _issuer_extensions, _key_usage
 from service.ca.policy import LeafSpec
+from service.ca.subject import check_issued
+from service.ca.usage import has_key_encipherment, is_extended_key_usage_critical
 
 VERSION_3: Final = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT INTEGER 2
 _CRITICAL: Final = b"\x01\x01\xff"
@@ -98,7 +100,11 @@ def leaf_template(
         (
             _extension(x509.BasicConstraints.oid, True, x509.BasicConstraints(ca=False, path_length=None)),
             _extension(x509.KeyUsage.oid, True, _key_usage(key_encipherment=key_encipherment)),
-            _extension(x509.ExtendedKeyUsage.oid, False, x509.ExtendedKeyUsage(list(extended_key_usage))),
+            _extension(
+                x509.ExtendedKeyUsage.oid,
+                is_extended_key_usage_critical(extended_key_usage),
+                x509.ExtendedKeyUsage(list(extended_key_usage)),
+            ),
         )
     )
     return LeafTemplate(
@@ -187,14 +193,16 @@ def sign_leaf(
         issuer,
         signature_algorithm(ca_public_key),
         tuple(spec.profile.extended_key_usage),
-        isinstance(public_key, rsa.RSAPublicKey),
+        has_key_encipherment(public_key, spec.profile.extended_key_usage),
         public_url,
         issuer_id,
     )
     tbs = leaf_tbs(template, spec, public_key, serial_number=serial_number, now=now)
     signature = signer.sign_tbs_certificate(tbs)
     der = tlv(0x30, tbs, template.algorithm, tlv(0x03, b"\x00", signature))
-    return x509.load_der_x509_certificate(der), der
+    certificate = x509.load_der_x509_certificate(der)
+    check_issued(certificate, spec.subject, spec.sans)  # nothing leaves unless it parses back to what was accepted
+    return certificate, der
 
 
 def fingerprint_sha256(der: bytes) -> str:

@@ -16,6 +16,7 @@ from service.ca.csr import CertificateRequest
 from service.ca.keys import describe_public_key, key_violations
 from service.ca.names import format_general_name, parse_general_name, subject_violations
 from service.ca.profiles import Profile, dns_allowed, email_allowed
+from service.ca.subject import encode_subject
 from service.errors import PolicyError
 
 
@@ -160,8 +161,9 @@ def decide(
         problems.append("validity_days must be at least 1")
     elif days > profile.max_validity_days:
         problems.append(f"profile {profile.name!r} allows at most {profile.max_validity_days} days, not {days}")
+    subject, encoding = encode_subject(a for a in request.subject if a.oid in profile.subject_attributes)
+    problems.extend(encoding)
     if problems:
         raise PolicyError(problems)
     assert request.common_name is not None  # check_subject guarantees it
-    subject = x509.Name([a for a in request.subject if a.oid in profile.subject_attributes])
     return LeafSpec(subject, request.common_name, tuple(sans), profile, days)

@@ -14,6 +14,7 @@ from typing import Any, Final
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from service.ca.names import is_dns_name
+from service.ca.usage import extended_key_usage_problems
 
 DEFAULT_VALIDITY_DAYS: Final = 90
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -71,6 +72,8 @@ class Profile:
             raise ValueError(f"profile {self.name}: default_validity_days must be between 1 and max_validity_days")
         if not self.extended_key_usage:
             raise ValueError(f"profile {self.name}: extended_key_usage may not be empty")
+        for problem in extended_key_usage_problems(self.extended_key_usage):
+            raise ValueError(f"profile {self.name}: {problem}")
         if unknown := self.key_types - CSR_KEY_TYPES:
             raise ValueError(f"profile {self.name}: unknown key types {sorted(unknown)}")
         if not 1 <= self.max_sans <= 1000:

@@ -17,6 +17,7 @@ from service.cli.common import DATABASE_FLAGS, SETTINGS_HELP, given_settings, pa
 from service.cli.local import (
     cmd_acme_eab_create,
     cmd_backup,
+    cmd_ca_crl,
     cmd_ca_list,
     cmd_ca_rotate,
     cmd_init,
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     init = commands.add_parser("init", help="make a CA, or import one made with openssl")
-    _add_settings_flags(init, DATABASE_FLAGS)
+    _add_settings_flags(init, [*DATABASE_FLAGS, "publication_url"])
     init.add_argument("--key-type", dest="key_type", default=None, help=f"one of {', '.join(KEY_TYPES)}")
     init.add_argument("--cn", default=None, help="the CA's common name (default 'pocketca root CA')")
     init.add_argument("--import-key", type=Path, help="PEM private key of an existing CA")
@@ -99,14 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = ca_commands.add_parser(
         "rotate", help="a new issuing intermediate; the old one keeps its CRL and OCSP (restart serve after)"
     )
-    _add_settings_flags(rotate, DATABASE_FLAGS)
+    _add_settings_flags(rotate, [*DATABASE_FLAGS, "publication_url"])
     rotate.add_argument("--root-file", type=Path, help="the offline root file from `init --intermediate`")
     rotate.add_argument("--root-passphrase-file", type=Path, help="its passphrase (else asked on a TTY)")
     rotate.add_argument("--csr-out", type=Path, help="an external root: write the new CA's CSR here (step 1)")
     rotate.add_argument("--import-cert", type=Path, help="an external root: the signed CA certificate (step 2)")
     rotate.add_argument("--import-chain", type=Path, help="with --import-cert: its issuer first, up to the root")
     rotate.set_defaults(func=cmd_ca_rotate)
-    issuers = ca_commands.add_parser("list", help="the issuing CAs, current first")
+    root_crl = ca_commands.add_parser(
+        "crl", help="sign the offline root's next CRL into the data dir (the service serves it at /crl/<root id>)"
+    )
+    _add_settings_flags(root_crl, ["data_dir"])
+    root_crl.add_argument("--root-file", type=Path, required=True, help="the root file from `init --intermediate`")
+    root_crl.add_argument("--root-passphrase-file", type=Path, help="its passphrase (else asked on a TTY)")
+    root_crl.add_argument("--revoke", metavar="ISSUER_ID", help="revoke this retired issuing CA (`pocketca ca list`)")
+    root_crl.add_argument("--reason", help="with --revoke: keyCompromise, cACompromise, superseded, ...")
+    root_crl.add_argument(
+        "--next-update", type=int, default=90, metavar="DAYS", help="the CRL's nextUpdate, days ahead (default 90)"
+    )
+    _add_json_flag(root_crl)
+    root_crl.set_defaults(func=cmd_ca_crl)
+    issuers = ca_commands.add_parser("list", help="the issuing CAs, current first, and their roots")
     _add_settings_flags(issuers, DATABASE_FLAGS)
     _add_json_flag(issuers)
     issuers.set_defaults(func=cmd_ca_list)

@@ -113,7 +113,8 @@ def cmd_init(args: argparse.Namespace) -> int:
             constraints=constraints,
             path_length=args.path_len,
         )
-        print(f"root CA in {args.root_out} (its key encrypted): keep it offline; it is needed only to rotate")
+        print(f"root CA in {args.root_out} (its key encrypted): keep it offline; it is needed to rotate and to sign")
+        print(f"its CRL (`pocketca ca crl`); the intermediate names {settings.publication_url} for both")
     else:
         key_type = parse_key_type(args.key_type) if args.key_type else None
         certificate = bootstrap.init_ca(settings, key_type=key_type, common_name=args.cn)
@@ -141,7 +142,7 @@ def _root_passphrase(path: Path | None, *, confirm: bool = False) -> bytes:
 def cmd_ca_rotate(args: argparse.Namespace) -> int:
     from service import bootstrap
 
-    settings = settings_from(args)
+    settings = bootstrap.with_recorded_urls(settings_from(args))  # the intermediate's CRL address: serve's
     modes = [bool(args.root_file), bool(args.csr_out), bool(args.import_cert)]
     if sum(modes) != 1:
         raise ConfigurationError(
@@ -163,6 +164,35 @@ def cmd_ca_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ca_crl(args: argparse.Namespace) -> int:
+    from service import rootcrl
+
+    passphrase = _root_passphrase(args.root_passphrase_file)
+    signed = rootcrl.sign_root_crl(
+        settings_from(args),
+        args.root_file,
+        passphrase,
+        revoke=args.revoke,
+        reason=args.reason,
+        next_update_days=args.next_update,
+    )
+    revoked = [format(entry.serial_number, "x") for entry in signed.crl]
+    document = {
+        "root": signed.root_id,
+        "number": signed.number,
+        "revoked": revoked,
+        "next_update": signed.crl.next_update_utc.isoformat() if signed.crl.next_update_utc else None,
+        "file": str(signed.path),
+    }
+    if args.json:
+        print_json(document)
+        return 0
+    print(f"root CRL {signed.number} of {signed.root.subject.rfc4514_string()} ({signed.root_id}) in {signed.path}:")
+    print(f"  {len(revoked)} revoked, next update {document['next_update']};")
+    print(f"  served at once at /crl/{signed.root_id} (copy {signed.path.parent.name}/ to every replica's data dir)")
+    return 0
+
+
 def cmd_ca_list(args: argparse.Namespace) -> int:
     with _local_authority(settings_from(args)) as authority:
         issuers = [
@@ -173,6 +203,15 @@ def cmd_ca_list(args: argparse.Namespace) -> int:
                 "not_after": issuer.certificate.not_valid_after_utc.isoformat(timespec="seconds"),
             }
             for issuer in authority.issuers.values()
+        ]
+        issuers += [
+            {
+                "id": root_id,
+                "role": "root",
+                "subject": root.subject.rfc4514_string(),
+                "not_after": root.not_valid_after_utc.isoformat(timespec="seconds"),
+            }
+            for root_id, (root, _) in authority.root_crls.roots.items()
         ]
     if args.json:
         print_json({"items": issuers})

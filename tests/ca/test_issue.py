@@ -175,14 +175,14 @@ def test_leaf_extensions_per_profile(
     assert ext(leaf, x509.BasicConstraints) == x509.Extension(
         x509.BasicConstraints.oid, True, x509.BasicConstraints(ca=False, path_length=None)
     )
-    is_rsa = leaf_kind == "rsa2048"
+    is_rsa_for_tls_servers = leaf_kind == "rsa2048" and profile != "client"  # keyEncipherment only with serverAuth
     assert ext(leaf, x509.KeyUsage) == x509.Extension(
         x509.KeyUsage.oid,
         True,
         x509.KeyUsage(
             digital_signature=True,
             content_commitment=False,
-            key_encipherment=is_rsa,
+            key_encipherment=is_rsa_for_tls_servers,
             data_encipherment=False,
             key_agreement=False,
             key_cert_sign=False,

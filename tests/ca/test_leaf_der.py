@@ -24,8 +24,11 @@ from service.ca.issue import build_ca_certificate, build_leaf_builder, issuer_id
 from service.ca.keys import KEY_TYPES, PrivateKey, generate_private_key
 from service.ca.leaf import is_tbs_certificate, sign_leaf
 from service.ca.policy import LeafSpec
-from service.ca.profiles import BUILTIN_PROFILES
+from service.ca.profiles import BUILTIN_PROFILES, parse_profiles
+from service.ca.subject import check_issued, encode_subject
+from service.errors import InvalidRequestError
 from service.keystore import FileKeyStore
+from tests.hostile import REENCODED, name_of
 
 PUBLIC_URL = "https://ca.example.test:8443/"
 LEAF_KEYS = {
@@ -50,6 +53,21 @@ SUBJECT = x509.Name(
         x509.NameAttribute(NameOID.COMMON_NAME, "a.example.test"),
     ]
 )
+
+
+# the built-in profiles and configured ones whose usages differ (timeStamping alone: a critical EKU)
+PROFILES = parse_profiles(
+    {
+        "profiles": {
+            "tsa": {"extended_key_usage": ["timeStamping"]},
+            "codesign": {"extended_key_usage": ["codeSigning"]},
+            "mail": {"extended_key_usage": ["emailProtection", "clientAuth"]},
+        }
+    }
+)
+# hostile subjects as a CSR may ask for them, re-encoded as policy does (service.ca.subject)
+HOSTILE = {what: encode_subject(name_of(attributes)) for what, attributes, _ in REENCODED}
+HOSTILE["every kind at once"] = encode_subject(name_of([a for _, attributes, _ in REENCODED for a in attributes]))
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +121,7 @@ def both(
 
 @pytest.mark.parametrize("ca_type", KEY_TYPES)
 @pytest.mark.parametrize("leaf_type", list(LEAF_KEYS))
-@pytest.mark.parametrize("profile", list(BUILTIN_PROFILES))
+@pytest.mark.parametrize("profile", list(PROFILES))
 def test_template_leaf_is_the_builders_byte_for_byte(
     cas: dict[str, tuple[PrivateKey, x509.Certificate]],
     leaf_keys: dict[str, CertificatePublicKeyTypes],
@@ -111,7 +129,7 @@ def test_template_leaf_is_the_builders_byte_for_byte(
     leaf_type: str,
     profile: str,
 ) -> None:
-    spec = LeafSpec(SUBJECT, "a.example.test", SANS, BUILTIN_PROFILES[profile], 90)
+    spec = LeafSpec(SUBJECT, "a.example.test", SANS, PROFILES[profile], 90)
     now = dt.datetime.now(dt.UTC)  # with microseconds: both must drop them the same way
     for serial, with_issuer_id in ((random_serial_number(), True), (0x80, False), (1, True), ((1 << 159) - 1, False)):
         reference, made, der = both(
@@ -126,6 +144,82 @@ def test_template_leaf_is_the_builders_byte_for_byte(
         assert made.serial_number == serial
         assert list(made.extensions) == list(reference.extensions)
         assert made.subject == SUBJECT
+
+
+@pytest.mark.parametrize("ca_type", ["p256", "rsa2048", "ed25519"])
+@pytest.mark.parametrize("what", list(HOSTILE))
+def test_hostile_subjects_are_the_builders_byte_for_byte_and_load_in_openssl(
+    cas: dict[str, tuple[PrivateKey, x509.Certificate]],
+    leaf_keys: dict[str, CertificatePublicKeyTypes],
+    ca_type: str,
+    what: str,
+    tmp_path,
+) -> None:
+    subject, problems = HOSTILE[what]
+    assert problems == []
+    spec = LeafSpec(subject, "a.example.test", SANS, PROFILES["peer"], 30)
+    now = dt.datetime.now(dt.UTC)
+    serial = random_serial_number()
+    reference, made, der = both(cas[ca_type], leaf_keys["rsa2048"], spec, serial=serial, now=now, with_issuer_id=True)
+    assert made.tbs_certificate_bytes == reference.tbs_certificate_bytes
+    assert [(a.oid, a.value, a._type) for a in made.subject] == [(a.oid, a.value, a._type) for a in subject]
+    (tmp_path / "leaf.der").write_bytes(der)
+    loaded = subprocess.run(
+        ["openssl", "x509", "-inform", "DER", "-in", str(tmp_path / "leaf.der"), "-noout", "-subject"],
+        capture_output=True,
+        text=True,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+
+
+@pytest.mark.parametrize(
+    ("attribute", "words"),
+    [
+        ((NameOID.COMMON_NAME, "oct", x509.name._ASN1Type.OctetString), "commonName is an OCTET STRING"),
+        ((NameOID.EMAIL_ADDRESS, "a@example.test", x509.name._ASN1Type.UTF8String), "emailAddress is a UTF8String"),
+        ((NameOID.COUNTRY_NAME, "DE", x509.name._ASN1Type.BMPString), "countryName is a BMPString"),
+    ],
+    ids=["OCTET STRING CN", "UTF8String emailAddress", "BMPString C"],
+)
+def test_a_leaf_whose_subject_skipped_reencoding_never_leaves(
+    cas: dict[str, tuple[PrivateKey, x509.Certificate]],
+    leaf_keys: dict[str, CertificatePublicKeyTypes],
+    attribute: tuple[x509.ObjectIdentifier, str, x509.name._ASN1Type],
+    words: str,
+) -> None:
+    """The last check in sign_leaf: the signed certificate, parsed back by cryptography, must carry each subject
+    attribute in a type RFC 5280 allows. Here a spec that skipped policy's re-encoding is refused."""
+    key, certificate = cas["p256"]
+    store = FileKeyStore(key)
+    spec = LeafSpec(name_of([attribute]), "a.example.test", SANS, PROFILES["server"], 30)
+    with pytest.raises(InvalidRequestError, match=words):
+        sign_leaf(
+            store,
+            spec,
+            leaf_keys["p256"],
+            certificate,
+            store.public_key(),
+            serial_number=random_serial_number(),
+            now=dt.datetime.now(dt.UTC),
+            public_url=PUBLIC_URL,
+        )
+
+
+def test_the_parse_back_compares_names_with_what_policy_accepted(
+    cas: dict[str, tuple[PrivateKey, x509.Certificate]], leaf_keys: dict[str, CertificatePublicKeyTypes]
+) -> None:
+    key, certificate = cas["p256"]
+    store = FileKeyStore(key)
+    spec = LeafSpec(SUBJECT, "a.example.test", SANS, PROFILES["server"], 30)
+    now = dt.datetime.now(dt.UTC)
+    made = store.sign_certificate(
+        build_leaf_builder(spec, leaf_keys["p256"], certificate, serial_number=1, now=now, public_url=PUBLIC_URL)
+    )
+    check_issued(made, SUBJECT, SANS)  # the control: exactly what was accepted
+    with pytest.raises(InvalidRequestError, match="subject alternative names are not the ones policy accepted"):
+        check_issued(made, SUBJECT, SANS[:1])
+    with pytest.raises(InvalidRequestError, match="its subject is not the one policy accepted"):
+        check_issued(made, x509.Name(list(SUBJECT)[:2]), SANS)
 
 
 def test_validity_is_capped_by_the_issuer_and_years_after_2049_are_generalized_times(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,13 @@ from acme import jws as acme_jws
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.name import _ASN1Type as T
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from service.acme.renewal import cert_id
 from service.ca.inspect import format_serial
 from tests.e2e.acme_env import AcmeServer, ChallTestSrv, challtestsrv, start_acme_server
+from tests.hostile import csr_with
 
 pytestmark = pytest.mark.e2e
 ACME_ERROR = "urn:ietf:params:acme:error:"
@@ -218,6 +221,31 @@ def test_a_csr_with_other_names_is_refused_and_the_order_can_still_be_finalized(
     assert refused.value.typ == ACME_ERROR + "badCSR" and "exactly" in (refused.value.detail or "")
     done = acme_client.finalize_order(order.update(csr_pem=csr_for(["csr.acme.test"])), deadline())
     assert done.body.status == messages.STATUS_VALID and "BEGIN CERTIFICATE" in (done.fullchain_pem or "")
+
+
+def test_finalize_reencodes_the_subjects_string_types_or_refuses_them(
+    acme: AcmeServer, dns: ChallTestSrv, tmp_path: Path
+) -> None:
+    """An OCTET STRING CN is a badCSR; a BMPString CN and a UTF8String emailAddress are issued as UTF8String and
+    IA5String, in a certificate OpenSSL loads."""
+    name = "types.acme.test"
+    acme_client = new_client(acme)
+    order = acme_client.new_order(csr_for([name]))
+    authorize_http01(acme_client, order, dns)
+    order = acme_client.poll_authorizations(order, deadline())
+    octet = csr_with([(NameOID.COMMON_NAME, name, T.OctetString)], [name])
+    with pytest.raises(messages.Error) as refused:
+        acme_client.finalize_order(order.update(csr_pem=octet), deadline())
+    assert refused.value.typ == ACME_ERROR + "badCSR" and "OCTET STRING" in (refused.value.detail or "")
+    asked = [(NameOID.COMMON_NAME, name, T.BMPString), (NameOID.EMAIL_ADDRESS, "ops@acme.test", T.UTF8String)]
+    mixed = csr_with(asked, [name])
+    done = acme_client.finalize_order(order.update(csr_pem=mixed), deadline())
+    leaf = x509.load_pem_x509_certificates((done.fullchain_pem or "").encode())[0]
+    assert [(a.value, a._type) for a in leaf.subject] == [(name, T.UTF8String), ("ops@acme.test", T.IA5String)]
+    (tmp_path / "leaf.pem").write_text(done.fullchain_pem or "")
+    loaded = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "leaf.pem"), "-noout", "-subject"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert loaded.returncode == 0 and "ops@acme.test" in loaded.stdout, loaded.stderr
 
 
 def test_a_failing_challenge_makes_the_authorization_and_order_invalid_with_the_cause(acme: AcmeServer) -> None:

@@ -216,7 +216,9 @@ def test_offline_root_intermediate_rotation_and_backup(tmp_path: Path) -> None:
     renv = _env(restored, port)
     pocketca(renv, "restore", str(archive))
     assert (restored / "issuers" / old / "ca.key").exists() and (restored / "chain.pem").exists()
-    assert _issuer_id(restored, renv) == {"current": new, "retired": old}
+    assert _issuer_id(restored, renv) == {"current": new, "retired": old, "root": ids["root"]}
+    root_crl = f"root-crls/{ids['root']}.crl"  # the root's CRL: the root keeps no other record of it
+    assert (restored / root_crl).read_bytes() == (data / root_crl).read_bytes()
     server = start_server(restored, port=port)
     try:
         old_crl = _crl_text(server, f"/crl/{old}", chain1, tmp_path / "restored.crl")

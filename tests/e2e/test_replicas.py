@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -236,3 +237,47 @@ def test_forged_header_sent_directly_is_ignored(pair: Pair, tmp_path: Path) -> N
     ) as http:
         assert http.get("/whoami").status_code == 401  # from 127.0.0.2, not a trusted proxy
     assert "ignored x-ssl-client-cert header from untrusted address 127.0.0.2" in pair.a.log()
+
+
+# --- the offline root's CRL ---------------------------------------------------------------------------------------
+
+
+def test_replicas_serve_a_new_root_crl_without_a_restart(tmp_path: Path) -> None:
+    """`ca crl` writes into one data dir; copied to the other replica's (as the CA files are, docs/deploy.md), each
+    serves the new CRL at /crl/<root id> on its next request, without a restart."""
+    url = database_url_for(tmp_path / "a")
+    assert url is not None
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("POCKETCA_")}, "POCKETCA_DATABASE_URL": url}
+    secret = tmp_path / "pass"
+    secret.write_text("correct horse battery\n")
+    root_file = tmp_path / "root.pem"
+    init = [sys.executable, "-m", "service", "init", "--data-dir", str(tmp_path / "a"), "--intermediate",
+            "--root-out", str(root_file), "--root-passphrase-file", str(secret)]  # fmt: skip
+    assert subprocess.run(init, capture_output=True, env=env, cwd=ROOT).returncode == 0
+    _second_replica_dir(tmp_path / "a", tmp_path / "b")
+    for name in ("chain.pem", "root-crls"):
+        copy = shutil.copytree if (tmp_path / "a" / name).is_dir() else shutil.copy2
+        copy(tmp_path / "a" / name, tmp_path / "b" / name)
+    (root_id,) = (p.stem for p in (tmp_path / "a" / "root-crls").glob("*.crl"))
+    a = start_server(tmp_path / "a", extra_env={"POCKETCA_DATABASE_URL": url})
+    b = start_server(tmp_path / "b", extra_env={"POCKETCA_DATABASE_URL": url})
+    try:
+
+        def number(server: LiveServer) -> int:
+            with httpx.Client(timeout=10) as http:
+                response = http.get(f"{server.http_url}/crl/{root_id}")  # the plain-HTTP listener
+            assert response.status_code == 200, response.text
+            crl = x509.load_der_x509_crl(response.content)
+            return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+        assert (number(a), number(b)) == (1, 1)
+        signed = [sys.executable, "-m", "service", "ca", "crl", "--data-dir", str(tmp_path / "a"), "--root-file",
+                  str(root_file), "--root-passphrase-file", str(secret)]  # fmt: skip
+        assert subprocess.run(signed, capture_output=True, env=env, cwd=ROOT).returncode == 0
+        assert (number(a), number(b)) == (2, 1)  # A at once; B once its data dir has the file
+        shutil.copytree(tmp_path / "a" / "root-crls", tmp_path / "b" / "root-crls", dirs_exist_ok=True)
+        assert (number(a), number(b)) == (2, 2)
+        assert a.process.poll() is None and b.process.poll() is None  # neither restarted
+    finally:
+        a.stop()
+        b.stop()

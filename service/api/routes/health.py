@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 
 from service import metrics
 from service.api.deps import AuthorityDep, CallerDep
-from service.api.schemas import HealthResponse
+from service.api.schemas import HealthResponse, ReadyResponse
 from service.authority import Authority
 from service.authority.callers import require_scope
 
@@ -24,12 +24,13 @@ def healthz(authority: AuthorityDep) -> HealthResponse:
 
 @router.get(
     "/readyz",
-    response_model=HealthResponse,
-    summary="Ready: the database answers and the CRL is fresh (else 503)",
+    response_model=ReadyResponse,
+    response_model_exclude_none=True,
+    summary="Ready: the database answers and the CRLs are fresh, the root's too (else 503)",
 )
-def readyz(authority: AuthorityDep) -> HealthResponse:
+def readyz(authority: AuthorityDep) -> ReadyResponse:
     authority.check_ready()
-    return HealthResponse(status="ready")
+    return ReadyResponse(status="ready", warnings=authority.readiness_warnings() or None)
 
 
 @router.get(
@@ -45,7 +46,8 @@ def prometheus_metrics(authority: AuthorityDep, caller: CallerDep) -> Response:
 
 
 class _CRLCollector:
-    """The CRL's number, age and size, read when scraped (the same in every worker: it is the stored CRL)."""
+    """The CRL's number, age and size, read when scraped (the same in every worker: it is the stored CRL); the
+    root CRLs' number, nextUpdate and size."""
 
     def __init__(self, authority: Authority) -> None:
         self.authority = authority
@@ -61,3 +63,17 @@ class _CRLCollector:
         yield GaugeMetricFamily("pocketca_crl_entries", "certificates the current CRL lists", value=entries)
         next_update = document.next_update.timestamp()
         yield GaugeMetricFamily("pocketca_crl_next_update_timestamp_seconds", "the CRL's nextUpdate", value=next_update)
+        roots = list(self.authority.root_crls.published())  # each offline root's newest CRL (`pocketca ca crl`)
+        if roots:
+            number = GaugeMetricFamily("pocketca_root_crl_number", "number of the root's CRL", labels=["root"])
+            until = GaugeMetricFamily(
+                "pocketca_root_crl_next_update_timestamp_seconds",
+                "the root CRL's nextUpdate: sign the next (`pocketca ca crl`) before it passes",
+                labels=["root"],
+            )
+            count = GaugeMetricFamily("pocketca_root_crl_entries", "issuing CAs the root's CRL lists", labels=["root"])
+            for crl in roots:
+                number.add_metric([crl.root_id], crl.document.number)
+                until.add_metric([crl.root_id], crl.document.next_update.timestamp())
+                count.add_metric([crl.root_id], crl.entries)
+            yield from (number, until, count)
