@@ -25,7 +25,8 @@ from service.acme.renewal import renewal_window
 from service.acme.server import AcmeConfig, AcmeServer
 from service.acme.urls import PREFIX, Urls
 from service.api.deps import CallerDep
-from service.authority import AcmeCaller, LocalCaller
+from service.api.deps import _address as _address  # the client's, X-Forwarded-For's from a trusted proxy
+from service.authority import AcmeCaller, Authority, LocalCaller
 from service.ca.inspect import format_serial
 from service.db.acme import AcmeOrderRecord
 from service.errors import ServiceError
@@ -64,11 +65,9 @@ ServerDep = Annotated[AcmeServer, Depends(get_server)]
 
 
 def _urls(request: Request) -> Urls:
-    return Urls(str(request.base_url).rstrip("/"))
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """From POCKETCA_PUBLIC_URL, never from the Host header (a directory with another host is cached)."""
+    authority: Authority = request.app.state.authority
+    return Urls(authority.public_url)
 
 
 def _headers(server: AcmeServer, urls: Urls, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -105,7 +104,8 @@ async def _signed(request: Request, server: AcmeServer, handler: Handler) -> Res
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != JOSE_JSON:
                 raise AcmeProblem("malformed", f"send Content-Type: {JOSE_JSON}", status=415)
-            return handler(server, urls, body, url, _address(request))
+            with server.nonces.spending():  # the nonce the JWS carries is spent before the answer leaves
+                return handler(server, urls, body, url, _address(request))
         except AcmeProblem as exc:
             return _problem(server, urls, exc)
         except ServiceError as exc:
@@ -168,7 +168,9 @@ async def directory(request: Request, server: ServerDep) -> JSONResponse:
 async def new_nonce(request: Request, server: ServerDep) -> Response:
     urls = _urls(request)
     try:
-        nonce = await run_in_threadpool(server.nonces.issue)
+        if server.nonces.needs_key:  # once per worker: the key is read from the database (made there if new)
+            await run_in_threadpool(server.nonces.load_key)
+        nonce = server.nonces.issue()  # an HMAC: nothing written
     except DBAPIError:
         log.exception("ACME new-nonce: the database failed")
         unavailable = AcmeProblem("serverInternal", "the database is not usable; retry later", status=503)
@@ -363,6 +365,7 @@ async def revoke_cert(request: Request, server: ServerDep) -> Response:
             caller = AcmeCaller("certkey:" + jws.thumbprint(verified.jwk or {})[:24], address=address)
         if stored.status == "revoked":
             raise AcmeProblem("alreadyRevoked", f"certificate {serial} is already revoked")
+        server.nonces.spend_now()  # the authority's own transaction revokes: the nonce goes first
         server.authority.revoke(serial, reason=REASON_CODES[reason], caller=caller)
         return Response(status_code=200, headers=_headers(server, urls))
 
