@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, ForeignKey, Index, String, Text, delete, select
+from sqlalchemy import JSON, ColumnElement, ForeignKey, Index, String, Table, Text, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Mapped, Session, mapped_column
 
@@ -116,8 +116,12 @@ def record_spent_nonce(session: Session, value: str, expires_at: dt.datetime) ->
     """Records a nonce as spent, in the caller's transaction; False when it already was (a replay)."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(AcmeNonceRecord).values(value=value, expires_at=expires_at).on_conflict_do_nothing()
-    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    table = AcmeNonceRecord.__table__
+    assert isinstance(table, Table)
+    statement = (
+        insert(table).values(value=value, expires_at=expires_at).on_conflict_do_nothing().returning(table.c.value)
+    )
+    return session.connection().execute(statement).first() is not None  # a row back: this insert made it
 
 
 def delete_expired_nonces(session: Session, now: dt.datetime) -> None:

@@ -129,6 +129,7 @@ def start_acme_server(
         "POCKETCA_ACME_TLS_PORT": str(tls_port),
         "POCKETCA_ACME_DNS_RESOLVER": dns.resolver,
         "POCKETCA_ACME_ALLOW": ALLOW_CHALLENGE_IP,
+        "POCKETCA_ACME_ACCOUNTS_PER_ADDRESS": "1000",  # every test's accounts come from 127.0.0.1
         **(extra_env or {}),
     }
     return AcmeServer(start_server(data_dir, extra_env=env), http_port, tls_port)
