@@ -85,7 +85,7 @@ def create_app(
     openapi.install(app)
     # the hot routes on the app's own router, first (api.lean); the /whoami page (Accept: text/html only) before
     # the JSON route
-    lean.install(app, csr.router, whoami_page.router, whoami.router)
+    lean.install(app, csr.router, whoami_page.router, whoami.router, acme.nonce_router)
     for module in (certs, pkcs12, tokens, audit, ca, ocsp, health):
         app.include_router(module.router)
     for module in (console, certificates, admin):  # the web console at /ui/
