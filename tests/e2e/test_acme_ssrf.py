@@ -317,3 +317,44 @@ def test_http01_to_an_ipv6_identifier_sends_the_host_in_brackets(tmp_path: Path)
                 http.close()
             acme.live.stop()
             listener.stop()
+
+
+def _served_certificate(port: int, ca_file: Path) -> x509.Certificate:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def test_a_revoked_service_certificate_is_replaced_within_seconds(tmp_path: Path) -> None:
+    """However it came to be revoked, the service does not go on showing clients a certificate its own OCSP
+    responder calls revoked: every worker's keeper sees it, one re-issues, all serve the new one."""
+    from tests.conftest import start_server
+
+    server = start_server(tmp_path / "data", workers=2)
+    try:
+        own = _served_certificate(server.port, server.ca_file)
+        serial = format_serial(own.serial_number)
+        with server.client(headers={"Authorization": f"Bearer {server.admin_token}"}) as admin:
+            assert admin.post(f"/certs/{serial}/revoke", json={"reason": "keyCompromise"}).status_code == 200
+        deadline = time.monotonic() + 20
+        served = own
+        while time.monotonic() < deadline:
+            served = [_served_certificate(server.port, server.ca_file) for _ in range(4)][-1]  # both workers
+            if served.serial_number != own.serial_number:
+                break
+            time.sleep(0.3)
+        assert served.serial_number != own.serial_number, "still serving the revoked certificate"
+        with server.client(headers={"Authorization": f"Bearer {server.admin_token}"}) as admin:
+            assert admin.get(f"/certs/{format_serial(served.serial_number)}").json()["status"] == "valid"
+        time.sleep(2.5)  # a keeper's look later, no worker serves the revoked one
+        assert all(
+            _served_certificate(server.port, server.ca_file).serial_number != own.serial_number for _ in range(6)
+        )
+        assert "server certificate re-issued" in server.log()
+    finally:
+        server.stop()
