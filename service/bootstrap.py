@@ -756,7 +756,10 @@ class ServerCertificateKeeper:
         certificate = self._seen[1]
         if certificate is None or server_certificate_due(certificate, self.names, self.authority.clock()):
             return True
-        return is_revoked(self.authority, certificate)
+        try:
+            return is_revoked(self.authority, certificate)
+        except Exception:  # the database is away: keep serving what we have; /readyz and the CRL say so
+            return False
 
     def renew_if_due(self) -> bool:
         if not self.due():
