@@ -12,6 +12,7 @@ their ratios, the nonces taken a second, and the rows in `acme_nonces` before an
 should write none).
 
     .venv/bin/python -m bench.nonces [--rounds 10 --per-round 80] [--rate 480] [--nice N] [--source DIR]
+    .venv/bin/python -m bench.nonces --path /ca      # the control: the same rate of GET /ca instead
 
 `--source DIR` runs the server from another checkout (e.g. `git archive 3828740 | tar -x -C /tmp/old`), with this
 checkout's client: the same measurement of the code before.
@@ -46,16 +47,19 @@ from bench.acme import free_port
 from service.ca.csr import build_csr
 
 NONCE_THREADS = 16
+NONCE_PATH = "/acme/new-nonce"
 
 
-def _take_nonces(port: int, ca: str, stop: Any, counter: Any, nice: int, rate: float) -> None:
+def _take_nonces(port: int, ca: str, stop: Any, counter: Any, nice: int, rate: float, path: str) -> None:
     """In its own process: 16 threads, each with a keep-alive TLS connection, taking nonces until told to stop, at
     `rate` a second together (0: as fast as they can). Plain sockets and `ssl`: a load generator that costs little
-    CPU, as a client on another machine costs this one none."""
+    CPU, as a client on another machine costs this one none. (`path` other than the nonce's: a GET of it, the
+    control: the same rate of requests that write nothing and take no nonce.)"""
     if nice:
         os.nice(nice)
     context = ssl.create_default_context(cafile=ca)
-    request = f"HEAD /acme/new-nonce HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode()
+    method = "HEAD" if path == NONCE_PATH else "GET"
+    request = f"{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode()
 
     def worker() -> None:
         taken = 0
@@ -74,7 +78,12 @@ def _take_nonces(port: int, ca: str, stop: Any, counter: Any, nice: int, rate: f
                         raise ConnectionError("the server closed the connection")
                     buffer += chunk
                 head, _, buffer = buffer.partition(b"\r\n\r\n")
-                if head.startswith(b"HTTP/1.1 200") and b"replay-nonce:" in head.lower():
+                if method == "GET":  # the control's body, by its Content-Length
+                    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+                    while len(buffer) < length:
+                        buffer += tls.recv(65536)
+                    buffer = buffer[length:]
+                if head.startswith(b"HTTP/1.1 200") and (method == "GET" or b"replay-nonce:" in head.lower()):
                     taken += 1
                 if interval:
                     due += interval
@@ -105,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-round", type=int, default=80, help="POST /csr per round")
     parser.add_argument("--source", type=Path, help="run the server from this checkout (default: this one)")
     parser.add_argument("--nice", type=int, default=0, help="niceness of the nonce takers' process (0: as ours)")
+    parser.add_argument(
+        "--path", default=NONCE_PATH, help="what the 16 threads ask for (a GET of another path: the control)"
+    )
     parser.add_argument(
         "--rate",
         type=float,
@@ -162,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 stop, counter = multiprocessing.Event(), multiprocessing.Value("i", 0)
                 taker = None
                 if loaded:
-                    taking = (port, ca, stop, counter, args.nice, args.rate)
+                    taking = (port, ca, stop, counter, args.nice, args.rate, args.path)
                     taker = multiprocessing.Process(target=_take_nonces, args=taking)
                     taker.start()
                     time.sleep(1.0)  # its threads connected and taking
