@@ -1,7 +1,8 @@
 """certbot issuance wall time against pocketca's ACME server and against pebble, the reference ACME server.
 
 Same client (Debian's certbot), same machine, same challenge (http-01, certbot standalone on a free port),
-same DNS (pebble-challtestsrv answering 127.0.0.1 for every name). Each run is a whole `certbot certonly`
+same DNS (pebble-challtestsrv answering 127.0.1.1 for every name: pocketca's identifier policy refuses loopback
+and its own 127.0.0.1, so POCKETCA_ACME_ALLOW lets 127.0.1.1 through). Each run is a whole `certbot certonly`
 with a fresh account: directory, nonce, newAccount, newOrder, authorization, challenge, validation, finalize,
 download. pebble runs with PEBBLE_VA_NOSLEEP=1 and PEBBLE_WFE_NONCEREJECT=0 (no artificial delays or nonce
 rejections). Median of 5 (`--runs N` to change).
@@ -29,6 +30,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from service.ca.identifiers import DEFAULT_ALLOW
+
+CHALLENGE_IP = "127.0.1.1"  # a loopback address that is not one of the service's own
 
 
 def free_port() -> int:
@@ -71,7 +76,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 def certbot(directory: str, ca_bundle: Path, http_port: int, workdir: Path, name: str) -> float:
     args = [
         "certbot", "certonly", "--standalone", "--non-interactive", "--agree-tos", "--register-unsafely-without-email",
-        "--server", directory, "--http-01-port", str(http_port), "--http-01-address", "127.0.0.1", "-d", name,
+        "--server", directory, "--http-01-port", str(http_port), "--http-01-address", CHALLENGE_IP, "-d", name,
         "--config-dir", str(workdir / "config"), "--work-dir", str(workdir / "work"),
         "--logs-dir", str(workdir / "logs"),
     ]  # fmt: skip
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         dns_port, management, http_port, tls_port = free_port(), free_port(), free_port(), free_port()
         processes.append(subprocess.Popen(
             ["pebble-challtestsrv", "-dns01", f"127.0.0.1:{dns_port}", "-management", f"127.0.0.1:{management}",
-             "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv6", ""],
+             "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv4", CHALLENGE_IP, "-defaultIPv6", ""],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))  # fmt: skip
 
@@ -109,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             "POCKETCA_PUBLIC_URL": f"https://localhost:{port}", "POCKETCA_HTTP_PORT": "0",
             "POCKETCA_ACME_HTTP_PORT": str(http_port), "POCKETCA_ACME_TLS_PORT": str(tls_port),
             "POCKETCA_ACME_DNS_RESOLVER": f"127.0.0.1:{dns_port}",
+            "POCKETCA_ACME_ALLOW": ",".join([*DEFAULT_ALLOW, f"{CHALLENGE_IP}/32"]),
         })  # fmt: skip
         with open(root / "pocketca.log", "wb") as log:
             serve = [sys.executable, "-m", "service", "serve"]

@@ -32,7 +32,7 @@ from service.authority.tokens import TokenManager
 from service.authority.values import Issuer
 from service.ca.constraints import ConstraintSpec, build_name_constraints, name_constraints_of, violations_of
 from service.ca.crl import build_crl
-from service.ca.inspect import get_sans, is_ca_certificate
+from service.ca.inspect import format_serial, get_sans, is_ca_certificate
 from service.ca.issue import Signer, build_ca_certificate, build_intermediate_builder, build_root_builder, issuer_id
 from service.ca.keys import (
     KeyType,
@@ -724,11 +724,18 @@ def server_certificate_due(certificate: x509.Certificate, names: list[str], now:
     return set(get_sans(certificate)) != wanted
 
 
+def is_revoked(authority: Authority, certificate: x509.Certificate) -> bool:
+    """Whether the database says this certificate is revoked (an indexed read on the hot path's connection)."""
+    state = authority.db.hot.identity_state(authority.db.raw(), format_serial(certificate.serial_number))
+    return state is not None and state[0] == "revoked"
+
+
 def _ensure_server_certificate(authority: Authority, paths: DataPaths, names: list[str]) -> bool:
     if paths.server_cert.exists() and paths.server_key.exists():
         current = x509.load_pem_x509_certificate(paths.server_cert.read_bytes())
         rotated = current.issuer != authority.ca_certificate.subject  # after a rotation the new issuer signs it
-        if not rotated and not server_certificate_due(current, names, authority.clock()):
+        due = server_certificate_due(current, names, authority.clock()) or is_revoked(authority, current)
+        if not rotated and not due:
             return False
     key = ec.generate_private_key(ec.SECP256R1())
     issued = authority.issue_for_key(
@@ -747,8 +754,10 @@ def _ensure_server_certificate(authority: Authority, paths: DataPaths, names: li
 
 class ServerCertificateKeeper:
     """A daemon thread per worker that re-issues the service's own TLS certificate while it runs, at two thirds
-    of its life (as `serve` does at start). The file lock lets one worker re-issue; the others find it fresh.
-    Each worker's TLS layer then loads the new files into its live context (tls.CertificateReloader)."""
+    of its life (as `serve` does at start), and at once when it is revoked (no client should be shown a
+    certificate the service's own OCSP responder calls revoked). The file lock lets one worker re-issue; the
+    others find it fresh. Each worker's TLS layer then loads the new files into its live context
+    (tls.CertificateReloader)."""
 
     def __init__(self, authority: Authority, paths: DataPaths, names: list[str], *, interval: float = 2.0) -> None:
         self.authority = authority
@@ -774,7 +783,12 @@ class ServerCertificateKeeper:
         except (OSError, ValueError):
             return True
         certificate = self._seen[1]
-        return certificate is None or server_certificate_due(certificate, self.names, self.authority.clock())
+        if certificate is None or server_certificate_due(certificate, self.names, self.authority.clock()):
+            return True
+        try:
+            return is_revoked(self.authority, certificate)
+        except Exception:  # the database is away: keep serving what we have; /readyz and the CRL say so
+            return False
 
     def renew_if_due(self) -> bool:
         if not self.due():

@@ -36,6 +36,9 @@ class _Metrics:
         self.ocsp = Counter("pocketca_ocsp_responses_total", "OCSP answers", ["status"])
         self.batch = Histogram("pocketca_group_commit_batch_size", "units committed together", buckets=BATCH_BUCKETS)
         self.token_refusals = Counter("pocketca_token_refusals_total", "bearer tokens refused", ["reason"])
+        self.renewal_token_refusals = Counter(
+            "pocketca_renewal_token_refusals_total", "renewal tokens refused", ["reason"]
+        )
 
 
 _metrics: _Metrics | None = None
@@ -86,6 +89,12 @@ def batch(size: int) -> None:
 def token_refused(reason: str) -> None:
     if _metrics is not None:
         _metrics.token_refusals.labels(reason).inc()
+
+
+def renewal_token_refused(reason: str) -> None:
+    """`unauthenticated` (no signature of a certificate we issued), `revoked`, `expired` or `replayed`."""
+    if _metrics is not None:
+        _metrics.renewal_token_refusals.labels(reason).inc()
 
 
 _children: dict[tuple[str, str, int], Any] = {}

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.ca.identifiers import DEFAULT_ALLOW, DEFAULT_DENY, parse_entry
 from service.ca.keys import KEY_TYPES, KeyType, parse_key_type
 from service.errors import ConfigurationError
 
@@ -87,6 +88,27 @@ class Settings(BaseSettings):
         None, description="ip:port of the DNS server every ACME lookup uses (default: the system's)"
     )
     acme_eab_required: bool = Field(False, description="refuse ACME accounts without an external account binding")
+    # what ACME identifiers may name and the validator may dial (see README, "Security"; service.ca.identifiers)
+    acme_allow: Annotated[list[str], NoDecode] = Field(
+        list(DEFAULT_ALLOW),
+        description="comma-separated CIDRs and DNS suffixes (.corp.example) ACME identifiers and the addresses "
+        "validation dials must match; default: the private networks and every DNS name",
+    )
+    acme_deny: Annotated[list[str], NoDecode] = Field(
+        list(DEFAULT_DENY),
+        description="comma-separated CIDRs and DNS suffixes they must not match, unless an allow entry is more "
+        "specific; default: the special-purpose blocks (loopback, link-local, ...) and localhost",
+    )
+    # ACME rate limits, in a sliding window of 3 hours (Boulder's numbers; see README, "ACME")
+    acme_accounts_per_address: int = Field(
+        10, ge=0, le=1_000_000, description="new ACME accounts per client address in 3 hours, then 429; 0: no limit"
+    )
+    acme_orders_per_account: int = Field(
+        300, ge=0, le=1_000_000, description="new ACME orders per account in 3 hours, then 429; 0: no limit"
+    )
+    acme_orders_per_address: int = Field(
+        300, ge=0, le=1_000_000, description="new ACME orders per client address in 3 hours, then 429; 0: no limit"
+    )
 
     @field_validator("acme_dns_resolver")
     @classmethod
@@ -109,6 +131,16 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             for network in value:
                 ipaddress.ip_network(str(network), strict=False)  # ValueError names the bad entry
+        return value
+
+    @field_validator("acme_allow", "acme_deny", mode="before")
+    @classmethod
+    def _split_entries(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if isinstance(value, list):
+            for entry in value:
+                parse_entry(str(entry))  # ValueError names the bad entry
         return value
 
     @field_validator("server_names", mode="before")

@@ -173,6 +173,14 @@ def test_bad_flag_value_blames_the_flag_and_bad_variable_the_variable(tmp_path: 
     assert not (tmp_path / "data" / "ca.key").exists()
 
 
+def test_a_bad_acme_policy_entry_is_named_in_one_line(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    line = one_line(run("serve", "--data-dir", data, "--acme-deny", "127.0.0.0/8,10.0.0.0/33"), 2, "--acme-deny")
+    assert "10.0.0.0/33" in line
+    one_line(run("serve", "--data-dir", data, env={"POCKETCA_ACME_ALLOW": "not a name"}), 2, "POCKETCA_ACME_ALLOW")
+    assert not (tmp_path / "data" / "ca.key").exists()
+
+
 def test_unknown_variable_warns_with_the_closest_name(tmp_path: Path) -> None:
     assert unknown_variables({"POCKETCA_PROT": "1", "POCKETCA_PORT": "1", "HOME": "/"}) == [
         "POCKETCA_PROT is not a pocketca setting and is ignored; did you mean POCKETCA_PORT?"

@@ -44,3 +44,19 @@ def test_client_settings_come_from_the_environment(monkeypatch) -> None:  # type
     assert defaults.server == "https://ca.example:8443"
     assert defaults.token is not None and defaults.token.get_secret_value() == "pca_x"
     assert "pca_x" not in repr(defaults)
+
+
+def test_the_acme_identifier_policy_lists_round_trip_and_the_readme_lists_their_defaults() -> None:
+    from service.ca.identifiers import DEFAULT_ALLOW, DEFAULT_DENY
+
+    settings = Settings(_env_file=None, acme_allow=".corp.example, 10.0.0.0/8", acme_deny="")  # type: ignore[call-arg]
+    assert settings.acme_allow == [".corp.example", "10.0.0.0/8"] and settings.acme_deny == []
+    environment = settings.as_environment()
+    assert environment["POCKETCA_ACME_DENY"] == ""  # a worker gets an empty deny list, not the default
+    again = Settings(_env_file=None, acme_allow=environment["POCKETCA_ACME_ALLOW"], acme_deny="")  # type: ignore[call-arg]
+    assert again.acme_allow == settings.acme_allow
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert defaults.acme_allow == list(DEFAULT_ALLOW) and defaults.acme_deny == list(DEFAULT_DENY)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    security = readme.split("## Security", 1)[1].split("\n## ", 1)[0]
+    assert ",".join(DEFAULT_ALLOW) in security and ",".join(DEFAULT_DENY) in security

@@ -8,12 +8,13 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.acme import jws
+from service.acme.limits import DEFAULT_LIMITS, RateLimits, address_key, check_new_account
 from service.acme.problems import AcmeProblem, malformed, unauthorized
 from service.acme.urls import Urls
 from service.authority import AcmeCaller, Caller
@@ -21,6 +22,9 @@ from service.authority.audit import Auditor
 from service.authority.callers import require_scope
 from service.db.acme import AcmeAccountRecord, AcmeEABKeyRecord
 from service.db.session import Database
+
+if TYPE_CHECKING:
+    from service.acme.nonces import SpendingDatabase
 from service.errors import InvalidRequestError
 
 MAX_CONTACTS = 4
@@ -79,18 +83,20 @@ def parse_contact(value: object) -> list[str]:
 class Accounts:
     def __init__(
         self,
-        db: Database,
+        db: Database | SpendingDatabase,
         audit: Auditor,
         profiles: Mapping[str, object],
         clock: Callable[[], dt.datetime],
         *,
         eab_required: bool,
+        limits: RateLimits = DEFAULT_LIMITS,
     ) -> None:
         self.db = db
         self.audit = audit
         self.profiles = profiles
         self.clock = clock
         self.eab_required = eab_required
+        self.limits = limits
 
     def key_for(self, kid: str, urls: Urls) -> dict[str, Any]:
         """The JWK behind a `kid`, for jws.verify_request; an unknown or closed account is refused."""
@@ -139,6 +145,7 @@ class Accounts:
                 eab = self._bind(session, binding, urls, request.jwk)
             if session.scalar(select(AcmeAccountRecord.id).where(AcmeAccountRecord.thumbprint == thumb)):
                 raise malformed("an account for this key was created just now; retry to get it", status=409)
+            check_new_account(session, self.limits, address, now)
             record = AcmeAccountRecord(
                 id=secrets.token_urlsafe(12),
                 thumbprint=thumb,
@@ -148,6 +155,7 @@ class Accounts:
                 eab_kid=eab.kid if eab else None,
                 profile=eab.profile if eab else None,
                 created_at=now,
+                created_from=address_key(address),
             )
             session.add(record)
             if eab is not None:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from service.acme.accounts import Account
 from service.acme.challenges import ChallengeFailed, Validator, key_authorization
+from service.acme.nonces import SpendingDatabase
 from service.acme.problems import ERROR_NS, malformed
 from service.acme.urls import Urls
 from service.authority import Authority
@@ -38,8 +39,10 @@ def new_id() -> str:
 
 
 class Authorizations:
-    def __init__(self, authority: Authority, validator: Validator, clock: Callable[[], dt.datetime]) -> None:
-        self.db = authority.db
+    def __init__(
+        self, authority: Authority, db: SpendingDatabase, validator: Validator, clock: Callable[[], dt.datetime]
+    ) -> None:
+        self.db = db
         self.audit = authority.audit
         self.validator = validator
         self.clock = clock
@@ -96,10 +99,8 @@ class Authorizations:
 
     def cause(self, session: Session, authz: AcmeAuthorizationRecord) -> dict[str, Any]:
         for challenge in self.challenges(session, authz.id):
-            if challenge.error:
-                error = dict(challenge.error)
-                error["detail"] = f"{authz.identifier_value}: {error.get('detail', '')}"
-                return error
+            if challenge.error:  # its detail names the identifier
+                return dict(challenge.error)
         return {
             "type": ERROR_NS + "unauthorized",
             "detail": f"the authorization for {authz.identifier_value} is {authz.status}",
@@ -211,7 +212,7 @@ class Authorizations:
         return jobs
 
     def _validate(self, job: tuple[Any, ...], account: Account, address: str | None) -> None:
-        challenge_id, kind, token, authz_id, id_type, value, _wildcard = job
+        challenge_id, kind, token, authz_id, id_type, value, wildcard = job
         key_auth = key_authorization(token, account.thumbprint)
         error: dict[str, Any] | None = None
         try:
@@ -221,13 +222,15 @@ class Authorizations:
                 seen = self.validator.dns_01(value, key_auth)
             else:
                 seen = self.validator.tls_alpn_01(id_type, value, key_auth)
-        except ChallengeFailed as exc:
-            seen = exc.detail
-            error = {"type": ERROR_NS + exc.kind, "detail": exc.detail, "status": 403}
+        except ChallengeFailed as exc:  # the client reads the detail; the audit keeps what was seen
+            seen = exc.record
+            shown = f"*.{value}" if wildcard else value
+            error = {"type": ERROR_NS + exc.kind, "detail": f"{shown}: {kind}: {exc.detail}", "status": 403}
         except Exception as exc:  # a bug must not leave the challenge processing forever
             log.exception("validating challenge %s failed", challenge_id)
             seen = "internal error"
-            error = {"type": ERROR_NS + "serverInternal", "detail": f"validation failed: {type(exc).__name__}"}
+            failed = f"{value}: {kind}: validation failed ({type(exc).__name__})"
+            error = {"type": ERROR_NS + "serverInternal", "detail": failed}
         now = self.clock()
         try:
             with self.db.writer() as session:

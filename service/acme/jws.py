@@ -1,33 +1,27 @@
-"""Verifying ACME requests (RFC 8555 §6.2–6.5): flattened JWS, the algorithms our key types use, single-use
-nonces kept in the database (good on every worker and replica), `url` equal to the request URL, and `jwk`
-only where the protocol allows it."""
+"""Verifying ACME requests (RFC 8555 §6.2–6.5): flattened JWS, the algorithms our key types use, no header
+parameter we do not understand (`crit`, `b64`), single-use nonces (acme.nonces), `url` equal to the request
+URL, and `jwk` only where the protocol allows it."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import hashlib
 import hmac
 import json
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from josepy.jwk import JWK
-from sqlalchemy import delete
 
 from service.acme.problems import AcmeProblem, malformed
-from service.db.acme import AcmeNonceRecord
-from service.db.session import Database
 
 ALGORITHMS = ("ES256", "ES384", "RS256", "EdDSA")
-NONCE_LIFETIME = dt.timedelta(hours=1)
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 _CURVES = {"ES256": ("secp256r1", hashes.SHA256), "ES384": ("secp384r1", hashes.SHA384)}
 
@@ -189,11 +183,26 @@ class VerifiedRequest:
 KeyLookup = Callable[[str], dict[str, Any]]  # kid -> the account's stored JWK (raises AcmeProblem)
 
 
+class Nonces(Protocol):
+    def accept(self, value: str) -> bool:
+        """True for a live nonce this server issued, which becomes the request's to spend (acme.nonces)."""
+        ...
+
+
+def check_header(header: dict[str, Any], what: str = "the protected header") -> None:
+    """RFC 7515 §4.1.11: a `crit` header names extensions the recipient must understand, and we understand none;
+    `b64` (RFC 7797, an unencoded payload) is one of them. Either is refused, as go-jose refuses them."""
+    if "crit" in header:
+        raise malformed(f"{what} has 'crit': this server understands no critical header extension (RFC 7515 4.1.11)")
+    if "b64" in header:
+        raise malformed(f"{what} has 'b64': unencoded payloads (RFC 7797) are not supported")
+
+
 def verify_request(
     body: bytes,
     *,
     url: str,
-    nonces: NonceStore,
+    nonces: Nonces,
     allow_jwk: bool,
     require_jwk: bool = False,
     lookup_kid: KeyLookup,
@@ -204,12 +213,13 @@ def verify_request(
     alg = header.get("alg")
     if alg not in ALGORITHMS:
         raise AcmeProblem("badSignatureAlgorithm", f"alg {alg!r} is not supported; use one of {', '.join(ALGORITHMS)}")
+    check_header(header)
     if header.get("url") != url:
         raise unauthorized_url(header.get("url"), url)
     nonce = header.get("nonce")
     if not isinstance(nonce, str) or not nonce:
         raise AcmeProblem("badNonce", "the protected header needs a nonce from newNonce")
-    if not nonces.consume(nonce):
+    if not nonces.accept(nonce):
         raise AcmeProblem("badNonce", "the nonce is unknown, used or expired; retry with the Replay-Nonce given")
     has_jwk, has_kid = "jwk" in header, "kid" in header
     if has_jwk == has_kid:
@@ -243,6 +253,7 @@ def verify_inner(message: SignedMessage, *, url: str) -> tuple[dict[str, Any], P
     alg = header.get("alg")
     if alg not in ALGORITHMS:
         raise AcmeProblem("badSignatureAlgorithm", f"inner alg {alg!r} is not supported")
+    check_header(header, "the inner JWS's header")
     if header.get("url") != url:
         raise malformed("the inner JWS 'url' must equal the outer one")
     if "nonce" in header or "kid" in header or "jwk" not in header:
@@ -263,6 +274,7 @@ def verify_eab(binding: object, *, url: str, account_jwk: dict[str, Any], hmac_k
     alg = header.get("alg")
     if alg not in digests:
         raise AcmeProblem("badSignatureAlgorithm", "externalAccountBinding must use HS256, HS384 or HS512")
+    check_header(header, "the externalAccountBinding's header")
     if "nonce" in header or header.get("url") != url:
         raise malformed("externalAccountBinding needs the newAccount 'url' and no nonce")
     kid = header.get("kid")
@@ -286,34 +298,3 @@ def unauthorized_eab() -> AcmeProblem:
     return AcmeProblem(
         "unauthorized", "the external account binding does not verify (wrong kid or HMAC key)", status=403
     )
-
-
-# --- nonces ----------------------------------------------------------------------------------------------
-
-
-class NonceStore:
-    """Nonces as rows: any worker or replica can spend one, exactly once, before it expires."""
-
-    def __init__(self, db: Database, clock: Callable[[], dt.datetime]) -> None:
-        self.db = db
-        self.clock = clock
-        self._issued = 0
-
-    def issue(self) -> str:
-        value = secrets.token_urlsafe(24)
-        now = self.clock()
-        with self.db.writer() as session:
-            session.add(AcmeNonceRecord(value=value, expires_at=now + NONCE_LIFETIME))
-            self._issued += 1
-            if self._issued % 256 == 0:  # expired ones are swept now and then
-                session.execute(delete(AcmeNonceRecord).where(AcmeNonceRecord.expires_at <= now))
-        return value
-
-    def consume(self, value: str) -> bool:
-        if len(value) > 64:
-            return False
-        with self.db.writer() as session:
-            result = session.execute(
-                delete(AcmeNonceRecord).where(AcmeNonceRecord.value == value, AcmeNonceRecord.expires_at > self.clock())
-            )
-        return bool(result.rowcount)  # type: ignore[attr-defined]

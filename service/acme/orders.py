@@ -15,9 +15,12 @@ from sqlalchemy.orm import Session
 from service.acme import jws
 from service.acme.accounts import Account
 from service.acme.authorizations import FAILED, Authorizations, new_id, rfc3339
+from service.acme.limits import DEFAULT_LIMITS, RateLimits, address_key, check_new_order
+from service.acme.nonces import SpendingDatabase
 from service.acme.problems import ERROR_NS, AcmeProblem, from_service_error, malformed, unauthorized
 from service.acme.urls import Urls
 from service.authority import Authority
+from service.ca.identifiers import IdentifierPolicy
 from service.ca.names import is_dns_name
 from service.ca.profiles import Profile, dns_allowed
 from service.db.acme import AcmeAuthorizationRecord, AcmeOrderRecord
@@ -29,11 +32,12 @@ MAX_IDENTIFIERS = 100
 RETRY_AFTER = "1"  # seconds, while an order or challenge is being processed
 
 
-def parse_identifiers(value: object, profile: Profile) -> list[dict[str, str]]:
+def parse_identifiers(value: object, profile: Profile, policy: IdentifierPolicy) -> list[dict[str, str]]:
+    """The order's identifiers, normalized and without duplicates; at most MAX_IDENTIFIERS (Boulder's number,
+    and its `malformed`); each one the profile's name rules and the identifier policy let through, else
+    `rejectedIdentifier` (a `compound` problem naming each one when there are several)."""
     if not isinstance(value, list) or not value:
         raise malformed("identifiers must be a non-empty list")
-    if len(value) > min(MAX_IDENTIFIERS, profile.max_sans):
-        raise AcmeProblem("rejectedIdentifier", f"profile {profile.name!r} allows at most {profile.max_sans} names")
     seen: list[dict[str, str]] = []
     problems: list[dict[str, Any]] = []
     for item in value:
@@ -45,18 +49,11 @@ def parse_identifiers(value: object, profile: Profile) -> list[dict[str, str]]:
             if not is_dns_name(text, allow_wildcard=True) or _is_ip(text):
                 problems.append(_sub("rejectedIdentifier", f"{text!r} is not a DNS name", item))
                 continue
-            if profile.names.dns is not None and not dns_allowed(text, profile.names.dns):
-                problems.append(_sub("rejectedIdentifier", f"profile {profile.name!r} does not allow {text}", item))
-                continue
         elif kind == "ip":
             try:
-                address = ipaddress.ip_address(text)
+                text = str(ipaddress.ip_address(text))
             except ValueError:
                 problems.append(_sub("malformed", f"{text!r} is not an IP address", item))
-                continue
-            text = str(address)
-            if profile.names.ip is not None and not any(address in net for net in profile.names.ip):
-                problems.append(_sub("rejectedIdentifier", f"profile {profile.name!r} does not allow {text}", item))
                 continue
         else:
             problems.append(_sub("unsupportedIdentifier", f"identifier type {kind!r} is not supported", item))
@@ -64,12 +61,34 @@ def parse_identifiers(value: object, profile: Profile) -> list[dict[str, str]]:
         identifier = {"type": str(kind), "value": text}
         if identifier not in seen:
             seen.append(identifier)
+    if len(seen) + len(problems) > MAX_IDENTIFIERS:
+        raise malformed(f"an order cannot contain more than {MAX_IDENTIFIERS} identifiers")
+    if len(seen) > profile.max_sans:
+        raise AcmeProblem("rejectedIdentifier", f"profile {profile.name!r} allows at most {profile.max_sans} names")
+    for identifier in seen:
+        refusal = identifier_refusal(identifier, profile, policy)
+        if refusal is not None:
+            problems.append(_sub("rejectedIdentifier", refusal, identifier))
     if problems:
         kind = problems[0]["type"].removeprefix(ERROR_NS)
         raise AcmeProblem(
             kind if len(problems) == 1 else "compound", "; ".join(p["detail"] for p in problems), subproblems=problems
         )
     return seen
+
+
+def identifier_refusal(identifier: dict[str, str], profile: Profile | None, policy: IdentifierPolicy) -> str | None:
+    """Why the identifier policy (or the profile's name rules) refuses a normalized identifier; None: it may be
+    ordered."""
+    kind, text = identifier["type"], identifier["value"]
+    if kind == "ip":
+        address = ipaddress.ip_address(text)
+        if profile is not None and profile.names.ip is not None and not any(address in n for n in profile.names.ip):
+            return f"profile {profile.name!r} does not allow {text}"
+        return policy.refusal_for_address(address)
+    if profile is not None and profile.names.dns is not None and not dns_allowed(text, profile.names.dns):
+        return f"profile {profile.name!r} does not allow {text}"
+    return policy.refusal_for_name(text)
 
 
 def _sub(kind: str, detail: str, identifier: dict[str, Any]) -> dict[str, Any]:
@@ -88,13 +107,18 @@ class Orders:
     def __init__(
         self,
         authority: Authority,
+        db: SpendingDatabase,
         authorizations: Authorizations,
         clock: Callable[[], dt.datetime],
         *,
         default_profile: str,
+        policy: IdentifierPolicy,
+        limits: RateLimits = DEFAULT_LIMITS,
     ) -> None:
         self.authority = authority
-        self.db = authority.db
+        self.policy = policy
+        self.limits = limits
+        self.db = db
         self.audit = authority.audit
         self.authorizations = authorizations
         self.clock = clock
@@ -117,9 +141,10 @@ class Orders:
         name = requested or account.profile or self.default_profile
         if name not in self.profiles:
             raise AcmeProblem("invalidProfile", f"unknown profile {name!r}; known: {', '.join(sorted(self.profiles))}")
-        identifiers = parse_identifiers(payload.get("identifiers"), self.profiles[name])
+        identifiers = parse_identifiers(payload.get("identifiers"), self.profiles[name], self.policy)
         now = self.clock()
         with self.db.writer() as session:
+            check_new_order(session, self.limits, account.id, address, now)
             authz_ids = [self.authorizations.for_identifier(session, account, i, now).id for i in identifiers]
             order = AcmeOrderRecord(
                 id=new_id(),
@@ -130,6 +155,7 @@ class Orders:
                 profile=name,
                 expires_at=now + ORDER_LIFETIME,
                 created_at=now,
+                created_from=address_key(address),
             )
             session.add(order)
             self._refresh(session, order, now)
@@ -210,6 +236,9 @@ class Orders:
         if order.status != "ready":
             raise AcmeProblem("orderNotReady", f"the order is {order.status}, not ready", status=403)
         csr = jws.b64decode(payload.get("csr"), "csr")
+        for identifier in order.identifiers:  # again: the policy may have changed since the order was made
+            if (refusal := identifier_refusal(identifier, None, self.policy)) is not None:
+                raise AcmeProblem("rejectedIdentifier", refusal)
         names = frozenset(i["value"] for i in order.identifiers)
         with self.db.writer() as session:  # one finalize at a time: ready -> processing
             moved = session.execute(
@@ -266,6 +295,10 @@ class Orders:
         """RFC 8555 §7.6: the account that ordered it, or one holding valid authorizations for all its names."""
         if self.certificate_serial_of(account, serial):
             return
+        for kind, value in names:  # an identifier the policy refuses (the service's own names...) proves nothing
+            refusal = identifier_refusal({"type": kind, "value": value}, None, self.policy)
+            if refusal is not None:
+                raise unauthorized(f"this account did not order this certificate, and {refusal}")
         now = self.clock()
         with self.db.reader() as session:
             for kind, value in names:

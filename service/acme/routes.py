@@ -24,8 +24,9 @@ from service.acme.problems import AcmeProblem, from_service_error, malformed, un
 from service.acme.renewal import renewal_window
 from service.acme.server import AcmeConfig, AcmeServer
 from service.acme.urls import PREFIX, Urls
-from service.api.deps import CallerDep
-from service.authority import AcmeCaller, LocalCaller
+from service.api.deps import CallerDep, _address  # _address: X-Forwarded-For's from a trusted proxy
+from service.api.lean import LeanRoute
+from service.authority import AcmeCaller, Authority, LocalCaller
 from service.ca.inspect import format_serial
 from service.db.acme import AcmeOrderRecord
 from service.errors import ServiceError
@@ -52,7 +53,8 @@ def install(app: FastAPI, config: AcmeConfig) -> None:
     app.include_router(router)
 
 
-def get_server(request: Request) -> AcmeServer:
+async def get_server(request: Request) -> AcmeServer:
+    """`async def`: FastAPI runs a plain `def` dependency in a worker thread, a hop that costs more than this."""
     state = request.app.state
     if state.acme is None or state.acme.authority is not state.authority:
         state.acme = AcmeServer(state.authority, state.acme_config)
@@ -64,11 +66,9 @@ ServerDep = Annotated[AcmeServer, Depends(get_server)]
 
 
 def _urls(request: Request) -> Urls:
-    return Urls(str(request.base_url).rstrip("/"))
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """From POCKETCA_PUBLIC_URL, never from the Host header (a directory with another host is cached)."""
+    authority: Authority = request.app.state.authority
+    return Urls(authority.public_url)
 
 
 def _headers(server: AcmeServer, urls: Urls, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -105,7 +105,8 @@ async def _signed(request: Request, server: AcmeServer, handler: Handler) -> Res
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != JOSE_JSON:
                 raise AcmeProblem("malformed", f"send Content-Type: {JOSE_JSON}", status=415)
-            return handler(server, urls, body, url, _address(request))
+            with server.nonces.spending():  # the nonce the JWS carries is spent before the answer leaves
+                return handler(server, urls, body, url, _address(request))
         except AcmeProblem as exc:
             return _problem(server, urls, exc)
         except ServiceError as exc:
@@ -163,12 +164,17 @@ async def directory(request: Request, server: ServerDep) -> JSONResponse:
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
 
 
-@router.head("/new-nonce", include_in_schema=False)
-@router.get("/new-nonce", include_in_schema=False)
+# the hottest ACME route, and the one anybody may call at any rate: served ahead of the router (api.lean)
+nonce_router = APIRouter(route_class=LeanRoute)
+
+
+@nonce_router.api_route(f"{PREFIX}/new-nonce", methods=["GET", "HEAD"], include_in_schema=False)
 async def new_nonce(request: Request, server: ServerDep) -> Response:
     urls = _urls(request)
     try:
-        nonce = await run_in_threadpool(server.nonces.issue)
+        if server.nonces.needs_key:  # once per worker: the key is read from the database (made there if new)
+            await run_in_threadpool(server.nonces.load_key)
+        nonce = server.nonces.issue()  # an HMAC: nothing written
     except DBAPIError:
         log.exception("ACME new-nonce: the database failed")
         unavailable = AcmeProblem("serverInternal", "the database is not usable; retry later", status=503)
@@ -363,6 +369,7 @@ async def revoke_cert(request: Request, server: ServerDep) -> Response:
             caller = AcmeCaller("certkey:" + jws.thumbprint(verified.jwk or {})[:24], address=address)
         if stored.status == "revoked":
             raise AcmeProblem("alreadyRevoked", f"certificate {serial} is already revoked")
+        server.nonces.spend_now()  # the authority's own transaction revokes: the nonce goes first
         server.authority.revoke(serial, reason=REASON_CODES[reason], caller=caller)
         return Response(status_code=200, headers=_headers(server, urls))
 

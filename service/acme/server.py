@@ -8,7 +8,8 @@ from typing import Any
 from service.acme.accounts import Accounts
 from service.acme.authorizations import Authorizations
 from service.acme.challenges import ValidationConfig, Validator
-from service.acme.jws import NonceStore
+from service.acme.limits import RateLimits
+from service.acme.nonces import NonceStore, SpendingDatabase
 from service.acme.orders import Orders
 from service.authority import Authority
 from service.ca.profiles import Profile
@@ -18,7 +19,8 @@ from service.ca.profiles import Profile
 class AcmeConfig:
     default_profile: str = "server"
     eab_required: bool = False
-    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)  # its policy applies to orders too
+    limits: RateLimits = field(default_factory=RateLimits)
 
 
 class AcmeServer:
@@ -26,11 +28,25 @@ class AcmeServer:
         self.authority = authority
         self.config = config
         self.nonces = NonceStore(authority.db, authority.clock)
+        db = SpendingDatabase(authority.db, self.nonces)  # a request's first write spends its nonce
         self.accounts = Accounts(
-            authority.db, authority.audit, authority.profiles, authority.clock, eab_required=config.eab_required
+            db,
+            authority.audit,
+            authority.profiles,
+            authority.clock,
+            eab_required=config.eab_required,
+            limits=config.limits,
         )
-        self.authorizations = Authorizations(authority, Validator(config.validation), authority.clock)
-        self.orders = Orders(authority, self.authorizations, authority.clock, default_profile=config.default_profile)
+        self.authorizations = Authorizations(authority, db, Validator(config.validation), authority.clock)
+        self.orders = Orders(
+            authority,
+            db,
+            self.authorizations,
+            authority.clock,
+            default_profile=config.default_profile,
+            policy=config.validation.policy,
+            limits=config.limits,
+        )
 
     def close(self) -> None:
         self.authorizations.pool.shutdown(wait=False, cancel_futures=True)

@@ -7,20 +7,24 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
+from cryptography import x509
 from fastapi import FastAPI
 
 from service import __version__, metrics
 from service.acme import routes as acme
 from service.acme.challenges import ValidationConfig, parse_resolver
+from service.acme.limits import RateLimits
 from service.acme.server import AcmeConfig
 from service.api import lean, openapi, problems
-from service.api.middleware import AccessLogMiddleware, Limits, LimitsMiddleware
+from service.api.middleware import AccessLogMiddleware, Limits, LimitsMiddleware, PublicOriginMiddleware
 from service.api.proxy import ProxyConfig
 from service.api.routes import audit, ca, certs, csr, health, ocsp, pkcs12, tokens, whoami
 from service.authority import Authority
 from service.authority.crls import CRLRefresher
 from service.bootstrap import DataPaths, ServerCertificateKeeper, build_authority, load_profiles
+from service.ca.identifiers import IdentifierPolicy
 from service.errors import ConfigurationError
 from service.settings import Settings, get_settings
 from service.web import admin, certificates, console
@@ -81,7 +85,7 @@ def create_app(
     openapi.install(app)
     # the hot routes on the app's own router, first (api.lean); the /whoami page (Accept: text/html only) before
     # the JSON route
-    lean.install(app, csr.router, whoami_page.router, whoami.router)
+    lean.install(app, csr.router, whoami_page.router, whoami.router, acme.nonce_router)
     for module in (certs, pkcs12, tokens, audit, ca, ocsp, health):
         app.include_router(module.router)
     for module in (console, certificates, admin):  # the web console at /ui/
@@ -91,7 +95,9 @@ def create_app(
         limits = (
             Limits(settings.max_body_bytes, settings.max_header_bytes, settings.body_timeout) if settings else Limits()
         )
-    app.add_middleware(lean.LeanDispatch)  # innermost: inside the limits and the access log
+    public_url = settings.public_url if settings else authority.public_url if authority else get_settings().public_url
+    app.add_middleware(PublicOriginMiddleware, public_url=public_url)  # below the hot routes: they build no URL
+    app.add_middleware(lean.LeanDispatch)  # inside the limits and the access log
     app.add_middleware(LimitsMiddleware, limits=limits)
     app.add_middleware(AccessLogMiddleware, proxy=proxy)
     return app
@@ -116,8 +122,29 @@ def acme_config(settings: Settings) -> AcmeConfig:
             http_port=settings.acme_http_port,
             tls_port=settings.acme_tls_port,
             resolver=parse_resolver(settings.acme_dns_resolver),
+            policy=IdentifierPolicy.build(settings.acme_allow, settings.acme_deny, own_names(settings)),
+        ),
+        limits=RateLimits(
+            accounts_per_address=settings.acme_accounts_per_address,
+            orders_per_account=settings.acme_orders_per_account,
+            orders_per_address=settings.acme_orders_per_address,
         ),
     )
+
+
+def own_names(settings: Settings) -> list[str]:
+    """The service's own names and addresses, never orderable over ACME nor dialed by its validator: its
+    certificate's names (as configured, and as the certificate in the data dir carries them), the host of its
+    public URL, and the address it listens on."""
+    names = [*settings.server_names, urlsplit(settings.public_url).hostname or "", settings.host]
+    try:
+        certificate = x509.load_pem_x509_certificate(DataPaths(settings.data_dir).server_cert.read_bytes())
+        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names += [str(name) for name in sans.get_values_for_type(x509.DNSName)]
+        names += [str(address) for address in sans.get_values_for_type(x509.IPAddress)]
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        pass  # not made yet (it will be, for the names configured)
+    return names
 
 
 def create_app_from_environment() -> FastAPI:

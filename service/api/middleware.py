@@ -8,6 +8,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +19,24 @@ from service.errors import HeadersTooLargeError, PayloadTooLargeError, RequestTi
 from service.logs import request_id
 
 access_log = logging.getLogger("pocketca.access")
+
+
+class PublicOriginMiddleware:
+    """Every absolute URL the app builds comes from POCKETCA_PUBLIC_URL, never from the request's Host header:
+    the request's scheme and Host are the public URL's before anything below reads them, so what the framework
+    builds by itself (a trailing-slash redirect) is as safe as what we build (ACME's URLs)."""
+
+    def __init__(self, app: ASGIApp, public_url: str) -> None:
+        self.app = app
+        parts = urlsplit(public_url)
+        self.scheme = parts.scheme
+        self.host = parts.netloc.rpartition("@")[2].encode("idna")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":  # in place: the outer layers read what the router puts there (the route)
+            scope["scheme"] = self.scheme
+            scope["headers"] = [*(h for h in scope["headers"] if h[0] != b"host"), (b"host", self.host)]
+        await self.app(scope, receive, send)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -24,7 +25,7 @@ from service.authority.callers import AcmeCaller, Caller, ClientIdentity, LocalC
 from service.authority.crls import DEFAULT_CRL_LIFETIME, CRLPublisher
 from service.authority.ocsp import OCSPResponder
 from service.authority.paging import check_limit, decode_cursor, encode_cursor
-from service.authority.renewal import CLOCK_SKEW, certificate_in, verify_renewal_token
+from service.authority.renewal import CLOCK_SKEW, verify_renewal_token
 from service.authority.rootcrls import RootCRLs
 from service.authority.sessions import ConsoleSessions
 from service.authority.tokens import TokenManager
@@ -79,6 +80,7 @@ Clock = Callable[[], dt.datetime]
 STATUSES = ("valid", "revoked", "expired")
 CLI = LocalCaller("cli")
 REPLAYED = "the renewal token was used already (each jti is good once)"
+log = logging.getLogger("pocketca.auth")
 
 
 def utcnow() -> dt.datetime:
@@ -187,29 +189,39 @@ class Authority:
     def authenticate_renewal_token(self, token: str, *, address: str | None = None) -> ClientIdentity:
         """A renewal token (authority.renewal) for POST /csr: the checks of a client certificate (issued by us, the
         exact certificate, not revoked, within its validity) except clientAuth, and a jti not yet spent (it is
-        spent with the certificate it pays for). Each refusal is audited under the certificate it names."""
+        spent with the certificate it pays for).
+
+        Until the signature verifies with the key of a certificate we issued, nobody is authenticated: anyone can
+        put any public certificate in x5c. Those refusals are logged and counted, never audited under the
+        certificate the token names (nor written at all: a flood of them must not become a flood of rows). The
+        later ones (revoked, expired, replayed) come from the certificate's holder, and are audited as such."""
         now = self.clock()
-        suspect = _suspect(certificate_in(token), address)
         try:
             claims = verify_renewal_token(token, audience=f"{self.public_url}/csr", now=now)
             certificate, summary, _ = _parse_client_certificate(claims.certificate_der)
             state = self.db.hot.identity_state(self.db.raw(), summary.serial)
             if state is None or state[2] != summary.fingerprint_sha256:
                 raise PermissionDeniedError("the renewal token's certificate was not issued by this pocketca")
-            status, profile, _ = state
+        except ServiceError as exc:
+            metrics.renewal_token_refused("unauthenticated")
+            log.info("renewal token refused before authentication: %s (client %s)", exc.detail, address or "-")
+            raise
+        status, profile, _ = state
+        holder = ClientIdentity(certificate, summary, profile, address)
+        try:
             if status == "revoked":
+                metrics.renewal_token_refused("revoked")
                 raise RevokedCertificateError(summary.serial)
             if not summary.not_before <= now <= summary.not_after:
+                metrics.renewal_token_refused("expired")
                 raise PermissionDeniedError("the renewal token's certificate is expired or not yet valid")
             if self.db.hot.renewal_token_used(self.db.raw(), summary.serial, claims.jti):
+                metrics.renewal_token_refused("replayed")
                 raise AuthenticationError(REPLAYED)
         except ServiceError as exc:
-            if suspect is not None:
-                self.audit.refused("certificate.renew", suspect, exc.detail, serial=suspect.summary.serial)
+            self.audit.refused("certificate.renew", holder, exc.detail, serial=summary.serial)
             raise
-        return ClientIdentity(
-            certificate, summary, profile, address, renewal_jti=claims.jti, renewal_expires_at=claims.expires_at
-        )
+        return dataclasses.replace(holder, renewal_jti=claims.jti, renewal_expires_at=claims.expires_at)
 
     # --- issuance ----------------------------------------------------------------------------
 
@@ -644,17 +656,6 @@ def _parse_serial(text: str) -> str:
         return format_serial(parse_serial(text))
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from None
-
-
-def _suspect(der: bytes | None, address: str | None) -> ClientIdentity | None:
-    """Whom a refused renewal token names (unverified): the audit row's actor."""
-    if der is None:
-        return None
-    try:
-        certificate, summary, _ = _parse_client_certificate(der)
-    except ServiceError:
-        return None
-    return ClientIdentity(certificate, summary, "-", address)
 
 
 @functools.lru_cache(maxsize=4096)

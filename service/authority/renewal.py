@@ -58,14 +58,6 @@ def is_renewal_token(token: str) -> bool:
     return token.count(".") == 2 and not token.startswith("pca_")
 
 
-def certificate_in(token: str) -> bytes | None:
-    """The DER certificate a token's x5c names, unverified (whom to name in the audit of a refusal)."""
-    try:
-        return _leaf_from_x5c(_header(token).get("x5c"))
-    except AuthenticationError:
-        return None
-
-
 def _header(token: str) -> dict[str, Any]:
     """The protected header, unverified (what it names is checked before anything in it is believed)."""
     segment = token.split(".", 1)[0]

@@ -1,6 +1,7 @@
-"""ACME rows (RFC 8555): nonces, accounts, orders, authorizations, challenges and external account bindings.
+"""ACME rows (RFC 8555): spent nonces, accounts, orders, authorizations, challenges and external account
+bindings; and the statements of the hot ACME paths (spending a nonce, counting for the rate limits).
 
-Every worker and replica sees the same rows, so a nonce issued by one is good (once) on any other.
+Every worker and replica sees the same rows, so a nonce spent on one is spent for every other.
 """
 
 from __future__ import annotations
@@ -8,13 +9,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, ColumnElement, ForeignKey, Index, String, Table, Text, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, Session, mapped_column
 
 from service.db.base import Base, UTCDateTime
 
 
 class AcmeNonceRecord(Base):
+    """A nonce that was spent (service.acme.nonces): kept until it expires, when it could not pass anyway."""
+
     __tablename__ = "acme_nonces"
 
     value: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -32,6 +36,7 @@ class AcmeAccountRecord(Base):
     eab_kid: Mapped[str | None] = mapped_column(String(64), unique=True)
     profile: Mapped[str | None] = mapped_column(String(64))  # bound by the EAB key, if it named one
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_from: Mapped[str | None] = mapped_column(String(64))  # the client's address (its /64 for IPv6)
 
 
 class AcmeOrderRecord(Base):
@@ -47,6 +52,7 @@ class AcmeOrderRecord(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     certificate_serial: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_from: Mapped[str | None] = mapped_column(String(64))  # the client's address (its /64 for IPv6)
 
 
 class AcmeAuthorizationRecord(Base):
@@ -90,6 +96,10 @@ class AcmeEABKeyRecord(Base):
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
+# the rate limits count an account's orders, and an address's accounts and orders, of the last hours
+Index("ix_acme_orders_account_id_created_at", AcmeOrderRecord.account_id, AcmeOrderRecord.created_at)
+Index("ix_acme_orders_created_from_created_at", AcmeOrderRecord.created_from, AcmeOrderRecord.created_at)
+Index("ix_acme_accounts_created_from_created_at", AcmeAccountRecord.created_from, AcmeAccountRecord.created_at)
 # reuse of a valid authorization looks up the account's authorizations for one identifier
 Index(
     "ix_acme_authorizations_account_identifier",
@@ -97,3 +107,35 @@ Index(
     AcmeAuthorizationRecord.identifier_value,
     AcmeAuthorizationRecord.status,
 )
+
+
+# --- statements ------------------------------------------------------------------------------------------------
+
+
+def record_spent_nonce(session: Session, value: str, expires_at: dt.datetime) -> bool:
+    """Records a nonce as spent, in the caller's transaction; False when it already was (a replay)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = AcmeNonceRecord.__table__
+    assert isinstance(table, Table)
+    statement = (
+        insert(table).values(value=value, expires_at=expires_at).on_conflict_do_nothing().returning(table.c.value)
+    )
+    return session.connection().execute(statement).first() is not None  # a row back: this insert made it
+
+
+def delete_expired_nonces(session: Session, now: dt.datetime) -> None:
+    session.execute(delete(AcmeNonceRecord).where(AcmeNonceRecord.expires_at <= now))
+
+
+def nth_newest_since(
+    session: Session,
+    created_at: InstrumentedAttribute[dt.datetime],
+    where: ColumnElement[bool],
+    since: dt.datetime,
+    n: int,
+) -> dt.datetime | None:
+    """When the n-th newest row matching `where` made after `since` was made; None when there are fewer than n
+    (a rate limit's count: the window frees a place when that row leaves it)."""
+    query = select(created_at).where(where, created_at > since).order_by(created_at.desc()).offset(n - 1).limit(1)
+    return session.scalar(query)

@@ -111,6 +111,18 @@ class ConsoleSessionRecord(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class ServerSecretRecord(Base):
+    """A secret every worker and replica of this database shares, made once by whichever needs it first: the key
+    ACME nonces are authenticated with (service.acme.nonces). A key the service must use cannot be stored hashed;
+    it authenticates nothing a client could not get by asking (a nonce)."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))  # base64url
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class RenewalTokenUseRecord(Base):
     """A renewal token (a JWS the certificate's key signed) that was spent: its `jti` may not come back. Kept
     until the token would have expired anyway, so replays fail in every worker and replica."""

@@ -1,6 +1,8 @@
 """POST /csr with a renewal token (a JWS signed by the certificate's own key): accepted once; every way it can be
-wrong is refused with 401/403 problem+json and audited (tests/api/test_lean_routes.py holds the LeanRoute
-against FastAPI's own route for the same requests)."""
+wrong is refused with 401/403 problem+json. A refusal before the signature of a certificate we issued verifies is
+logged and counted, never audited under the certificate the token names; the holder's refusals (revoked, expired,
+replayed) are audited (tests/api/test_lean_routes.py holds the LeanRoute against FastAPI's own route for the
+same requests)."""
 
 from __future__ import annotations
 
@@ -191,23 +193,58 @@ REFUSALS: list[tuple[str, ForgeToken, int, str]] = [
 ]
 
 
+def _unauthenticated_refusals() -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value("pocketca_renewal_token_refusals_total", {"reason": "unauthenticated"})
+    return value or 0.0
+
+
 @pytest.mark.parametrize(("case", "forge", "status", "detail"), REFUSALS, ids=[r[0] for r in REFUSALS])
 async def test_refusals(
-    app: App, foreign_ca: ForeignCA, case: str, forge: ForgeToken, status: int, detail: str
+    app: App,
+    foreign_ca: ForeignCA,
+    case: str,
+    forge: ForgeToken,
+    status: int,
+    detail: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Each is refused before anyone is authenticated: logged and counted, and no audit row names the certificate
+    in x5c (anyone can put anyone's certificate there)."""
     holder = _server_holder(app.authority)
     token = forge(holder, foreign_ca)
-    response = await _renew(app, token, holder)
+    counted = _unauthenticated_refusals()
+    with caplog.at_level("INFO", logger="pocketca.auth"):
+        response = await _renew(app, token, holder)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert detail in response.json()["detail"]
     segment = token.split(".")[0]
     header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     named = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
-    rows = _refusals(app.authority, format(named.serial_number, "x"))
-    assert [(r.action, r.actor, r.detail) for r in rows] == [
-        ("certificate.renew", f"cert:{format(named.serial_number, 'x')}", response.json()["detail"])
+    assert _refusals(app.authority, format(named.serial_number, "x")) == []
+    assert _unauthenticated_refusals() == counted + 1
+    assert [r.getMessage() for r in caplog.records if "before authentication" in r.getMessage()] == [
+        f"renewal token refused before authentication: {response.json()['detail']} (client 127.0.0.1)"
     ]
+
+
+async def test_a_flood_of_junk_tokens_naming_a_certificate_writes_no_audit_row(app: App, admin_token: str) -> None:
+    """A public certificate in x5c and a junk signature, many times: not one audit row, under that certificate or
+    any other; each counted."""
+    victim = _server_holder(app.authority)
+    with app.authority.db.reader() as session:
+        before = len(list(session.scalars(select(AuditRecord.id))))
+    counted = _unauthenticated_refusals()
+    for _ in range(50):
+        forged = _raw_token(victim, _claims(victim), key=p256())
+        assert (await _renew(app, forged, victim)).status_code == 401
+    with app.authority.db.reader() as session:
+        assert len(list(session.scalars(select(AuditRecord.id)))) == before
+    assert _unauthenticated_refusals() == counted + 50
+    scraped = (await app.http.get("/metrics", headers=bearer(admin_token))).text
+    assert f'pocketca_renewal_token_refusals_total{{reason="unauthenticated"}} {counted + 50}' in scraped
 
 
 async def test_a_revoked_certificate_cannot_renew(app: App, admin_token: str) -> None:

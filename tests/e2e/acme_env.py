@@ -1,5 +1,9 @@
 """What the ACME end-to-end tests share: pebble-challtestsrv as the DNS server (records set over its HTTP
-management API) and a real `pocketca serve` whose ACME validation uses it and connects to free ports."""
+management API) and a real `pocketca serve` whose ACME validation uses it and connects to free ports.
+
+The challenge servers (challtestsrv's, certbot's, lego's) listen on CHALLENGE_IP, a loopback address that is not
+one of the service's own, and every name resolves to it; the identifier policy refuses loopback by default, so the
+service is started with POCKETCA_ACME_ALLOW letting that one address through (ALLOW_CHALLENGE_IP)."""
 
 from __future__ import annotations
 
@@ -14,8 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.ca.identifiers import DEFAULT_ALLOW
 from tests.conftest import LiveServer, start_server
 from tests.helpers import free_port
+
+CHALLENGE_IP = "127.0.1.1"
+ALLOW_CHALLENGE_IP = ",".join([*DEFAULT_ALLOW, f"{CHALLENGE_IP}/32"])
 
 
 def need(binary: str, package: str) -> str:
@@ -27,7 +35,8 @@ def need(binary: str, package: str) -> str:
 
 @dataclass
 class ChallTestSrv:
-    """pebble-challtestsrv: a DNS server answering A 127.0.0.1 for every name, and the TXT records we set."""
+    """pebble-challtestsrv: a DNS server answering A CHALLENGE_IP for every name (or the A records we set), and
+    the TXT records we set; with `http01`, its http-01 server on CHALLENGE_IP."""
 
     dns_port: int
     management_port: int
@@ -38,7 +47,7 @@ class ChallTestSrv:
     def resolver(self) -> str:
         return f"127.0.0.1:{self.dns_port}"
 
-    def _post(self, path: str, body: dict[str, str]) -> None:
+    def _post(self, path: str, body: dict[str, object]) -> None:
         response = httpx.post(f"http://127.0.0.1:{self.management_port}/{path}", json=body, timeout=10)
         response.raise_for_status()
 
@@ -50,6 +59,9 @@ class ChallTestSrv:
 
     def add_http01(self, token: str, content: str) -> None:
         self._post("add-http01", {"token": token, "content": content})
+
+    def set_a(self, fqdn: str, addresses: list[str]) -> None:
+        self._post("add-a", {"host": fqdn if fqdn.endswith(".") else fqdn + ".", "addresses": addresses})
 
     def stop(self) -> None:
         self.process.terminate()
@@ -71,9 +83,9 @@ def challtestsrv(log_dir: Path, *, http01: bool = False) -> Iterator[ChallTestSr
             binary,
             "-dns01", f"127.0.0.1:{dns_port}",
             "-management", f"127.0.0.1:{management_port}",
-            "-http01", f"127.0.0.1:{http01_port}" if http01_port else "",
+            "-http01", f"{CHALLENGE_IP}:{http01_port}" if http01_port else "",
             "-https01", "", "-tlsalpn01", "",
-            "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+            "-defaultIPv4", CHALLENGE_IP, "-defaultIPv6", "",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -116,6 +128,8 @@ def start_acme_server(
         "POCKETCA_ACME_HTTP_PORT": str(http_port),
         "POCKETCA_ACME_TLS_PORT": str(tls_port),
         "POCKETCA_ACME_DNS_RESOLVER": dns.resolver,
+        "POCKETCA_ACME_ALLOW": ALLOW_CHALLENGE_IP,
+        "POCKETCA_ACME_ACCOUNTS_PER_ADDRESS": "1000",  # every test's accounts come from 127.0.0.1
         **(extra_env or {}),
     }
     return AcmeServer(start_server(data_dir, extra_env=env), http_port, tls_port)

@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from service.ca.inspect import format_serial
 from tests.conftest import database_url_for
-from tests.e2e.acme_env import AcmeServer, ChallTestSrv, challtestsrv, need, start_acme_server
+from tests.e2e.acme_env import CHALLENGE_IP, AcmeServer, ChallTestSrv, challtestsrv, need, start_acme_server
 
 pytestmark = pytest.mark.e2e
 
@@ -87,7 +87,7 @@ def check_issued(server: AcmeServer, pem: bytes, names: list[str]) -> x509.Certi
 
 def test_certbot_http01_standalone_then_renew_then_revoke(acme: AcmeServer, tmp_path: Path) -> None:
     name = "www.certbot.test"
-    standalone = ["--standalone", "--http-01-port", str(acme.http_port), "--http-01-address", "127.0.0.1"]
+    standalone = ["--standalone", "--http-01-port", str(acme.http_port), "--http-01-address", CHALLENGE_IP]
     result = certbot(acme, tmp_path, "certonly", *standalone, "--agree-tos", "--register-unsafely-without-email",
                      "-d", name)  # fmt: skip
     assert "Successfully received certificate" in result.stdout
@@ -142,11 +142,12 @@ def test_certbot_dns01_through_a_manual_hook(acme: AcmeServer, dns: ChallTestSrv
 
 
 def test_lego_http01_tls_alpn01_and_dns01_exec(acme: AcmeServer, dns: ChallTestSrv, tmp_path: Path) -> None:
-    out = lego(acme, tmp_path, "--domains", "web.lego.test", "--http", "--http.port", f"127.0.0.1:{acme.http_port}")
+    http = f"{CHALLENGE_IP}:{acme.http_port}"
+    out = lego(acme, tmp_path, "--domains", "web.lego.test", "--http", "--http.port", http)
     assert "Server responded with a certificate" in out
     check_issued(acme, (tmp_path / "certificates" / "web.lego.test.crt").read_bytes(), ["web.lego.test"])
 
-    out = lego(acme, tmp_path, "--domains", "tls.lego.test", "--tls", "--tls.port", f"127.0.0.1:{acme.tls_port}")
+    out = lego(acme, tmp_path, "--domains", "tls.lego.test", "--tls", "--tls.port", f"{CHALLENGE_IP}:{acme.tls_port}")
     assert "Server responded with a certificate" in out
     check_issued(acme, (tmp_path / "certificates" / "tls.lego.test.crt").read_bytes(), ["tls.lego.test"])
 
@@ -202,7 +203,7 @@ def test_certbot_with_external_account_binding(acme_eab: AcmeServer, tmp_path: P
     assert wrong.returncode != 0 and "does not verify" in wrong.stderr
 
     name = "eab.certbot.test"
-    standalone = ["--standalone", "--http-01-port", str(acme_eab.http_port), "--http-01-address", "127.0.0.1"]
+    standalone = ["--standalone", "--http-01-port", str(acme_eab.http_port), "--http-01-address", CHALLENGE_IP]
     result = certbot(acme_eab, tmp_path / "bound", "certonly", *standalone, *eab, "--agree-tos",
                      "--register-unsafely-without-email", "-d", name)  # fmt: skip
     assert "Successfully received certificate" in result.stdout

@@ -26,7 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from service.acme.renewal import cert_id
 from service.ca.inspect import format_serial
-from tests.e2e.acme_env import AcmeServer, ChallTestSrv, challtestsrv, start_acme_server
+from tests.e2e.acme_env import CHALLENGE_IP, AcmeServer, ChallTestSrv, challtestsrv, start_acme_server
 from tests.hostile import csr_with
 
 pytestmark = pytest.mark.e2e
@@ -276,7 +276,7 @@ def test_profiles_ip_identifiers_ari_and_revocation_by_the_certificate_key(acme:
     assert unknown.value.typ == ACME_ERROR + "invalidProfile"
 
     key = ec.generate_private_key(ec.SECP256R1())
-    csr = csr_for(["127.0.0.1", "peer.acme.test"], key)
+    csr = csr_for([CHALLENGE_IP, "peer.acme.test"], key)
     order = acme_client.new_order(csr, profile="peer")
     kinds = {
         a.body.identifier.typ.name: [c.to_partial_json()["type"] for c in a.body.challenges]
@@ -289,7 +289,7 @@ def test_profiles_ip_identifiers_ari_and_revocation_by_the_certificate_key(acme:
     eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert set(eku) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
     sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == [CHALLENGE_IP]
 
     # a second order for the same names reuses the valid authorizations
     again = acme_client.new_order(csr, profile="peer")

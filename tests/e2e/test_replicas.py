@@ -137,6 +137,55 @@ def test_one_use_token_on_both_replicas_at_once(pair: Pair) -> None:
     assert query(pair.a.data_dir, "SELECT count(*) FROM certificates WHERE cn = 'race-1'") == [(1,)]
 
 
+def _new_account(server: LiveServer, nonce: str, http: httpx.Client | None = None) -> httpx.Response:
+    """A newAccount with a fresh key, signed with `nonce`, addressed to `server`."""
+    import josepy as jose
+    from acme import jws as acme_jws
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    url = f"{server.url}/acme/new-account"
+    key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    body = acme_jws.JWS.sign(b"{}", key=key, alg=jose.ES256, nonce=jose.decode_b64jose(nonce), url=url).json_dumps()
+    headers = {"Content-Type": "application/jose+json"}
+    if http is not None:
+        return http.post(url, content=body, headers=headers)
+    with server.client() as own:
+        return own.post(url, content=body, headers=headers)
+
+
+def test_an_acme_nonce_is_good_on_either_replica_and_spent_once_across_both(pair: Pair) -> None:
+    """Nonces are checked without the database (both replicas hold the key from it) and spent in it: one from A
+    is good on B, then on neither; one sent to both replicas sixteen times at once is spent exactly once."""
+    with pair.a.client() as http:
+        issued = [http.head("/acme/new-nonce").headers["Replay-Nonce"] for _ in range(2)]
+    first = _new_account(pair.b, issued[0])
+    assert first.status_code == 201, first.text
+    for server in (pair.a, pair.b):
+        again = _new_account(server, issued[0])
+        assert again.status_code == 400 and again.json()["type"] == "urn:ietf:params:acme:error:badNonce"
+        assert again.headers["Replay-Nonce"]  # with a fresh one
+
+    barrier = threading.Barrier(16)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def attempt(server: LiveServer) -> None:
+        with server.client() as http:
+            http.get("/healthz")
+            barrier.wait(timeout=30)
+            status = _new_account(server, issued[1], http).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=attempt, args=(s,)) for s in [pair.a, pair.b] * 8]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == [201] + [400] * 15
+    assert query(pair.a.data_dir, "SELECT count(*) FROM server_secrets") == [(1,)]  # one key for both
+
+
 def test_two_replicas_migrating_at_once(tmp_path: Path) -> None:
     first = tmp_path / "c"
     assert (
