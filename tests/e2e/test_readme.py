@@ -306,3 +306,22 @@ def test_documented_command_lines_parse() -> None:
     exec_start = daemon.split("ExecStart=", 1)[1].split("\nRestart=", 1)[0].replace("\\\n", " ")
     args = build_parser().parse_args(shlex.split(exec_start)[1:])
     assert args.command == "renew" and args.daemon and args.exec_command == "systemctl reload nginx"
+
+
+def test_gitignore_hides_what_every_out_dir_of_the_readme_gets(tmp_path: Path) -> None:
+    """Issue 22: `tls/` and `web3/` showed as untracked after the pipeline example."""
+    folders = {"web3"} | {
+        match.strip("./") for block in shell_blocks() for match in re.findall(r"--out-dir\s+(\S+)", block.text)
+    }
+    assert {"tls", "build-42", "web"} <= folders, folders
+    (tmp_path / ".gitignore").write_text((ROOT / ".gitignore").read_text())
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    for folder in folders:
+        for name in ("key.pem", "cert.pem", "chain.pem"):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            (tmp_path / folder / name).write_text("written by the walkthrough\n")
+    for name in ("alice.key", "alice.csr", "alice.pem", "alice.p12", "ca.pem", "crl.der", "leaf.der", "ca.der"):
+        (tmp_path / name).write_text("written by the walkthrough\n")
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=tmp_path,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert status.splitlines() == ["?? .gitignore"], status
