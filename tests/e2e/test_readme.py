@@ -147,6 +147,8 @@ class Session:
             os.killpg(process.pid, signal.SIGKILL)
             out, _ = process.communicate()
             raise AssertionError(f"a README block ran for more than {timeout} s:\n{text}\n{out}") from None
+        with (self.state.parent / "transcript.log").open("a") as transcript:  # the session, as a reader saw it
+            transcript.write(f"$ {self.localise(text).strip()}\n{out}\n")
         return out
 
     def export(self, name: str, value: str) -> None:
