@@ -212,7 +212,20 @@ def init_ca(settings: Settings, *, key_type: KeyType | None = None, common_name:
             raise ConfigurationError(f"a CA already exists in {paths.root}")
         settings.passphrase()  # a passphrase file that cannot be read stops us before the key is made
         check_database(settings.sqlalchemy_url)
-        return _make_ca(settings, paths, key_type or settings.key_type, common_name or DEFAULT_CA_NAME)
+        certificate = _make_ca(settings, paths, key_type or settings.key_type, common_name or DEFAULT_CA_NAME)
+        create_schema(settings)
+        return certificate
+
+
+def create_schema(settings: Settings) -> None:
+    """The database at the newest schema, as `serve` leaves it: a data dir that `init` made serves every local
+    command (`issue`, `token create`, ...) before the first `serve`. The admin token is still made by `serve`."""
+    db = Database(settings.sqlalchemy_url)
+    try:
+        with db.lock("bootstrap"):
+            migrate.upgrade(db)
+    finally:
+        db.dispose()
 
 
 def _make_ca(settings: Settings, paths: DataPaths, key_type: KeyType, common_name: str) -> x509.Certificate:
@@ -262,6 +275,7 @@ def import_ca(
         check_database(settings.sqlalchemy_url)  # nothing is written before the database is known good
         FileKeyStore.create(paths.ca_key, key, passphrase)
         _write_issuer_certificates(paths.root, certificate, parents)
+        create_schema(settings)
     return certificate
 
 
@@ -444,6 +458,7 @@ def init_intermediate(
         signer, until = FileKeyStore(root_key), now + ROOT_CRL_LIFETIME
         first = build_crl(signer, root, [], number=1, this_update=now, next_update=until)
         write_public_file(paths.root_crl(issuer_id(root)), first.public_bytes(Encoding.DER))
+        create_schema(settings)
     return certificate
 
 
@@ -512,6 +527,11 @@ def rotate_request(settings: Settings, csr_out: Path) -> Path:
     paths = DataPaths(settings.data_dir)
     if paths.ca_key_in_token.exists():
         raise ConfigurationError("the CA key is in a PKCS#11 token: rotate with --root-file (a CSR is not supported)")
+    if (paths.pending / "ca.key").exists():  # its CSR may be with the root's owner: its key is never replaced
+        raise ConfigurationError(
+            f"a rotation is already pending ({paths.pending / 'ca.csr'}): finish it with"
+            f" `pocketca ca rotate --import-cert NEW.pem`, or remove {paths.pending} to start again"
+        )
     current, _ = _current_certificates(paths)
     key = generate_private_key(_key_type_of(current))
     common_name = _next_name(get_common_name(current.subject) or "pocketca issuing CA")

@@ -55,12 +55,14 @@ def get() -> _Metrics | None:
 
 
 def caller_kind(caller: Any) -> str:
-    """token, enrollment, certificate (mTLS renewal) or local: a bounded label, never an identity."""
+    """token, enrollment, console, certificate (a renewal), acme or local: a bounded label, never an identity."""
     name = type(caller).__name__
     if name == "TokenCaller":
-        return "enrollment" if caller.is_enrollment else "token"
+        return "console" if caller.console else "enrollment" if caller.is_enrollment else "token"
     if name == "ClientIdentity":
         return "certificate"
+    if name == "AcmeCaller":
+        return "acme"
     return "local"
 
 

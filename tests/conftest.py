@@ -201,8 +201,10 @@ def start_server(
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
     timeout: float = 30.0,
+    log_path: Path | None = None,
 ) -> LiveServer:
-    """Starts `python -m service serve` (the real CLI) and waits until /healthz answers over TLS."""
+    """Starts `python -m service serve` (the real CLI) and waits until /healthz answers over TLS. Its log goes
+    next to the data dir unless `log_path` says where."""
     port = port or free_port()
     http_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETCA_")}
@@ -220,7 +222,7 @@ def start_server(
         env["POCKETCA_DATABASE_URL"] = url
     env.update(extra_env or {})
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"serve-{port}.log"
+    log_path = log_path or data_dir.parent / f"serve-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "service", "serve"],

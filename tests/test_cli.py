@@ -49,9 +49,24 @@ def test_unknown_key_type_is_a_clear_error(tmp_path: Path, capsys: pytest.Captur
     assert not (tmp_path / "d" / "ca.key").exists()
 
 
-def test_commands_needing_a_database_say_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_data_dir_that_init_made_serves_every_local_command(tmp_path: Path, settings: Settings) -> None:
+    """The openssl recipe's order: `init`, then `issue` (issue 22: it said to run `serve` first)."""
+    where = _where(settings)
+    assert main(["init", *where]) == 0
+    out = tmp_path / "web"
+    assert main(["issue", *where, "--cn", "localhost", "--profile", "server", "--out-dir", str(out)]) == 0
+    certificate = x509.load_pem_x509_certificate((out / "cert.pem").read_bytes())
+    ca = x509.load_pem_x509_certificate((settings.data_dir / "ca.pem").read_bytes())
+    certificate.verify_directly_issued_by(ca)
+    for command in (["token", "create", "--scope", "read"], ["token", "list"], ["ca", "list"]):
+        assert main([*command, *where]) == 0, command
+    assert not (settings.data_dir / "admin.token").exists()  # `serve` still makes the admin token, on its first run
+
+
+def test_a_database_without_the_schema_says_to_run_serve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["init", "--data-dir", str(tmp_path / "d")])
-    assert main(["token", "create", "--data-dir", str(tmp_path / "d")]) == 2
+    other = f"sqlite:///{tmp_path / 'other.db'}"  # the CA is there; this database is new and empty
+    assert main(["token", "create", "--data-dir", str(tmp_path / "d"), "--database-url", other]) == 2
     assert "pocketca serve" in capsys.readouterr().err
 
 

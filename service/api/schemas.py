@@ -81,12 +81,21 @@ class IssuedCertificateResponse(CertificateFields):
         )
 
 
+ISSUED_BY = Field(
+    description="who asked for it, as the audit log names the actor: token:<id>, cert:<serial> (a renewal), "
+    "acme:<account id>, local:<command>; null for rows older than the record"
+)
+ISSUED_VIA = Field(description="how it came in: token, enrollment, renewal, acme, console or local")
+
+
 class CertificateResponse(CertificateFields):
     issuer: str
     profile: str
     status: str = Field(description="valid, revoked or expired")
     revoked_at: dt.datetime | None
     revocation_reason: str | None
+    issued_by: str | None = ISSUED_BY
+    issued_via: str | None = ISSUED_VIA
     certificate: str
 
     @classmethod
@@ -97,6 +106,8 @@ class CertificateResponse(CertificateFields):
             status=stored.status,
             revoked_at=stored.revoked_at,
             revocation_reason=stored.revocation_reason,
+            issued_by=stored.issued_by,
+            issued_via=stored.issued_via,
             certificate=pem(stored.certificate),
             **cls.summary_fields(stored.summary),  # type: ignore[arg-type]
         )
@@ -137,6 +148,8 @@ class CertificateListItem(CertificateFields):  # model_validate(CertificateListi
     status: str
     revoked_at: dt.datetime | None
     revocation_reason: str | None
+    issued_by: str | None = ISSUED_BY
+    issued_via: str | None = ISSUED_VIA
 
 
 class CertificateListResponse(BaseModel):
@@ -166,6 +179,7 @@ class TokenCreatedResponse(BaseModel):
 class TokenResponse(BaseModel):  # model_validate(TokenInfo, from_attributes=True)
     id: str
     scope: str
+    kind: str = Field(description="enrollment for a token bound to names (scope issue), else the scope")
     cn: str | None
     sans: list[str]
     profile: str | None

@@ -8,6 +8,7 @@ from service.authority.callers import (
     ClientIdentity,
     LocalCaller,
     TokenCaller,
+    describe_issuer,
     hash_secret,
 )
 from service.authority.core import Authority, utcnow
@@ -43,6 +44,7 @@ __all__ = [
     "TokenCaller",
     "TokenInfo",
     "build_renewal_token",
+    "describe_issuer",
     "hash_secret",
     "is_renewal_token",
     "utcnow",

@@ -29,6 +29,7 @@ class TokenCaller:
     names: frozenset[str] = frozenset()
     profile: str | None = None
     address: str | None = None
+    console: bool = False  # a person in the web console, logged in with this token (the actor stays the token)
 
     @property
     def label(self) -> str:
@@ -83,6 +84,35 @@ class AcmeCaller:
 
 
 Caller = TokenCaller | ClientIdentity | LocalCaller | AcmeCaller
+
+# how a certificate came in (certificates.issued_via), next to who asked for it (issued_by, the caller's label)
+ISSUED_VIA = ("token", "enrollment", "renewal", "acme", "console", "local")
+
+
+def issued_via(caller: Caller) -> str:
+    if isinstance(caller, TokenCaller):
+        return "console" if caller.console else "enrollment" if caller.is_enrollment else "token"
+    if isinstance(caller, ClientIdentity):
+        return "renewal"
+    if isinstance(caller, AcmeCaller):
+        return "acme"
+    return "local"
+
+
+def describe_issuer(issued_by: str | None, via: str | None) -> str:
+    """Who issued a certificate, in a person's words: `enrollment token 1a2b…`, `ACME account 7`, ..."""
+    if not issued_by:
+        return "not recorded"
+    _, _, who = issued_by.partition(":")
+    words = {
+        "token": f"API token {who}",
+        "enrollment": f"enrollment token {who}",
+        "renewal": f"renewal of certificate {who}",
+        "acme": f"ACME account {who}",
+        "console": f"the web console, logged in with token {who}",
+        "local": f"`pocketca {who}` on the CA host",
+    }
+    return words.get(via or "", issued_by)
 
 
 def require_scope(caller: Caller, *scopes: str) -> None:

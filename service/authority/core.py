@@ -21,7 +21,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from service import metrics
 from service.authority.audit import Auditor
-from service.authority.callers import AcmeCaller, Caller, ClientIdentity, LocalCaller, TokenCaller, require_scope
+from service.authority.callers import (
+    AcmeCaller,
+    Caller,
+    ClientIdentity,
+    LocalCaller,
+    TokenCaller,
+    issued_via,
+    require_scope,
+)
 from service.authority.crls import DEFAULT_CRL_LIFETIME, CRLPublisher
 from service.authority.ocsp import OCSPResponder
 from service.authority.paging import check_limit, decode_cursor, encode_cursor
@@ -264,7 +272,7 @@ class Authority:
     def sign_acme_csr(self, csr_data: bytes, *, caller: AcmeCaller, profile: str) -> IssuedCertificate:
         """An ACME finalize: the CSR must name exactly the identifiers the account proved (`caller.names`);
         without a CN (certbot sends none) the first SAN becomes it. Same policy, records and audit as POST /csr."""
-        with self._refusals("certificate.issue", caller):
+        with self._refusals("certificate.issue", caller, profile=profile):
             request = read_request(load_csr(csr_data))
             if request.common_name is None and request.sans:
                 first = format_general_name(request.sans[0])
@@ -274,6 +282,7 @@ class Authority:
             ctx = PolicyContext(exact_names=caller.names)
             unit, issued = self._prepare(request, self._profile(profile), None, ctx, caller, "certificate.issue")
             self.writes.run(unit)
+        metrics.certificate("issued", issued.profile, caller)
         return issued
 
     def issue_for_key(
@@ -409,6 +418,7 @@ class Authority:
             "status": "valid",
             "fingerprint_sha256": summary.fingerprint_sha256,
             "issued_by": caller.label,
+            "issued_via": issued_via(caller),
             "created_at": now,
             "der": der,
             "issuer_id": self.issuer.id,
@@ -527,6 +537,8 @@ class Authority:
             status=self._status(record, self.clock()),
             revoked_at=record.revoked_at,
             revocation_reason=record.revocation_reason,
+            issued_by=record.issued_by,
+            issued_via=record.issued_via,
         )
 
     def _listing(self, record: CertificateRecord, now: dt.datetime) -> CertificateListing:
@@ -542,6 +554,8 @@ class Authority:
             revoked_at=record.revoked_at,
             revocation_reason=record.revocation_reason,
             fingerprint_sha256=record.fingerprint_sha256,
+            issued_by=record.issued_by,
+            issued_via=record.issued_via,
         )
 
     # --- the CRL, tokens, audit, health ------------------------------------------------------

@@ -7,6 +7,7 @@ re-reads the token, so the session can never do more than the token still may.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -50,8 +51,12 @@ class ConsoleSessions:
         self.clock = clock
 
     def open(self, token: str, *, address: str | None = None) -> ConsoleSession:
-        """Logs in with an admin or read token; others are refused (and the refusal audited)."""
-        caller = self.tokens.authenticate(token, address=address)
+        """Logs in with an admin or read token; others are refused (and the refusal audited). A person typed the
+        token into a form, so a refusal speaks of the console's words (an admin or read token), not HTTP's."""
+        try:
+            caller = dataclasses.replace(self.tokens.authenticate(token, address=address), console=True)
+        except AuthenticationError as exc:
+            raise AuthenticationError(_console_words(exc.detail)) from None
         if caller.is_enrollment or caller.scope not in CONSOLE_SCOPES:
             detail = "the console needs an admin or read token"
             self.audit.refused("console.login", caller, detail)
@@ -77,7 +82,7 @@ class ConsoleSessions:
             record = ConsoleSessionRepository(session).get(hash_secret(secret))
         if record is None or record.expires_at <= self.clock():
             raise AuthenticationError("the console session has ended; log in again")
-        caller = self.tokens.caller_by_id(record.token_id, address=address)
+        caller = dataclasses.replace(self.tokens.caller_by_id(record.token_id, address=address), console=True)
         return ConsoleSession(secret=secret, caller=caller, expires_at=record.expires_at)
 
     def close(self, current: ConsoleSession) -> None:
@@ -85,3 +90,13 @@ class ConsoleSessions:
             ConsoleSessionRepository(session).delete(hash_secret(current.secret))
             self.audit.record(session, "console.logout", current.caller)
         self.audit.emit(session)
+
+
+def _console_words(detail: str) -> str:
+    """A refused token in the words of the login form (it asks for an admin or read token, not a bearer token)."""
+    if detail.endswith("is not valid"):
+        return "that admin token is not valid: copy it again from <data dir>/admin.token (or use a read token)"
+    reason = detail.removeprefix("the bearer token ")
+    if reason == detail:
+        return detail
+    return f"that token {reason}: log in with a current admin or read token"

@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 
 from cryptography import x509
 
+from service.authority.callers import describe_issuer
 from service.ca.inspect import CertificateSummary, der_to_pem
 from service.ca.issue import Signer
 
@@ -45,6 +46,12 @@ class StoredCertificate:
     status: str  # valid | revoked | expired
     revoked_at: dt.datetime | None
     revocation_reason: str | None
+    issued_by: str | None = None  # the caller, as the audit log names it (token:<id>, cert:<serial>, acme:<id>...)
+    issued_via: str | None = None  # token, enrollment, renewal, acme, console, local
+
+    @property
+    def issued_by_words(self) -> str:
+        return describe_issuer(self.issued_by, self.issued_via)
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,12 @@ class CertificateListing:
     revoked_at: dt.datetime | None
     revocation_reason: str | None
     fingerprint_sha256: str
+    issued_by: str | None = None
+    issued_via: str | None = None
+
+    @property
+    def issued_by_words(self) -> str:
+        return describe_issuer(self.issued_by, self.issued_via)
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,11 @@ class TokenInfo:
     expires_at: dt.datetime | None
     uses_left: int | None
     created_at: dt.datetime
+
+    @property
+    def kind(self) -> str:
+        """What a person calls it: `enrollment` for a token bound to names (its scope is `issue`), else the scope."""
+        return "enrollment" if self.cn is not None else self.scope
 
 
 @dataclass(frozen=True)

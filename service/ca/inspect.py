@@ -21,6 +21,16 @@ def format_serial(serial_number: int) -> str:
     return format(serial_number, "x")
 
 
+def format_time(when: dt.datetime | str) -> str:
+    """The one way a person reads a time: RFC 3339 in UTC, to the second, with `Z` (2027-03-07T02:19:51Z).
+    Takes an aware datetime or the RFC 3339 text a server sent."""
+    if isinstance(when, str):
+        when = dt.datetime.fromisoformat(when.replace("Z", "+00:00").replace("z", "+00:00"))
+    if when.tzinfo is None:
+        raise ValueError(f"{when!r} has no time zone")
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_serial(text: str) -> int:
     """Accepts colons, a 0x prefix and upper case; raises ValueError otherwise."""
     cleaned = text.strip().lower().replace(":", "")

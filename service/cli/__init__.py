@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,6 +54,10 @@ def _add_client_flags(parser: argparse.ArgumentParser, *, token: bool = False) -
     if token:
         parser.add_argument("--token", default=None, help="bearer token [POCKETCA_TOKEN]")
     _add_json_flag(parser)
+
+
+def _add_force_flag(parser: argparse.ArgumentParser, what: str = "existing key and certificate files") -> None:
+    parser.add_argument("--force", action="store_true", help=f"replace {what} (else refused)")
 
 
 def _add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -171,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--p12", type=Path, help="also write a password-protected PKCS#12 bundle here")
     issue.add_argument("--p12-password-file", type=Path, help="file holding the PKCS#12 password (else asked)")
     issue.add_argument("--legacy", action="store_true", help="3DES PKCS#12 for keystores that read nothing newer")
-    issue.add_argument("--out-dir", type=Path, default=Path("."))
+    issue.add_argument("--out-dir", type=Path, default=Path("."), help="where key.pem, cert.pem, chain.pem go")
+    _add_force_flag(issue)
     _add_json_flag(issue)
     issue.set_defaults(func=cmd_issue)
 
@@ -181,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--san", action="append", default=[])
     enroll.add_argument("--profile", default=None)
     enroll.add_argument("--validity-days", type=int, default=None)
-    enroll.add_argument("--out-dir", type=Path, default=Path("."))
+    enroll.add_argument("--out-dir", type=Path, default=Path("."), help="where key.pem, cert.pem, chain.pem go")
+    _add_force_flag(enroll)
     enroll.set_defaults(func=cmd_enroll)
 
     renew = commands.add_parser(
@@ -228,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fingerprint", required=True, help="the root's SHA-256 fingerprint (hex, colons allowed)"
     )
     bootstrap_ca.add_argument("--out", type=Path, default=Path("ca.pem"), help="where to write the CA (default ca.pem)")
+    _add_force_flag(bootstrap_ca, "a different CA in --out")
     bootstrap_ca.set_defaults(func=cmd_ca_bootstrap)
 
     certs = commands.add_parser("certs", help="issued certificates")
@@ -246,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup = commands.add_parser("backup", help="snapshot the database and CA material (safe while serving)")
     _add_settings_flags(backup, ["data_dir", "database_url"])
     backup.add_argument("file", type=Path)
+    _add_force_flag(backup, "an existing backup FILE")
     backup.set_defaults(func=cmd_backup)
     restore = commands.add_parser("restore", help="bring a backup back (stop the service first)")
     _add_settings_flags(restore, ["data_dir", "database_url"])
@@ -258,7 +268,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# a reader of our output went away (`pocketca certs list | head -3`): exit quietly, as a Unix tool killed by SIGPIPE
+CLOSED_PIPE = 128 + signal.SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # what a user reads is ours: a library's warning (cryptography on a CA bundle with a negative serial, say)
+    # never reaches the terminal; the filters come back when the command is done (tests call main in-process)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            code = _run(argv)
+            sys.stdout.flush()  # here, so a closed pipe is seen now and not at exit, as a traceback
+        except BrokenPipeError:
+            _discard_stdout()
+            return CLOSED_PIPE
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     for warning in unknown_variables(os.environ):
         print(f"pocketca: warning: {warning}", file=sys.stderr)
     try:
@@ -267,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        raise
     except (Exception, KeyboardInterrupt) as exc:
         failure = explain(exc, given_settings(args))
         if failure is None:
@@ -274,5 +304,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in failure.lines:
             print(f"pocketca: {line}", file=sys.stderr)
         return failure.code
+
+
+def _discard_stdout() -> None:
+    """Python flushes stdout once more at exit; into a closed pipe that would print a traceback of its own."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file descriptor (captured in a test): nothing to flush later
+        pass
 
 

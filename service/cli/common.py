@@ -8,14 +8,10 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from service.ca.inspect import CertificateSummary
+from service.ca.inspect import CertificateSummary, format_time
 from service.errors import ConfigurationError
 from service.settings import Settings, described, get_settings
-
-if TYPE_CHECKING:
-    pass
 
 # flags that are settings: generated from the Settings fields (service/settings.py), one declaration each
 SETTINGS_HELP = described(Settings)
@@ -42,8 +38,31 @@ def given_settings(args: argparse.Namespace) -> frozenset[str]:
 
 
 
+# fields that hold a time, in the server's answers and ours: printed the one way (`format_time`)
+TIME_FIELDS = frozenset({"not_before", "not_after", "revoked_at", "expires_at", "created_at", "used_at", "at"})
+
+
 def print_json(document: object) -> None:
-    print(json.dumps(document, indent=2, default=str))
+    print(json.dumps(readable_times(document), indent=2, default=_json_value))
+
+
+def readable_times(document: object) -> object:
+    """The document with every time field in the one style (the server's RFC 3339 may carry microseconds)."""
+    if isinstance(document, dict):
+        return {
+            key: format_time(value)
+            if key in TIME_FIELDS and isinstance(value, str | dt.datetime) and value
+            else readable_times(value)
+            for key, value in document.items()
+        }
+    if isinstance(document, list):
+        return [readable_times(item) for item in document]
+    return document
+
+
+def _json_value(value: object) -> str:
+    """Times as everywhere else a person reads one (`format_time`); anything else as its text."""
+    return format_time(value) if isinstance(value, dt.datetime) else str(value)
 
 
 def files_document(out: Path, p12: Path | None = None) -> dict[str, str]:
@@ -60,17 +79,31 @@ def summary_document(summary: CertificateSummary) -> dict[str, object]:
         "cn": summary.cn,
         "sans": list(summary.sans),
         "issuer": summary.issuer,
-        "not_before": summary.not_before.isoformat(),
-        "not_after": summary.not_after.isoformat(),
+        "not_before": format_time(summary.not_before),
+        "not_after": format_time(summary.not_after),
         "fingerprint_sha256": summary.fingerprint_sha256,
     }
 
 
 def check_writable(directory: Path, what: str) -> None:
-    """A directory we can write to (made if missing): checked before a certificate is issued for its files."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigurationError(f"{what} {directory}: {exc.strerror}") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ConfigurationError(f"{what} {directory}: not writable")
+    """A directory we could write to, checked before a certificate is issued for its files. Nothing is made here:
+    a missing directory is made only when there is something to put in it, so a refusal leaves nothing behind."""
+    existing = directory
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigurationError(f"{what} {directory}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"{what} {directory}: {existing} is not writable")
+
+
+def check_new_files(paths: list[Path], *, force: bool, instead: str) -> None:
+    """A command never replaces a key or certificate it did not make in this run, unless told to with --force:
+    one line that names the file and what to do. `instead` says how to write elsewhere (e.g. `--out-dir DIR`)."""
+    if force:
+        return
+    for path in paths:
+        if path.exists() or path.is_symlink():
+            raise ConfigurationError(f"{path} exists: give {instead}, or --force to replace it")

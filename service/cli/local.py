@@ -12,7 +12,6 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -22,19 +21,22 @@ from service.authority import Authority, LocalCaller
 from service.authority.core import CLI
 from service.authority.tokens import TokenManager
 from service.ca.constraints import ConstraintSpec
+from service.ca.inspect import format_time
 from service.ca.issue import issuer_id
 from service.ca.keys import dump_private_key, parse_key_type
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
+from service.cli.common import (
+    check_new_files,
+    check_writable,
+    files_document,
+    print_json,
+    settings_from,
+    summary_document,
+)
 from service.db.session import Database, check_database
 from service.errors import ConfigurationError
 from service.keystore import write_private_file, write_public_file
 from service.settings import Settings
-
-if TYPE_CHECKING:
-    pass
-
-# flags that are settings: generated from the Settings fields (service/settings.py), one declaration each
-from service.cli.common import check_writable, files_document, print_json, settings_from, summary_document
 
 # --- server side ------------------------------------------------------------------------------------
 
@@ -200,7 +202,7 @@ def cmd_ca_list(args: argparse.Namespace) -> int:
                 "id": issuer.id,
                 "role": "current" if issuer.id == authority.issuer.id else "retired",
                 "subject": issuer.certificate.subject.rfc4514_string(),
-                "not_after": issuer.certificate.not_valid_after_utc.isoformat(timespec="seconds"),
+                "not_after": format_time(issuer.certificate.not_valid_after_utc),
             }
             for issuer in authority.issuers.values()
         ]
@@ -286,14 +288,14 @@ def cmd_token_list(args: argparse.Namespace) -> int:
     with _local_tokens(args) as tokens:
         infos = tokens.list(caller=LocalCaller("token-list"))
     if args.json:
-        print_json({"items": [dataclasses.asdict(info) for info in infos]})
+        print_json({"items": [{**dataclasses.asdict(info), "kind": info.kind} for info in infos]})
         return 0
-    print(f"{'ID':16}  {'SCOPE':6}  {'USES LEFT':9}  {'EXPIRES':25}  BINDING")
+    print(f"{'ID':16}  {'KIND':10}  {'USES LEFT':9}  {'EXPIRES':20}  BINDING")
     for info in infos:
         uses = "-" if info.uses_left is None else str(info.uses_left)
-        expires = info.expires_at.isoformat(timespec="seconds") if info.expires_at else "never"
+        expires = format_time(info.expires_at) if info.expires_at else "never"
         binding = " ".join(filter(None, [info.cn, *info.sans, f"profile={info.profile}" if info.profile else ""]))
-        print(f"{info.id:16}  {info.scope:6}  {uses:9}  {expires:25}  {binding}")
+        print(f"{info.id:16}  {info.kind:10}  {uses:9}  {expires:20}  {binding}")
     return 0
 
 
@@ -312,6 +314,10 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
     settings = bootstrap.with_recorded_urls(settings_from(args))  # the URLs `serve` writes, unless given here
     out: Path = args.out_dir
+    # nothing is issued before the files are known to be writable, and none would be replaced unasked
+    check_new_files([Path(f) for f in files_document(out).values()], force=args.force, instead="--out-dir DIR")
+    if args.p12:
+        check_new_files([args.p12], force=args.force, instead="another --p12 FILE")
     password = _p12_password(args.p12_password_file) if args.p12 else None  # known good before anything is issued
     check_writable(out, "--out-dir")
     if args.p12:
@@ -330,6 +336,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
             validity_days=args.validity_days,
             caller=LocalCaller("issue"),
         )
+        out.mkdir(parents=True, exist_ok=True)  # only now: a refusal above leaves no empty directory behind
         write_private_file(out / "key.pem", dump_private_key(key))
         write_public_file(out / "cert.pem", issued.certificate.public_bytes(Encoding.PEM))
         write_public_file(out / "chain.pem", b"".join(c.public_bytes(Encoding.PEM) for c in authority.chain))
@@ -361,6 +368,8 @@ def _p12_password(path: Path | None) -> bytes:
             )
         password = getpass.getpass("PKCS#12 password: ").encode()
         source = "the PKCS#12 password"
+        if len(password) >= MIN_PASSWORD_LENGTH and getpass.getpass("again: ").encode() != password:
+            raise ConfigurationError("the two PKCS#12 passwords differ; nothing was issued")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ConfigurationError(f"{source}: the password must be at least {MIN_PASSWORD_LENGTH} characters")
     return password
@@ -369,6 +378,7 @@ def _p12_password(path: Path | None) -> bytes:
 def cmd_backup(args: argparse.Namespace) -> int:
     from service import backup
 
+    check_new_files([args.file], force=args.force, instead="another FILE")  # an older backup may hold an older CA key
     summary = backup.backup(settings_from(args), args.file)
     print(f"backed up {summary.certificates} certificates and {', '.join(summary.files)} to {summary.path}")
     return 0

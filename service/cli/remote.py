@@ -15,17 +15,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.ca.csr import build_csr
-from service.ca.inspect import format_serial, parse_serial, summarize
+from service.ca.inspect import format_serial, format_time, parse_serial, summarize
 from service.ca.keys import PrivateKey, dump_private_key
+from service.cli.common import (
+    check_new_files,
+    check_writable,
+    files_document,
+    print_json,
+    readable_times,
+    summary_document,
+)
 from service.errors import ConfigurationError
 from service.keystore import write_private_file, write_public_file
 from service.settings import ClientSettings
 
 if TYPE_CHECKING:
     from service.client import PocketCAClient
-
-# flags that are settings: generated from the Settings fields (service/settings.py), one declaration each
-from service.cli.common import check_writable, files_document, print_json, summary_document
 
 # --- client side ------------------------------------------------------------------------------------
 
@@ -54,10 +59,12 @@ def _client(args: argparse.Namespace, *, token: bool = True, **kwargs: Any) -> P
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    # before the token is spent: no key or certificate is ever replaced unasked, and the files can be written
+    check_new_files([Path(f) for f in files_document(args.out_dir).values()], force=args.force, instead="--out-dir DIR")
+    check_writable(args.out_dir, "--out-dir")
     with _client(args) as client:
         if client.token is None:
             raise ConfigurationError("give --token (or set POCKETCA_TOKEN): enrollment needs a token")
-        check_writable(args.out_dir, "--out-dir")
         key = ec.generate_private_key(ec.SECP256R1())
         csr = build_csr(key, args.cn, args.san).public_bytes(Encoding.PEM).decode()
         result = client.enroll(csr, profile=args.profile, validity_days=args.validity_days)
@@ -92,15 +99,15 @@ def cmd_renew(args: argparse.Namespace) -> int:
         remaining = current.not_valid_after_utc - dt.datetime.now(dt.UTC)
         if remaining > args.if_expires_within:
             if args.json:
-                print_json({"renewed": False, "not_after": current.not_valid_after_utc.isoformat()})
+                print_json({"renewed": False, "not_after": format_time(current.not_valid_after_utc)})
             else:
-                print(f"not due: {args.cert} expires {current.not_valid_after_utc.isoformat()}")
+                print(f"not due: {args.cert} expires {format_time(current.not_valid_after_utc)}")
             return 0
     result = renewer.renew_once(target)  # mTLS with clientAuth, a renewal token without
     if args.json:
         print_json({"renewed": True, **result, "files": {"key": str(args.key), "cert": str(args.cert)}})
     else:
-        print(f"renewed: {result['serial']} valid until {result['not_after']}")
+        print(f"renewed: {result['serial']} valid until {format_time(result['not_after'])}")
     # the renewal is done and kept; the operator's hook failing is a local error (the contract's 2), said in a line
     return 2 if renewer.run_exec(args.exec_command, lambda line: print(line, file=sys.stderr)) else 0
 
@@ -137,7 +144,9 @@ def cmd_ca_bootstrap(args: argparse.Namespace) -> int:
             f"the CA at {server} has fingerprint {found}, not {wanted}: nothing written "
             "(check the fingerprint with the operator; someone may be in the middle)"
         )
-    write_public_file(args.out, chain_pem.encode())
+    if not _holds(args.out, chain_pem.encode()):  # the same CA again is no change; another is never replaced unasked
+        check_new_files([args.out], force=args.force, instead="another --out FILE")
+        write_public_file(args.out, chain_pem.encode())
     if args.json:
         print_json({"out": str(args.out), "subject": root.subject.rfc4514_string(), "fingerprint_sha256": found})
     else:
@@ -145,8 +154,31 @@ def cmd_ca_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _holds(path: Path, data: bytes) -> bool:
+    try:
+        return path.read_bytes() == data
+    except OSError:
+        return False
+
+
+_OPENSSL_LABEL = re.compile(r"^\s*(?P<digest>[\w-]+)\s+fingerprint\s*=", re.IGNORECASE)
+
+
 def _parse_fingerprint(text: str) -> str:
-    value = text.strip().lower().removeprefix("sha256:").replace(":", "").replace(" ", "")
+    """64 hex digits, with colons, spaces or a `sha256:` prefix, or the line `openssl x509 -fingerprint -sha256`
+    prints (`sha256 Fingerprint=E8:87:...`, `SHA256 Fingerprint=...` in OpenSSL 1.1)."""
+    value = text.strip()
+    label = _OPENSSL_LABEL.match(value)
+    if label is not None:
+        digest = label.group("digest").upper().replace("-", "")
+        if digest != "SHA256":
+            shown = digest.replace("SHA", "SHA-") if digest.startswith("SHA") else digest
+            raise ConfigurationError(
+                f"--fingerprint: that is a {shown} fingerprint; "
+                "ask openssl for the SHA-256 one (openssl x509 -in ca.pem -noout -fingerprint -sha256)"
+            )
+        value = value[label.end() :]
+    value = value.lower().removeprefix("sha256:").replace(":", "").replace(" ", "")
     if not re.fullmatch(r"[0-9a-f]{64}", value):
         raise ConfigurationError(f"--fingerprint {text!r} is not a SHA-256 fingerprint (64 hex digits, colons allowed)")
     return value
@@ -160,11 +192,10 @@ def cmd_certs_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"items": items})
         return 0
-    print(f"{'SERIAL':40}  {'STATUS':7}  {'PROFILE':8}  {'NOT AFTER':25}  CN")
+    print(f"{'SERIAL':40}  {'STATUS':7}  {'PROFILE':8}  {'NOT AFTER':20}  CN")
     for item in items:
-        print(
-            f"{item['serial']:40}  {item['status']:7}  {item['profile']:8}  {item['not_after']:25}  {item['cn'] or ''}"
-        )
+        not_after = format_time(item["not_after"])
+        print(f"{item['serial']:40}  {item['status']:7}  {item['profile']:8}  {not_after:20}  {item['cn'] or ''}")
     return 0
 
 
@@ -187,8 +218,10 @@ def cmd_certs_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print_json(document)
     else:
-        width = max(len(k) for k in document)
-        for name, value in document.items():
+        shown_document = readable_times(document)
+        assert isinstance(shown_document, dict)
+        width = max(len(k) for k in shown_document)
+        for name, value in shown_document.items():
             shown = ", ".join(value) if isinstance(value, list) else value
             print(f"{name + ':':{width + 1}}  {shown if shown is not None else '-'}")
     return 0
@@ -205,6 +238,7 @@ def _load_certificate_file(path: Path) -> x509.Certificate:
 
 
 def _write_bundle(out: Path, key: PrivateKey, result: dict[str, object]) -> None:
+    out.mkdir(parents=True, exist_ok=True)  # only now, with the certificate in hand
     write_private_file(out / "key.pem", dump_private_key(key))
     write_public_file(out / "cert.pem", str(result["certificate"]).encode())
     write_public_file(out / "chain.pem", "".join(result["chain"]).encode())  # type: ignore[arg-type]

@@ -62,9 +62,9 @@ class HotSQL:
         )
         insert_certificate = (
             "INSERT INTO certificates (serial, cn, subject, sans, profile, not_before, not_after, status,"
-            " fingerprint_sha256, issued_by, created_at, der, issuer_id) VALUES (:serial, :cn, :subject, :sans,"
-            " :profile, :not_before, :not_after, :status, :fingerprint_sha256, :issued_by, :created_at, :der,"
-            " :issuer_id)"
+            " fingerprint_sha256, issued_by, issued_via, created_at, der, issuer_id) VALUES (:serial, :cn, :subject,"
+            " :sans, :profile, :not_before, :not_after, :status, :fingerprint_sha256, :issued_by, :issued_via,"
+            " :created_at, :der, :issuer_id)"
         )
         self._insert_certificate = render(insert_certificate.replace(":sans", sans))
         crl_state = (

@@ -25,7 +25,9 @@ class CertificateRecord(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revocation_reason: Mapped[str | None] = mapped_column(String(32))
     fingerprint_sha256: Mapped[str] = mapped_column(String(64))  # shown, never searched: no index
-    issued_by: Mapped[str | None] = mapped_column(String(80))  # "token:<id>" or "cert:<serial>"
+    issued_by: Mapped[str | None] = mapped_column(String(80))  # the caller: "token:<id>", "cert:<serial>", ...
+    # how it came in: token, enrollment, renewal, acme, console, local (service.authority.callers.issued_via)
+    issued_via: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     der: Mapped[bytes] = mapped_column(LargeBinary)
     # this certificate's entry in the CRL, DER, written when it is revoked: a CRL build only joins these

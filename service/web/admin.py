@@ -63,7 +63,7 @@ async def create_token(request: Request, authority: AuthorityDep) -> Response:
             ttl=dt.timedelta(hours=hours) if hours else None,
             uses=parse_count(form.get("uses", ""), "uses", 1_000_000),
         )
-        return _tokens_page(view, created=new)
+        return _tokens_page(view, created=new, created_enrollment=bool(form.get("cn", "").strip()))
 
     return await handle(request, authority, create, change=True)
 

@@ -12,6 +12,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from starlette.responses import HTMLResponse, Response
 
 from service.api.problems import status_for
+from service.ca.inspect import format_time
 from service.errors import ServiceError
 
 HTML = "text/html"
@@ -31,7 +32,7 @@ def wants_html(raw_headers: Iterable[tuple[bytes, bytes]]) -> bool:
 
 
 def _when(value: dt.datetime | None) -> str:
-    return "" if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "" if value is None else format_time(value)  # as the CLI prints it: 2027-03-07T02:19:51Z
 
 
 @functools.cache

@@ -18,6 +18,7 @@ from service.ca.names import parse_general_name
 from service.cli import main
 from service.errors import ConfigurationError, PolicyError
 from service.settings import Settings
+from tests.helpers import free_port
 
 PROFILES = """
 [profiles.client]
@@ -134,5 +135,7 @@ def test_bad_profiles_file_stops_start_with_a_clear_error(
     with pytest.raises(ConfigurationError) as error:
         bootstrap.prepare(settings)
     assert fragment in str(error.value)
-    assert main(["serve", "--data-dir", str(settings.data_dir), "--port", "1"]) == 2
+    # free ports of its own: the defaults (8443, 8080) may be the Quick start's service, running beside the suite
+    where = ["--data-dir", str(settings.data_dir), "--database-url", settings.sqlalchemy_url]
+    assert main(["serve", *where, "--port", str(free_port()), "--http-port", str(free_port())]) == 2
     assert fragment in capsys.readouterr().err

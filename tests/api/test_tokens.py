@@ -69,8 +69,8 @@ async def test_create_shows_the_secret_once_and_stores_only_its_hash(
     assert secret not in listing.text and body["token"] not in listing.text
     assert secret_of(admin_token) not in listing.text
     item = await listed(api, admin_token, token_id)
-    assert set(item) == {"id", "scope", "cn", "sans", "profile", "expires_at", "uses_left", "created_at"}
-    assert (item["scope"], item["uses_left"], item["cn"]) == ("read", None, None)
+    assert set(item) == {"id", "scope", "kind", "cn", "sans", "profile", "expires_at", "uses_left", "created_at"}
+    assert (item["scope"], item["kind"], item["uses_left"], item["cn"]) == ("read", "read", None, None)
 
     with authority.db.reader() as session:
         rows = [dict(r._mapping) for r in session.execute(text("SELECT * FROM tokens"))]

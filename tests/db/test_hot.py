@@ -48,6 +48,7 @@ def _certificate(serial: str = "ab01", **changes: Any) -> dict[str, Any]:
         "status": "valid",
         "fingerprint_sha256": "f" * 64,
         "issued_by": "token:0123456789abcdef",
+        "issued_via": "enrollment",
         "created_at": dt.datetime(2030, 1, 2, 8, 39, 5, 123456, tzinfo=PLUS_0530),  # 03:09:05.123456 UTC
         "der": ALL_BYTES,
     }
@@ -113,7 +114,8 @@ def test_insert_certificate_reads_back_through_the_orm(db: Database) -> None:
         db.hot.insert_certificate(connection, values)
 
     record = _certificate_record(db, "ab01")
-    for name in ("serial", "cn", "subject", "profile", "status", "fingerprint_sha256", "issued_by", "der"):
+    names = ("serial", "cn", "subject", "profile", "status", "fingerprint_sha256", "issued_by", "issued_via", "der")
+    for name in names:
         assert getattr(record, name) == values[name], name
     assert record.sans == list(values["sans"])
     for name in ("not_before", "not_after", "created_at"):

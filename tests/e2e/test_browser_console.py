@@ -80,7 +80,7 @@ def test_an_operator_finds_revokes_and_issues(server: LiveServer, driver: Any, t
     driver.get(f"{server.url}/ui/login")
     shot(driver, tmp_path, "login")
     log_in(driver, server, server.admin_token[:-3] + "abc")
-    assert "the bearer token is not valid" in driver.page_source
+    assert "that admin token is not valid" in driver.page_source  # the login form's words, not HTTP's "bearer"
     assert "/ui/login" in driver.current_url
 
     driver.find_element(By.NAME, "token").send_keys(server.admin_token)

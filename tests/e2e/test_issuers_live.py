@@ -256,6 +256,10 @@ def test_rotation_to_an_external_openssl_root(tmp_path: Path) -> None:
              "--import-chain", str(work / "root.pem"))  # fmt: skip
     step1 = pocketca(env, "ca", "rotate", "--csr-out", str(work / "next.csr"))
     assert "--import-cert" in step1.stdout
+    pending_key = (data / "pending" / "ca.key").read_bytes()
+    again = pocketca(env, "ca", "rotate", "--csr-out", str(work / "other.csr"), check=False)  # issue 22
+    assert again.returncode == 2 and "already pending" in again.stderr, again.stderr
+    assert (data / "pending" / "ca.key").read_bytes() == pending_key and not (work / "other.csr").exists()
     sh("openssl", "x509", "-req", "-in", "next.csr", "-CA", "root.pem", "-CAkey", "root.key", "-out", "next.pem",
        "-days", "365", "-extfile", "ca.ext")  # fmt: skip
     pocketca(env, "ca", "rotate", "--import-cert", str(work / "next.pem"), "--import-chain", str(work / "root.pem"))

@@ -61,7 +61,9 @@ async def test_login_sets_a_strict_session_cookie_stored_hashed(
 async def test_a_wrong_token_is_refused_with_the_form_again(browser: Browser, admin_token: str) -> None:
     response = await browser.login(admin_token[:-2] + "xx")
     assert response.status_code == 401
-    assert "the bearer token is not valid" in response.text
+    # the words of the form a person typed it into (issue 22: it spoke of a "bearer token")
+    assert "that admin token is not valid" in response.text and "admin.token" in response.text
+    assert "bearer" not in response.text.lower()
     assert 'name="token"' in response.text
     assert "pocketca_session" not in browser.http.cookies
     assert (await browser.http.get("/ui/certs")).status_code == 303
@@ -262,3 +264,23 @@ def test_templates_ship_with_the_package() -> None:
     root = Path(service.web.__file__).parent
     assert {"base.html", "login.html", "whoami.html"} <= {p.name for p in (root / "templates").iterdir()}
     assert (root / "static" / "console.css").is_file()
+
+
+async def test_times_read_as_the_cli_prints_them_and_enrollment_tokens_are_called_so(  # type: ignore[no-untyped-def]
+    browser: Browser, admin_token: str, issue, authority: Authority
+) -> None:
+    """Issue 22: the console printed `2027-03-07 02:19:51 UTC` where the CLI printed `2027-03-07T02:19:51Z`, and
+    listed an enrollment token as scope `issue`."""
+    serial = issue("timed")
+    authority.create_token(cn="web-3", sans=["web-3.internal"])
+    await browser.login(admin_token)
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+    for path in ("/ui/certs", f"/ui/certs/{serial}", "/ui/tokens", "/ui/audit", "/ui/expiring?days=3650"):
+        page = (await browser.http.get(path)).text
+        assert stamp.search(page), path
+        assert not re.search(r"\d\d:\d\d:\d\d UTC", page), path
+    tokens = (await browser.http.get("/ui/tokens")).text
+    row = next(r for r in tokens.split("<tr>") if "web-3" in r)
+    assert "<td>enrollment</td>" in row and "<td>issue</td>" not in row
+    created = await browser.post("/ui/tokens", {"cn": "web-4", "sans": "web-4.internal"}, csrf_from="/ui/tokens")
+    assert "New enrollment token" in created.text
