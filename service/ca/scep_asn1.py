@@ -1,0 +1,233 @@
+"""The ASN.1 that SCEP needs beyond what cryptography reads: CMS structures (RFC 5652, via pyasn1-modules), the
+SCEP attributes (RFC 8894 §3.2.1), and the conversions between pyasn1 values and cryptography's objects.
+
+Certificates and CRLs inside CMS are decoded as opaque DER (`univ.Any`) and handed to cryptography: pyasn1 would
+spend a millisecond per certificate building a tree nobody reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Final
+
+from cryptography import x509
+from cryptography.x509.oid import ObjectIdentifier
+from pyasn1.codec.ber import decoder as ber_decoder
+from pyasn1.codec.der import encoder as der_encoder
+from pyasn1.error import PyAsn1Error
+from pyasn1.type import base, char, namedtype, tag, univ, useful
+from pyasn1_modules import rfc5280, rfc5652
+
+from service.ca.scep_types import FailInfo, ScepError
+
+# SCEP's signed attributes (RFC 8894 §3.2.1), and the CMS and PKCS#9 ones a pkiMessage carries with them.
+MESSAGE_TYPE: Final = univ.ObjectIdentifier("2.16.840.1.113733.1.9.2")
+PKI_STATUS: Final = univ.ObjectIdentifier("2.16.840.1.113733.1.9.3")
+FAIL_INFO: Final = univ.ObjectIdentifier("2.16.840.1.113733.1.9.4")
+SENDER_NONCE: Final = univ.ObjectIdentifier("2.16.840.1.113733.1.9.5")
+RECIPIENT_NONCE: Final = univ.ObjectIdentifier("2.16.840.1.113733.1.9.6")
+TRANSACTION_ID: Final = univ.ObjectIdentifier("2.16.840.1.113733.1.9.7")
+FAIL_INFO_TEXT: Final = univ.ObjectIdentifier("1.3.6.1.5.5.7.24.1")
+CONTENT_TYPE: Final = rfc5652.id_contentType
+MESSAGE_DIGEST: Final = rfc5652.id_messageDigest
+SIGNING_TIME: Final = rfc5652.id_signingTime
+CHALLENGE_PASSWORD: Final = univ.ObjectIdentifier("1.2.840.113549.1.9.7")
+SMIME_CAPABILITIES: Final = univ.ObjectIdentifier("1.2.840.113549.1.9.15")
+ID_DATA: Final = rfc5652.id_data
+ID_SIGNED_DATA: Final = rfc5652.id_signedData
+ID_ENVELOPED_DATA: Final = rfc5652.id_envelopedData
+RSA_ENCRYPTION: Final = univ.ObjectIdentifier("1.2.840.113549.1.1.1")
+RSAES_OAEP: Final = univ.ObjectIdentifier("1.2.840.113549.1.1.7")
+
+_MAX_STRING: Final = 1024  # a transactionID, a nonce or a challenge longer than this is not a client's
+
+
+def _context(number: int) -> tag.Tag:
+    return tag.Tag(tag.tagClassContext, tag.tagFormatConstructed, number)
+
+
+def _opaque_set(number: int) -> univ.SetOf:
+    return univ.SetOf(componentType=univ.Any()).subtype(implicitTag=_context(number))
+
+
+# Specs as pyasn1 schema objects (decode with them; `.clone()` one to build a value).
+SIGNED_DATA: Final = univ.Sequence(
+    componentType=namedtype.NamedTypes(
+        namedtype.NamedType("version", rfc5652.CMSVersion()),
+        namedtype.NamedType("digestAlgorithms", rfc5652.DigestAlgorithmIdentifiers()),
+        namedtype.NamedType("encapContentInfo", rfc5652.EncapsulatedContentInfo()),
+        namedtype.OptionalNamedType("certificates", _opaque_set(0)),
+        namedtype.OptionalNamedType("crls", _opaque_set(1)),
+        namedtype.NamedType("signerInfos", rfc5652.SignerInfos()),
+    )
+)
+"""RFC 5652 SignedData with certificates and CRLs left as DER for cryptography."""
+
+ISSUER_AND_SUBJECT: Final = univ.Sequence(
+    componentType=namedtype.NamedTypes(
+        namedtype.NamedType("issuer", rfc5280.Name()),
+        namedtype.NamedType("subject", rfc5280.Name()),
+    )
+)
+"""CertPoll's messageData (RFC 8894 §3.3.3)."""
+
+SMIME_CAPABILITIES_SPEC: Final = univ.SequenceOf(
+    componentType=univ.Sequence(
+        componentType=namedtype.NamedTypes(
+            namedtype.NamedType("capabilityID", univ.ObjectIdentifier()),
+            namedtype.OptionalNamedType("parameters", univ.Any()),
+        )
+    )
+)
+"""RFC 8551 §2.5.2: what a client says it can decrypt (some put it in their CSR)."""
+
+CERTIFICATION_REQUEST: Final = univ.Sequence(
+    componentType=namedtype.NamedTypes(
+        namedtype.NamedType(
+            "certificationRequestInfo",
+            univ.Sequence(
+                componentType=namedtype.NamedTypes(
+                    namedtype.NamedType("version", univ.Integer()),
+                    namedtype.NamedType("subject", univ.Any()),
+                    namedtype.NamedType("subjectPKInfo", univ.Any()),
+                    namedtype.NamedType(
+                        "attributes",
+                        univ.SetOf(componentType=rfc5652.Attribute()).subtype(implicitTag=_context(0)),
+                    ),
+                )
+            ),
+        ),
+        namedtype.NamedType("signatureAlgorithm", univ.Any()),
+        namedtype.NamedType("signature", univ.BitString()),
+    )
+)
+"""PKCS#10 with the subject and key left opaque: we only read its attributes (cryptography reads the rest)."""
+
+
+def decode(data: bytes, spec: Any, what: str, fail_info: FailInfo = FailInfo.BAD_REQUEST) -> Any:
+    """BER (so DER too) bytes as `spec`, the whole of them; a ScepError naming `what` otherwise."""
+    try:
+        value, rest = ber_decoder.decode(bytes(data), asn1Spec=spec)
+    except (PyAsn1Error, ValueError, TypeError, IndexError, KeyError, OverflowError, RecursionError):
+        raise ScepError(fail_info, f"the {what} does not parse") from None
+    if rest:
+        raise ScepError(fail_info, f"the {what} has {len(rest)} bytes of trailing data")
+    return value
+
+
+def encode(value: base.Asn1Item) -> bytes:
+    return bytes(der_encoder.encode(value))
+
+
+def decode_any(value: univ.Any, what: str) -> Any:
+    """An ANY's content decoded by its own tag (an attribute value)."""
+    return decode(bytes(value), None, what)
+
+
+def text_of(value: univ.Any, what: str) -> str:
+    """A string-typed attribute value (PrintableString, UTF8String, IA5String...) as text."""
+    decoded = decode_any(value, what)
+    if not isinstance(decoded, char.AbstractCharacterString):
+        raise ScepError(FailInfo.BAD_REQUEST, f"the {what} is not a string")
+    text = str(decoded)
+    if len(text) > _MAX_STRING:
+        raise ScepError(FailInfo.BAD_REQUEST, f"the {what} is too long")
+    return text
+
+
+def octets_of(value: univ.Any, what: str) -> bytes:
+    decoded = decode_any(value, what)
+    if not isinstance(decoded, univ.OctetString) or isinstance(decoded, char.AbstractCharacterString):
+        raise ScepError(FailInfo.BAD_REQUEST, f"the {what} is not an OCTET STRING")
+    octets = bytes(decoded)
+    if len(octets) > _MAX_STRING:
+        raise ScepError(FailInfo.BAD_REQUEST, f"the {what} is too long")
+    return octets
+
+
+def time_of(value: univ.Any, what: str) -> dt.datetime:
+    decoded = decode_any(value, what)
+    if not isinstance(decoded, (useful.UTCTime, useful.GeneralizedTime)):
+        raise ScepError(FailInfo.BAD_REQUEST, f"the {what} is not a time")
+    try:
+        when = decoded.asDateTime
+    except (PyAsn1Error, ValueError):
+        raise ScepError(FailInfo.BAD_REQUEST, f"the {what} is not a valid time") from None
+    if not isinstance(when, dt.datetime):
+        raise ScepError(FailInfo.BAD_REQUEST, f"the {what} is not a valid time")
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def printable(text: str) -> char.AbstractCharacterString:
+    """A PrintableString when the text fits one (SCEP's own type for its string attributes), UTF8String if not."""
+    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
+    return char.PrintableString(text) if set(text) <= allowed else char.UTF8String(text)
+
+
+def signing_time(when: dt.datetime) -> base.Asn1Item:
+    """UTCTime until 2049, GeneralizedTime after (RFC 5652 §11.3)."""
+    when = when.astimezone(dt.UTC).replace(microsecond=0, tzinfo=None)
+    if 1950 <= when.year < 2050:
+        return useful.UTCTime(when.strftime("%y%m%d%H%M%SZ"))
+    return useful.GeneralizedTime(when.strftime("%Y%m%d%H%M%SZ"))
+
+
+def attribute(oid: univ.ObjectIdentifier, value: base.Asn1Item) -> rfc5652.Attribute:
+    item = rfc5652.Attribute()
+    item["attrType"] = oid
+    item["attrValues"].append(univ.Any(encode(value)))
+    return item
+
+
+def algorithm_identifier(
+    spec: univ.Sequence, oid: univ.ObjectIdentifier | str, parameters: base.Asn1Item | None = None
+) -> univ.Sequence:
+    """`spec` (an AlgorithmIdentifier subtype) with `oid` and `parameters` (absent when None)."""
+    spec["algorithm"] = univ.ObjectIdentifier(str(oid))
+    if parameters is not None:
+        spec["parameters"] = univ.Any(encode(parameters))
+    return spec
+
+
+def name_der(name: x509.Name) -> univ.Any:
+    return univ.Any(name.public_bytes())
+
+
+def load_name(name: base.Asn1Item, what: str) -> x509.Name:
+    """A pyasn1 Name as cryptography's (attribute types and string values; equal to the same name in another
+    string type, as cryptography compares names)."""
+    try:
+        rdns = []
+        for rdn in name["rdnSequence"]:
+            attributes = []
+            for pair in rdn:
+                oid = ObjectIdentifier(str(pair["type"]))
+                value = decode_any(pair["value"], what)
+                if isinstance(value, char.AbstractCharacterString):
+                    attributes.append(x509.NameAttribute(oid, str(value)))
+                else:
+                    raise ScepError(FailInfo.BAD_REQUEST, f"the {what} has a value that is not a string")
+            rdns.append(x509.RelativeDistinguishedName(attributes))
+        return x509.Name(rdns)
+    except ScepError:
+        raise
+    except (PyAsn1Error, ValueError, TypeError, KeyError):
+        raise ScepError(FailInfo.BAD_REQUEST, f"the {what} is not a valid name") from None
+
+
+def issuer_and_serial(certificate: x509.Certificate) -> rfc5652.IssuerAndSerialNumber:
+    item = rfc5652.IssuerAndSerialNumber()
+    item["issuer"] = decode(certificate.issuer.public_bytes(), rfc5280.Name(), "issuer name")
+    item["serialNumber"] = certificate.serial_number
+    return item
+
+
+def is_issuer_and_serial_of(item: base.Asn1Item, certificate: x509.Certificate) -> bool:
+    """Whether an IssuerAndSerialNumber names `certificate`."""
+    try:
+        return (
+            int(item["serialNumber"]) == certificate.serial_number
+            and load_name(item["issuer"], "issuer name") == certificate.issuer
+        )
+    except ScepError:
+        return False

@@ -1,0 +1,104 @@
+"""CertRep (RFC 8894 §3.3.2): the answer to every request, signed by the RA's RSA key.
+
+SUCCESS carries a degenerate SignedData of the certificate(s) (or a CRL) enveloped to the requester's key;
+PENDING and FAILURE carry nothing but their signed attributes. Every CertRep echoes the transactionID, puts the
+request's senderNonce as recipientNonce, and has a fresh senderNonce of its own. The digest is the request's own
+(`ReplyTo.digest`), the cipher the strongest of the request's and what it announced (`ReplyTo.cipher`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from typing import Final
+
+from cryptography import x509
+from pyasn1.type import char, univ
+
+from service.ca.scep_asn1 import (
+    FAIL_INFO,
+    FAIL_INFO_TEXT,
+    MESSAGE_TYPE,
+    PKI_STATUS,
+    RECIPIENT_NONCE,
+    SENDER_NONCE,
+    TRANSACTION_ID,
+    attribute,
+    printable,
+)
+from service.ca.scep_caps import build_degenerate_pkcs7
+from service.ca.scep_envelope import seal_envelope
+from service.ca.scep_signed import build_signed_message
+from service.ca.scep_types import FailInfo, MessageType, PkiStatus, RegistrationAuthority, ReplyTo
+
+NONCE_SIZE: Final = 16
+_MAX_FAIL_TEXT: Final = 200
+
+
+def build_cert_rep_success(
+    reply: ReplyTo,
+    ra: RegistrationAuthority,
+    *,
+    now: dt.datetime,
+    certificates: Sequence[x509.Certificate] = (),
+    crl: x509.CertificateRevocationList | None = None,
+    sender_nonce: bytes | None = None,
+) -> bytes:
+    """SUCCESS with `certificates` (the issued one first; clients take the first non-CA certificate) or, for
+    GetCRL, `crl`, enveloped to the key of the certificate that signed the request."""
+    if not certificates and crl is None:
+        raise ValueError("a CertRep SUCCESS carries a certificate or a CRL")
+    if reply.cipher is None:
+        raise ValueError("a CertRep SUCCESS answers a request whose envelope was opened")
+    content = build_degenerate_pkcs7(certificates, [crl] if crl is not None else [])
+    envelope = seal_envelope(content, reply.signer, reply.cipher)
+    return _cert_rep(reply, ra, PkiStatus.SUCCESS, envelope, [], now=now, sender_nonce=sender_nonce)
+
+
+def build_cert_rep_pending(
+    reply: ReplyTo, ra: RegistrationAuthority, *, now: dt.datetime, sender_nonce: bytes | None = None
+) -> bytes:
+    """PENDING: the request waits for approval; the client polls with CertPoll (or, micromdm's scepclient, by
+    sending its PKCSReq again with the same transactionID)."""
+    return _cert_rep(reply, ra, PkiStatus.PENDING, None, [], now=now, sender_nonce=sender_nonce)
+
+
+def build_cert_rep_failure(
+    reply: ReplyTo,
+    ra: RegistrationAuthority,
+    fail_info: FailInfo,
+    *,
+    now: dt.datetime,
+    text: str | None = None,
+    sender_nonce: bytes | None = None,
+) -> bytes:
+    """FAILURE with `fail_info`, and `text` as RFC 8894's failInfoText when given (shown by newer clients; keep
+    it free of secrets and short)."""
+    extra = [attribute(FAIL_INFO, char.PrintableString(str(int(fail_info))))]
+    if text:
+        extra.append(attribute(FAIL_INFO_TEXT, char.UTF8String(text[:_MAX_FAIL_TEXT])))
+    return _cert_rep(reply, ra, PkiStatus.FAILURE, None, extra, now=now, sender_nonce=sender_nonce)
+
+
+def _cert_rep(
+    reply: ReplyTo,
+    ra: RegistrationAuthority,
+    status: PkiStatus,
+    envelope: bytes | None,
+    extra: list[univ.Sequence],
+    *,
+    now: dt.datetime,
+    sender_nonce: bytes | None,
+) -> bytes:
+    attributes = [
+        attribute(MESSAGE_TYPE, char.PrintableString(str(int(MessageType.CERT_REP)))),
+        attribute(PKI_STATUS, char.PrintableString(str(int(status)))),
+        attribute(TRANSACTION_ID, printable(reply.transaction_id)),
+        attribute(RECIPIENT_NONCE, univ.OctetString(reply.sender_nonce)),
+        attribute(SENDER_NONCE, univ.OctetString(sender_nonce or os.urandom(NONCE_SIZE))),
+        *extra,
+    ]
+    return build_signed_message(
+        envelope, attributes, certificate=ra.certificate, key=ra.key, digest=reply.digest, now=now
+    )
