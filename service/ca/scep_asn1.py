@@ -81,27 +81,32 @@ SMIME_CAPABILITIES_SPEC: Final = univ.SequenceOf(
 )
 """RFC 8551 §2.5.2: what a client says it can decrypt (some put it in their CSR)."""
 
+REQUEST_INFO: Final = univ.Sequence(
+    componentType=namedtype.NamedTypes(
+        namedtype.NamedType("version", univ.Integer()),
+        namedtype.NamedType("subject", univ.Any()),
+        namedtype.NamedType("subjectPKInfo", univ.Any()),
+        namedtype.NamedType(
+            "attributes", univ.SetOf(componentType=rfc5652.Attribute()).subtype(implicitTag=_context(0))
+        ),
+    )
+)
 CERTIFICATION_REQUEST: Final = univ.Sequence(
     componentType=namedtype.NamedTypes(
-        namedtype.NamedType(
-            "certificationRequestInfo",
-            univ.Sequence(
-                componentType=namedtype.NamedTypes(
-                    namedtype.NamedType("version", univ.Integer()),
-                    namedtype.NamedType("subject", univ.Any()),
-                    namedtype.NamedType("subjectPKInfo", univ.Any()),
-                    namedtype.NamedType(
-                        "attributes",
-                        univ.SetOf(componentType=rfc5652.Attribute()).subtype(implicitTag=_context(0)),
-                    ),
-                )
-            ),
-        ),
+        namedtype.NamedType("certificationRequestInfo", REQUEST_INFO),
         namedtype.NamedType("signatureAlgorithm", univ.Any()),
         namedtype.NamedType("signature", univ.BitString()),
     )
 )
-"""PKCS#10 with the subject and key left opaque: we only read its attributes (cryptography reads the rest)."""
+SIGNED_REQUEST: Final = univ.Sequence(
+    componentType=namedtype.NamedTypes(
+        namedtype.NamedType("certificationRequestInfo", univ.Any()),
+        namedtype.NamedType("signatureAlgorithm", rfc5280.AlgorithmIdentifier()),
+        namedtype.NamedType("signature", univ.BitString()),
+    )
+)
+"""PKCS#10 with the subject and key left opaque: we read its attributes (cryptography reads the rest), or, with
+SIGNED_REQUEST, the exact bytes its signature covers."""
 
 
 def decode(data: bytes, spec: Any, what: str, fail_info: FailInfo = FailInfo.BAD_REQUEST) -> Any:

@@ -51,8 +51,9 @@ def build_ca_caps(capabilities: Sequence[str] = CA_CAPABILITIES) -> bytes:
 
 
 def build_ca_cert_response(ca_chain: Sequence[x509.Certificate], ra: x509.Certificate | None) -> CaCertResponse:
-    """GetCACert: with an RA, a degenerate PKCS#7 of the RA certificate and the CA chain (the issuing CA first) as
-    `application/x-x509-ca-ra-cert`; without one, the issuing CA's DER alone as `application/x-x509-ca-cert`.
+    """GetCACert: with an RA, a degenerate PKCS#7 of the CA chain (the issuing CA first in `ca_chain`) and the RA
+    certificate as `application/x-x509-ca-ra-cert`; without one, the issuing CA's DER alone as
+    `application/x-x509-ca-cert`.
 
     Clients tell the two apart by what they can do: the RA has keyEncipherment and no CA flag, so certmonger and
     strongSwan pick it to encrypt to, and micromdm's scepclient encrypts to every certificate here (so pass it
@@ -61,14 +62,14 @@ def build_ca_cert_response(ca_chain: Sequence[x509.Certificate], ra: x509.Certif
         raise ValueError("GetCACert needs the CA certificate")
     if ra is None:
         return CaCertResponse(CA_CERT_MEDIA_TYPE, ca_chain[0].public_bytes(Encoding.DER))
-    return CaCertResponse(CA_RA_CERT_MEDIA_TYPE, build_degenerate_pkcs7([ra, *ca_chain]))
+    return CaCertResponse(CA_RA_CERT_MEDIA_TYPE, build_degenerate_pkcs7([*ca_chain, ra]))
 
 
 def build_degenerate_pkcs7(
     certificates: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList] = ()
 ) -> bytes:
-    """A certificates-only SignedData (RFC 8894 §3.4): no content, no signers; certificates in the order given
-    (clients read the first non-CA one as "the" certificate), and CRLs for GetCRL."""
+    """A certificates-only SignedData (RFC 8894 §3.4): no content, no signers; the certificates and CRLs in DER
+    order (a SET OF is sorted, whatever order they come in: cryptography warns about any other)."""
     signed = SIGNED_DATA.clone()
     signed["version"] = 1
     signed["digestAlgorithms"].clear()

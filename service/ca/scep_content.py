@@ -4,38 +4,63 @@ IssuerAndSubject (CertPoll) or an IssuerAndSerialNumber (GetCert, GetCRL)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ObjectIdentifier
 from pyasn1.type import char
 from pyasn1_modules import rfc5652
 
+from service.ca.csr import CertificateRequest, read_request
 from service.ca.scep_asn1 import (
     CERTIFICATION_REQUEST,
     CHALLENGE_PASSWORD,
     ISSUER_AND_SUBJECT,
+    REQUEST_INFO,
+    SIGNED_REQUEST,
     SMIME_CAPABILITIES,
     SMIME_CAPABILITIES_SPEC,
     decode,
     decode_any,
+    encode,
     load_name,
 )
-from service.ca.scep_types import Cipher, FailInfo, ScepError
+from service.ca.scep_types import Cipher, Digest, FailInfo, ScepError
+from service.errors import InvalidCSRError
 
 _SMIME_CAPABILITIES = ObjectIdentifier(str(SMIME_CAPABILITIES))
+_BY_RSA_OID: Final = {digest.rsa_oid: digest for digest in Digest}
+_BY_ECDSA_OID: Final = {digest.ecdsa_oid: digest for digest in Digest}
+_ED25519: Final = "1.3.101.112"
 
 
 @dataclass(frozen=True)
-class CertificateRequest:
-    """PKCSReq's and RenewalReq's content: a CSR whose self-signature verifies, the challengePassword it carries
-    (None when it has none), and the ciphers it announces in an SMIMECapabilities attribute or extension."""
+class CertificationRequest:
+    """PKCSReq's and RenewalReq's content: a PKCS#10 request whose self-signature verified, the challengePassword
+    it carries (None when it has none), and the ciphers it announces (SMIMECapabilities, attribute or extension).
+
+    `der` is the request as received. `csr` is cryptography's reading of it, re-encoded in DER first when the
+    client's encoding is not DER (strongSwan 5.9.8 puts extensionRequest before challengePassword, a SET OF out
+    of DER order that cryptography refuses): its signature was checked on the bytes received, so do not call
+    `load_csr` (or anything that verifies `csr` again) on it; take `read()`, what it asks for."""
 
     csr: x509.CertificateSigningRequest
+    der: bytes
     challenge_password: str | None
     announced_ciphers: tuple[Cipher, ...]
 
+    def read(self) -> CertificateRequest:
+        """Subject, CN, SANs and key, as `POST /csr` reads a CSR; ScepError(badRequest) when they do not parse."""
+        try:
+            return read_request(self.csr)
+        except InvalidCSRError as error:
+            raise ScepError(FailInfo.BAD_REQUEST, error.detail) from None
+
     def __repr__(self) -> str:  # the challenge is a secret: never in a log line or a traceback
-        return f"CertificateRequest(subject={self.csr.subject.rfc4514_string()!r}, challenge=<hidden>)"
+        return f"CertificationRequest(subject={self.csr.subject.rfc4514_string()!r}, challenge=<hidden>)"
 
 
 @dataclass(frozen=True)
@@ -54,15 +79,9 @@ class IssuerAndSerial:
     serial_number: int
 
 
-def load_certificate_request(der: bytes) -> CertificateRequest:
-    try:
-        csr = x509.load_der_x509_csr(der)
-        valid = csr.is_signature_valid
-    except Exception:  # cryptography raises ValueError and friends for every kind of garbage
-        raise ScepError(FailInfo.BAD_REQUEST, "the envelope does not hold a PKCS#10 request") from None
-    if not valid:
-        raise ScepError(FailInfo.BAD_MESSAGE_CHECK, "the PKCS#10 request's signature does not verify")
+def load_certification_request(der: bytes) -> CertificationRequest:
     request = decode(der, CERTIFICATION_REQUEST, "PKCS#10 request")
+    csr = _verified_csr(der)
     challenge: str | None = None
     announced: list[Cipher] = []
     for item in request["certificationRequestInfo"]["attributes"]:
@@ -79,7 +98,58 @@ def load_certificate_request(der: bytes) -> CertificateRequest:
     else:
         if isinstance(extension, x509.UnrecognizedExtension):
             announced.extend(_ciphers_of(extension.value))
-    return CertificateRequest(csr=csr, challenge_password=challenge, announced_ciphers=tuple(dict.fromkeys(announced)))
+    return CertificationRequest(
+        csr=csr, der=der, challenge_password=challenge, announced_ciphers=tuple(dict.fromkeys(announced))
+    )
+
+
+def _verified_csr(der: bytes) -> x509.CertificateSigningRequest:
+    """The CSR with its signature checked: by cryptography when it reads the bytes (DER), else on the bytes as
+    received and read by cryptography from their DER re-encoding."""
+    try:
+        csr = x509.load_der_x509_csr(der)
+    except ValueError:
+        csr = None  # BER, most likely (a SET OF out of order): the slow path below
+    except Exception:  # cryptography raises other errors for other garbage
+        raise ScepError(FailInfo.BAD_REQUEST, "the envelope does not hold a PKCS#10 request") from None
+    if csr is not None:
+        try:
+            valid = csr.is_signature_valid
+        except Exception:  # an unsupported signature algorithm
+            raise ScepError(FailInfo.BAD_ALG, "the PKCS#10 request's signature algorithm is not supported") from None
+        if not valid:
+            raise ScepError(FailInfo.BAD_MESSAGE_CHECK, "the PKCS#10 request's signature does not verify")
+        return csr
+    parts = decode(der, SIGNED_REQUEST, "PKCS#10 request")
+    info = decode(bytes(parts["certificationRequestInfo"]), REQUEST_INFO, "PKCS#10 request")
+    try:
+        public_key = serialization.load_der_public_key(bytes(info["subjectPKInfo"]))
+    except (ValueError, UnsupportedAlgorithm):
+        raise ScepError(FailInfo.BAD_REQUEST, "the PKCS#10 request's public key does not parse") from None
+    _verify(
+        public_key,
+        str(parts["signatureAlgorithm"]["algorithm"]),
+        parts["signature"].asOctets(),
+        bytes(parts["certificationRequestInfo"]),
+    )
+    try:
+        return x509.load_der_x509_csr(encode(decode(der, CERTIFICATION_REQUEST, "PKCS#10 request")))
+    except ValueError:
+        raise ScepError(FailInfo.BAD_REQUEST, "the envelope does not hold a PKCS#10 request") from None
+
+
+def _verify(public_key: object, oid: str, signature: bytes, data: bytes) -> None:
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey) and (digest := _BY_RSA_OID.get(oid)):
+            public_key.verify(signature, data, padding.PKCS1v15(), digest.algorithm())
+        elif isinstance(public_key, ec.EllipticCurvePublicKey) and (digest := _BY_ECDSA_OID.get(oid)):
+            public_key.verify(signature, data, ec.ECDSA(digest.algorithm()))
+        elif isinstance(public_key, ed25519.Ed25519PublicKey) and oid == _ED25519:
+            public_key.verify(signature, data)
+        else:
+            raise ScepError(FailInfo.BAD_ALG, f"PKCS#10 signature algorithm {oid} is not supported")
+    except InvalidSignature:
+        raise ScepError(FailInfo.BAD_MESSAGE_CHECK, "the PKCS#10 request's signature does not verify") from None
 
 
 def load_issuer_and_subject(der: bytes) -> IssuerAndSubject:

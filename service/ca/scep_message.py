@@ -31,10 +31,10 @@ from pyasn1.type import univ
 
 from service.ca.scep_asn1 import MESSAGE_TYPE, SENDER_NONCE, SIGNING_TIME, TRANSACTION_ID, octets_of, text_of, time_of
 from service.ca.scep_content import (
-    CertificateRequest,
+    CertificationRequest,
     IssuerAndSerial,
     IssuerAndSubject,
-    load_certificate_request,
+    load_certification_request,
     load_issuer_and_serial,
     load_issuer_and_subject,
 )
@@ -55,7 +55,7 @@ DEFAULT_CLOCK_SKEW: Final = dt.timedelta(hours=24)  # a new device's clock may b
 _NONCE_SIZES: Final = range(8, 65)  # RFC 8894 says 16 octets; some clients send other lengths
 _MAX_TRANSACTION_ID: Final = 128  # a hash of the key in hex or base64 (40-64 characters) in practice
 
-Content = CertificateRequest | IssuerAndSubject | IssuerAndSerial
+Content = CertificationRequest | IssuerAndSubject | IssuerAndSerial
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def _read(
     content: Content
     cipher = opened.cipher
     if message_type in (MessageType.PKCS_REQ, MessageType.RENEWAL_REQ):
-        content = load_certificate_request(opened.content)
+        content = load_certification_request(opened.content)
         cipher = max((cipher, *content.announced_ciphers), key=lambda known: known.strength)  # never weaker
     elif message_type is MessageType.CERT_POLL:
         content = load_issuer_and_subject(opened.content)

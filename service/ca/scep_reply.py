@@ -1,7 +1,9 @@
 """CertRep (RFC 8894 §3.3.2): the answer to every request, signed by the RA's RSA key.
 
 SUCCESS carries a degenerate SignedData of the certificate(s) (or a CRL) enveloped to the requester's key;
-PENDING and FAILURE carry nothing but their signed attributes. Every CertRep echoes the transactionID, puts the
+PENDING and FAILURE carry nothing but their signed attributes, and an empty content: RFC 8894 leaves the content
+out, but OpenSSL's PKCS7_verify (certmonger) then fails with "PKCS7 routines::no content", and an empty OCTET
+STRING is what micromdm's server sends too. Every CertRep echoes the transactionID, puts the
 request's senderNonce as recipientNonce, and has a fresh senderNonce of its own. The digest is the request's own
 (`ReplyTo.digest`), the cipher the strongest of the request's and what it announced (`ReplyTo.cipher`).
 """
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
 from typing import Final
 
 from cryptography import x509
@@ -41,17 +42,20 @@ def build_cert_rep_success(
     ra: RegistrationAuthority,
     *,
     now: dt.datetime,
-    certificates: Sequence[x509.Certificate] = (),
+    certificate: x509.Certificate | None = None,
     crl: x509.CertificateRevocationList | None = None,
     sender_nonce: bytes | None = None,
 ) -> bytes:
-    """SUCCESS with `certificates` (the issued one first; clients take the first non-CA certificate) or, for
-    GetCRL, `crl`, enveloped to the key of the certificate that signed the request."""
-    if not certificates and crl is None:
+    """SUCCESS with the issued `certificate` (PKCSReq, RenewalReq, CertPoll, GetCert) or, for GetCRL, `crl`,
+    enveloped to the key of the certificate that signed the request.
+
+    The certificate alone, no chain: a SET OF is sorted in DER, and micromdm's scepclient keeps the first
+    certificate it finds, which could then be the CA's (clients have the chain from GetCACert)."""
+    if (certificate is None) == (crl is None):
         raise ValueError("a CertRep SUCCESS carries a certificate or a CRL")
     if reply.cipher is None:
         raise ValueError("a CertRep SUCCESS answers a request whose envelope was opened")
-    content = build_degenerate_pkcs7(certificates, [crl] if crl is not None else [])
+    content = build_degenerate_pkcs7([certificate] if certificate is not None else [], [crl] if crl is not None else [])
     envelope = seal_envelope(content, reply.signer, reply.cipher)
     return _cert_rep(reply, ra, PkiStatus.SUCCESS, envelope, [], now=now, sender_nonce=sender_nonce)
 
@@ -61,7 +65,7 @@ def build_cert_rep_pending(
 ) -> bytes:
     """PENDING: the request waits for approval; the client polls with CertPoll (or, micromdm's scepclient, by
     sending its PKCSReq again with the same transactionID)."""
-    return _cert_rep(reply, ra, PkiStatus.PENDING, None, [], now=now, sender_nonce=sender_nonce)
+    return _cert_rep(reply, ra, PkiStatus.PENDING, b"", [], now=now, sender_nonce=sender_nonce)
 
 
 def build_cert_rep_failure(
@@ -78,14 +82,14 @@ def build_cert_rep_failure(
     extra = [attribute(FAIL_INFO, char.PrintableString(str(int(fail_info))))]
     if text:
         extra.append(attribute(FAIL_INFO_TEXT, char.UTF8String(text[:_MAX_FAIL_TEXT])))
-    return _cert_rep(reply, ra, PkiStatus.FAILURE, None, extra, now=now, sender_nonce=sender_nonce)
+    return _cert_rep(reply, ra, PkiStatus.FAILURE, b"", extra, now=now, sender_nonce=sender_nonce)
 
 
 def _cert_rep(
     reply: ReplyTo,
     ra: RegistrationAuthority,
     status: PkiStatus,
-    envelope: bytes | None,
+    envelope: bytes,
     extra: list[univ.Sequence],
     *,
     now: dt.datetime,
