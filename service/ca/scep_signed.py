@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyasn1.type import univ
 from pyasn1_modules import rfc5652
 
-from service.ca.der import tlv
+from service.ca.der import elements, tlv
 from service.ca.scep_asn1 import (
     CONTENT_TYPE,
     ID_DATA,
@@ -177,11 +177,35 @@ def _certificates(signed: univ.Sequence) -> tuple[x509.Certificate, ...]:
         raise ScepError(FailInfo.BAD_REQUEST, f"a pkiMessage carries at most {MAX_CERTIFICATES} certificates")
     certificates = []
     for item in signed["certificates"]:
+        der = bytes(item)
+        if not _has_positive_serial(der):
+            continue  # cryptography warns now and will refuse later: refuse it today (the RFC 5280 rule)
         try:
-            certificates.append(x509.load_der_x509_certificate(bytes(item)))
-        except ValueError:
+            certificate = x509.load_der_x509_certificate(der)
+            # cryptography reads the parts lazily: read now what the checks after this use, so garbage in a key
+            # or a name is this certificate's refusal here, not an exception later
+            certificate.public_key()
+            _ = certificate.issuer, certificate.subject, certificate.serial_number
+            _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+        except (ValueError, UnsupportedAlgorithm):
             continue  # an attribute certificate or garbage: not the signer, which must parse
+        certificates.append(certificate)
     return tuple(certificates)
+
+
+def _has_positive_serial(der: bytes) -> bool:
+    """Certificate ::= SEQUENCE { TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, INTEGER serial, ...} ...}"""
+    try:
+        ((tag, _, start, end),) = elements(der, 0, len(der))
+        tbs_tag, _, tbs_start, tbs_end = next(elements(der, start, end))
+        fields = elements(der, tbs_start, tbs_end)
+        tag, _, value, value_end = next(fields)
+        if tag == 0xA0:
+            tag, _, value, value_end = next(fields)
+    except (ValueError, IndexError, StopIteration):
+        return False
+    serial = der[value:value_end]
+    return tbs_tag == 0x30 and tag == 0x02 and bool(serial) and serial[0] < 0x80 and any(serial)
 
 
 def _signer_certificate(sid: univ.Choice, certificates: Sequence[x509.Certificate]) -> x509.Certificate:
