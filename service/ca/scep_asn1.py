@@ -50,18 +50,54 @@ def _opaque_set(number: int) -> univ.SetOf:
     return univ.SetOf(componentType=univ.Any()).subtype(implicitTag=_context(number))
 
 
-# Specs as pyasn1 schema objects (decode with them; `.clone()` one to build a value).
+# Specs as pyasn1 schema objects (decode with them). What we only compare or hand on is left as `univ.Any` (its
+# DER kept whole): pyasn1 spends 10-15 µs on every node it builds, and a pkiMessage has hundreds.
+SIGNER_INFO: Final = univ.Sequence(
+    componentType=namedtype.NamedTypes(
+        namedtype.NamedType("version", univ.Integer()),
+        namedtype.NamedType("sid", univ.Any()),  # IssuerAndSerialNumber or [0] SubjectKeyIdentifier, compared whole
+        namedtype.NamedType("digestAlgorithm", rfc5280.AlgorithmIdentifier()),
+        namedtype.OptionalNamedType("signedAttrs", _opaque_set(0)),  # each Attribute whole: see scep_signed
+        namedtype.NamedType("signatureAlgorithm", rfc5280.AlgorithmIdentifier()),
+        namedtype.NamedType("signature", univ.OctetString()),
+        namedtype.OptionalNamedType("unsignedAttrs", _opaque_set(1)),
+    )
+)
+
 SIGNED_DATA: Final = univ.Sequence(
     componentType=namedtype.NamedTypes(
         namedtype.NamedType("version", rfc5652.CMSVersion()),
-        namedtype.NamedType("digestAlgorithms", rfc5652.DigestAlgorithmIdentifiers()),
+        namedtype.NamedType("digestAlgorithms", univ.SetOf(componentType=univ.Any())),
         namedtype.NamedType("encapContentInfo", rfc5652.EncapsulatedContentInfo()),
         namedtype.OptionalNamedType("certificates", _opaque_set(0)),
         namedtype.OptionalNamedType("crls", _opaque_set(1)),
-        namedtype.NamedType("signerInfos", rfc5652.SignerInfos()),
+        namedtype.NamedType("signerInfos", univ.SetOf(componentType=SIGNER_INFO)),
     )
 )
-"""RFC 5652 SignedData with certificates and CRLs left as DER for cryptography."""
+"""RFC 5652 SignedData; certificates and CRLs left as DER for cryptography."""
+
+ENVELOPED_DATA: Final = univ.Sequence(
+    componentType=namedtype.NamedTypes(
+        namedtype.NamedType("version", univ.Integer()),
+        namedtype.OptionalNamedType(
+            "originatorInfo", univ.SequenceOf(componentType=univ.Any()).subtype(implicitTag=_context(0))
+        ),
+        namedtype.NamedType("recipientInfos", univ.SetOf(componentType=univ.Any())),
+        namedtype.NamedType("encryptedContentInfo", rfc5652.EncryptedContentInfo()),
+        namedtype.OptionalNamedType("unprotectedAttrs", _opaque_set(1)),
+    )
+)
+"""RFC 5652 EnvelopedData; each RecipientInfo left whole, read as KEY_TRANS when it is one (a SEQUENCE)."""
+
+KEY_TRANS: Final = univ.Sequence(
+    componentType=namedtype.NamedTypes(
+        namedtype.NamedType("version", univ.Integer()),
+        namedtype.NamedType("rid", univ.Any()),  # IssuerAndSerialNumber or [0] SubjectKeyIdentifier, compared whole
+        namedtype.NamedType("keyEncryptionAlgorithm", rfc5280.AlgorithmIdentifier()),
+        namedtype.NamedType("encryptedKey", univ.OctetString()),
+    )
+)
+"""KeyTransRecipientInfo."""
 
 ISSUER_AND_SUBJECT: Final = univ.Sequence(
     componentType=namedtype.NamedTypes(
@@ -124,12 +160,26 @@ def encode(value: base.Asn1Item) -> bytes:
     return bytes(der_encoder.encode(value))
 
 
-def decode_any(value: univ.Any, what: str) -> Any:
+def dotted(oid_der: bytes) -> str:
+    """An OBJECT IDENTIFIER's DER (tag, length, arcs) as dotted text; ValueError when it is not one."""
+    if len(oid_der) < 3 or oid_der[0] != 0x06 or oid_der[1] != len(oid_der) - 2 or oid_der[-1] & 0x80:
+        raise ValueError("not a short OBJECT IDENTIFIER")
+    arcs, value = [], 0
+    for byte in oid_der[2:]:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(arc) for arc in (first, arcs[0] - 40 * first, *arcs[1:]))
+
+
+def decode_any(value: univ.Any | bytes, what: str) -> Any:
     """An ANY's content decoded by its own tag (an attribute value)."""
     return decode(bytes(value), None, what)
 
 
-def text_of(value: univ.Any, what: str) -> str:
+def text_of(value: univ.Any | bytes, what: str) -> str:
     """A string-typed attribute value (PrintableString, UTF8String, IA5String...) as text."""
     decoded = decode_any(value, what)
     if not isinstance(decoded, char.AbstractCharacterString):
@@ -140,7 +190,7 @@ def text_of(value: univ.Any, what: str) -> str:
     return text
 
 
-def octets_of(value: univ.Any, what: str) -> bytes:
+def octets_of(value: univ.Any | bytes, what: str) -> bytes:
     decoded = decode_any(value, what)
     if not isinstance(decoded, univ.OctetString) or isinstance(decoded, char.AbstractCharacterString):
         raise ScepError(FailInfo.BAD_REQUEST, f"the {what} is not an OCTET STRING")
@@ -150,7 +200,7 @@ def octets_of(value: univ.Any, what: str) -> bytes:
     return octets
 
 
-def time_of(value: univ.Any, what: str) -> dt.datetime:
+def time_of(value: univ.Any | bytes, what: str) -> dt.datetime:
     decoded = decode_any(value, what)
     if not isinstance(decoded, (useful.UTCTime, useful.GeneralizedTime)):
         raise ScepError(FailInfo.BAD_REQUEST, f"the {what} is not a time")
@@ -161,41 +211,6 @@ def time_of(value: univ.Any, what: str) -> dt.datetime:
     if not isinstance(when, dt.datetime):
         raise ScepError(FailInfo.BAD_REQUEST, f"the {what} is not a valid time")
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-
-
-def printable(text: str) -> char.AbstractCharacterString:
-    """A PrintableString when the text fits one (SCEP's own type for its string attributes), UTF8String if not."""
-    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
-    return char.PrintableString(text) if set(text) <= allowed else char.UTF8String(text)
-
-
-def signing_time(when: dt.datetime) -> base.Asn1Item:
-    """UTCTime until 2049, GeneralizedTime after (RFC 5652 §11.3)."""
-    when = when.astimezone(dt.UTC).replace(microsecond=0, tzinfo=None)
-    if 1950 <= when.year < 2050:
-        return useful.UTCTime(when.strftime("%y%m%d%H%M%SZ"))
-    return useful.GeneralizedTime(when.strftime("%Y%m%d%H%M%SZ"))
-
-
-def attribute(oid: univ.ObjectIdentifier, value: base.Asn1Item) -> rfc5652.Attribute:
-    item = rfc5652.Attribute()
-    item["attrType"] = oid
-    item["attrValues"].append(univ.Any(encode(value)))
-    return item
-
-
-def algorithm_identifier(
-    spec: univ.Sequence, oid: univ.ObjectIdentifier | str, parameters: base.Asn1Item | None = None
-) -> univ.Sequence:
-    """`spec` (an AlgorithmIdentifier subtype) with `oid` and `parameters` (absent when None)."""
-    spec["algorithm"] = univ.ObjectIdentifier(str(oid))
-    if parameters is not None:
-        spec["parameters"] = univ.Any(encode(parameters))
-    return spec
-
-
-def name_der(name: x509.Name) -> univ.Any:
-    return univ.Any(name.public_bytes())
 
 
 def load_name(name: base.Asn1Item, what: str) -> x509.Name:
@@ -218,13 +233,6 @@ def load_name(name: base.Asn1Item, what: str) -> x509.Name:
         raise
     except (PyAsn1Error, ValueError, TypeError, KeyError):
         raise ScepError(FailInfo.BAD_REQUEST, f"the {what} is not a valid name") from None
-
-
-def issuer_and_serial(certificate: x509.Certificate) -> rfc5652.IssuerAndSerialNumber:
-    item = rfc5652.IssuerAndSerialNumber()
-    item["issuer"] = decode(certificate.issuer.public_bytes(), rfc5280.Name(), "issuer name")
-    item["serialNumber"] = certificate.serial_number
-    return item
 
 
 def is_issuer_and_serial_of(item: base.Asn1Item, certificate: x509.Certificate) -> bool:

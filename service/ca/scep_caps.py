@@ -9,10 +9,9 @@ from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pyasn1.type import univ
-from pyasn1_modules import rfc5652
 
-from service.ca.scep_asn1 import ID_DATA, ID_SIGNED_DATA, SIGNED_DATA, encode
+from service.ca import scep_der as der
+from service.ca.scep_asn1 import ID_DATA, ID_SIGNED_DATA
 from service.ca.scep_types import Cipher, Digest
 
 # What we answer GetCACaps with, one keyword a line. Every line is something the server does:
@@ -70,16 +69,14 @@ def build_degenerate_pkcs7(
 ) -> bytes:
     """A certificates-only SignedData (RFC 8894 §3.4): no content, no signers; the certificates and CRLs in DER
     order (a SET OF is sorted, whatever order they come in: cryptography warns about any other)."""
-    signed = SIGNED_DATA.clone()
-    signed["version"] = 1
-    signed["digestAlgorithms"].clear()
-    signed["encapContentInfo"]["eContentType"] = ID_DATA
-    for certificate in certificates:
-        signed["certificates"].append(univ.Any(certificate.public_bytes(Encoding.DER)))
-    for crl in crls:
-        signed["crls"].append(univ.Any(crl.public_bytes(Encoding.DER)))
-    signed["signerInfos"].clear()
-    content_info = rfc5652.ContentInfo()
-    content_info["contentType"] = ID_SIGNED_DATA
-    content_info["content"] = univ.Any(encode(signed))
-    return encode(content_info)
+    signed = der.sequence(
+        der.integer(1),
+        der.set_of(),  # no digestAlgorithms
+        der.sequence(der.oid(str(ID_DATA))),  # no content
+        der.context(0, *sorted(certificate.public_bytes(Encoding.DER) for certificate in certificates))
+        if certificates
+        else b"",
+        der.context(1, *sorted(crl.public_bytes(Encoding.DER) for crl in crls)) if crls else b"",
+        der.set_of(),  # no signerInfos
+    )
+    return der.content_info(str(ID_SIGNED_DATA), signed)

@@ -35,6 +35,7 @@ _SMIME_CAPABILITIES = ObjectIdentifier(str(SMIME_CAPABILITIES))
 _BY_RSA_OID: Final = {digest.rsa_oid: digest for digest in Digest}
 _BY_ECDSA_OID: Final = {digest.ecdsa_oid: digest for digest in Digest}
 _ED25519: Final = "1.3.101.112"
+_MAX_CHALLENGE: Final = 255  # PKCS#9: DirectoryString (SIZE (1..255))
 
 
 @dataclass(frozen=True)
@@ -80,15 +81,8 @@ class IssuerAndSerial:
 
 
 def load_certification_request(der: bytes) -> CertificationRequest:
-    request = decode(der, CERTIFICATION_REQUEST, "PKCS#10 request")
     csr = _verified_csr(der)
-    challenge: str | None = None
-    announced: list[Cipher] = []
-    for item in request["certificationRequestInfo"]["attributes"]:
-        if item["attrType"] == CHALLENGE_PASSWORD:
-            challenge = _challenge_of(item)
-        elif item["attrType"] == SMIME_CAPABILITIES and len(item["attrValues"]) == 1:
-            announced.extend(_ciphers_of(bytes(item["attrValues"][0])))
+    challenge, announced = _read_attributes(csr) or _decode_attributes(der)
     try:
         extension = csr.extensions.get_extension_for_oid(_SMIME_CAPABILITIES).value
     except x509.ExtensionNotFound:
@@ -101,6 +95,41 @@ def load_certification_request(der: bytes) -> CertificationRequest:
     return CertificationRequest(
         csr=csr, der=der, challenge_password=challenge, announced_ciphers=tuple(dict.fromkeys(announced))
     )
+
+
+def _read_attributes(csr: x509.CertificateSigningRequest) -> tuple[str | None, list[Cipher]] | None:
+    """challengePassword and SMIMECapabilities as cryptography reads them: a string attribute's content, a
+    structured one's DER. None (read them with pyasn1) when cryptography cannot, or when the challenge is not in
+    a UTF-8-compatible string type (a BMPString's NULs)."""
+    try:
+        attributes = {attribute.oid.dotted_string: attribute.value for attribute in csr.attributes}
+    except ValueError:  # several values in one attribute, or a value cryptography does not read
+        return None
+    challenge = attributes.get(str(CHALLENGE_PASSWORD))
+    text = None
+    if challenge is not None:
+        try:
+            text = challenge.decode()
+        except UnicodeDecodeError:
+            return None
+        if "\x00" in text:
+            return None
+        if not 0 < len(text) <= _MAX_CHALLENGE:
+            raise ScepError(FailInfo.BAD_REQUEST, f"the challengePassword must be 1 to {_MAX_CHALLENGE} characters")
+    capabilities = attributes.get(str(SMIME_CAPABILITIES))
+    return text, _ciphers_of(capabilities) if capabilities is not None else []
+
+
+def _decode_attributes(der: bytes) -> tuple[str | None, list[Cipher]]:
+    request = decode(der, CERTIFICATION_REQUEST, "PKCS#10 request")
+    challenge: str | None = None
+    announced: list[Cipher] = []
+    for item in request["certificationRequestInfo"]["attributes"]:
+        if item["attrType"] == CHALLENGE_PASSWORD:
+            challenge = _challenge_of(item)
+        elif item["attrType"] == SMIME_CAPABILITIES and len(item["attrValues"]) == 1:
+            announced.extend(_ciphers_of(bytes(item["attrValues"][0])))
+    return challenge, announced
 
 
 def _verified_csr(der: bytes) -> x509.CertificateSigningRequest:
@@ -175,8 +204,8 @@ def _challenge_of(item: rfc5652.Attribute) -> str:
     if not isinstance(value, char.AbstractCharacterString):
         raise ScepError(FailInfo.BAD_REQUEST, "the challengePassword is not a string")
     text = str(value)
-    if not 0 < len(text) <= 255:  # PKCS#9: DirectoryString (SIZE (1..255))
-        raise ScepError(FailInfo.BAD_REQUEST, "the challengePassword must be 1 to 255 characters")
+    if not 0 < len(text) <= _MAX_CHALLENGE:
+        raise ScepError(FailInfo.BAD_REQUEST, f"the challengePassword must be 1 to {_MAX_CHALLENGE} characters")
     return text
 
 

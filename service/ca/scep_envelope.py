@@ -21,16 +21,16 @@ from cryptography.hazmat.primitives.ciphers import modes
 from pyasn1.type import univ
 from pyasn1_modules import rfc4055, rfc5652
 
+from service.ca import scep_der as der
 from service.ca.scep_asn1 import (
+    ENVELOPED_DATA,
     ID_DATA,
     ID_ENVELOPED_DATA,
+    KEY_TRANS,
     RSA_ENCRYPTION,
     RSAES_OAEP,
-    algorithm_identifier,
     decode,
-    encode,
     is_issuer_and_serial_of,
-    issuer_and_serial,
 )
 from service.ca.scep_types import Cipher, Digest, FailInfo, ScepError
 
@@ -45,12 +45,12 @@ class OpenedEnvelope:
     cipher: Cipher
 
 
-def open_envelope(der: bytes, certificate: x509.Certificate, key: rsa.RSAPrivateKey) -> OpenedEnvelope:
+def open_envelope(data: bytes, certificate: x509.Certificate, key: rsa.RSAPrivateKey) -> OpenedEnvelope:
     """The content of an EnvelopedData addressed to `certificate` (by issuer and serial or by key identifier)."""
-    content_info = decode(der, rfc5652.ContentInfo(), "pkcsPKIEnvelope")
+    content_info = decode(data, rfc5652.ContentInfo(), "pkcsPKIEnvelope")
     if content_info["contentType"] != ID_ENVELOPED_DATA:
         raise ScepError(FailInfo.BAD_REQUEST, "the pkcsPKIEnvelope is not an EnvelopedData")
-    enveloped = decode(bytes(content_info["content"]), rfc5652.EnvelopedData(), "EnvelopedData")
+    enveloped = decode(bytes(content_info["content"]), ENVELOPED_DATA, "EnvelopedData")
     recipient = _recipient_for(enveloped["recipientInfos"], certificate)
     encrypted_info = enveloped["encryptedContentInfo"]
     algorithm = encrypted_info["contentEncryptionAlgorithm"]
@@ -85,39 +85,39 @@ def seal_envelope(content: bytes, recipient: x509.Certificate, cipher: Cipher) -
     encryptor = CipherContext(cipher.algorithm(session_key), modes.CBC(iv)).encryptor()
     encrypted = encryptor.update(padder.update(content) + padder.finalize()) + encryptor.finalize()
 
-    transport = rfc5652.KeyTransRecipientInfo()
-    transport["version"] = 0
-    transport["rid"]["issuerAndSerialNumber"] = issuer_and_serial(recipient)
-    algorithm_identifier(transport["keyEncryptionAlgorithm"], RSA_ENCRYPTION, univ.Null(""))
-    transport["encryptedKey"] = public_key.encrypt(session_key, padding.PKCS1v15())
-    recipient_info = rfc5652.RecipientInfo()
-    recipient_info["ktri"] = transport
-
-    enveloped = rfc5652.EnvelopedData()
-    enveloped["version"] = 0
-    enveloped["recipientInfos"].append(recipient_info)
-    encrypted_info = enveloped["encryptedContentInfo"]
-    encrypted_info["contentType"] = ID_DATA
-    algorithm_identifier(encrypted_info["contentEncryptionAlgorithm"], cipher.oid, univ.OctetString(iv))
-    encrypted_info["encryptedContent"] = encrypted
-    content_info = rfc5652.ContentInfo()
-    content_info["contentType"] = ID_ENVELOPED_DATA
-    content_info["content"] = univ.Any(encode(enveloped))
-    return encode(content_info)
+    transport = der.sequence(
+        der.integer(0),
+        der.issuer_and_serial(recipient),
+        der.algorithm(str(RSA_ENCRYPTION), der.null()),
+        der.octets(public_key.encrypt(session_key, padding.PKCS1v15())),
+    )
+    encrypted_info = der.sequence(
+        der.oid(str(ID_DATA)),
+        der.algorithm(cipher.oid, der.octets(iv)),
+        der.primitive(0x80, encrypted),  # [0] IMPLICIT OCTET STRING
+    )
+    enveloped = der.sequence(der.integer(0), der.set_of(transport), encrypted_info)
+    return der.content_info(str(ID_ENVELOPED_DATA), enveloped)
 
 
-def _recipient_for(recipients: rfc5652.RecipientInfos, certificate: x509.Certificate) -> univ.Sequence:
-    key_id = _subject_key_identifier(certificate)
-    for choice in recipients:
-        if choice.getName() != "ktri":
-            continue
-        transport = choice["ktri"]
-        rid = transport["rid"]
-        if rid.getName() == "issuerAndSerialNumber" and is_issuer_and_serial_of(
-            rid["issuerAndSerialNumber"], certificate
-        ):
+def _recipient_for(recipients: univ.SetOf, certificate: x509.Certificate) -> univ.Sequence:
+    """The KeyTransRecipientInfo naming `certificate`: its rid compared whole to the certificate's issuer and
+    serial or key identifier, then by the names' meaning when the encodings differ."""
+    by_serial = der.issuer_and_serial(certificate)
+    by_key_id = der.primitive(0x80, _subject_key_identifier(certificate))
+    transports = [
+        decode(bytes(choice), KEY_TRANS, "KeyTransRecipientInfo")
+        for choice in recipients
+        if bytes(choice)[:1] == bytes((der.SEQUENCE,))  # the other kinds of RecipientInfo are tagged [1] to [4]
+    ]
+    for transport in transports:
+        if bytes(transport["rid"]) in (by_serial, by_key_id):
             return transport
-        if rid.getName() == "subjectKeyIdentifier" and bytes(rid["subjectKeyIdentifier"]) == key_id:
+    for transport in transports:
+        rid = bytes(transport["rid"])
+        if rid[:1] == bytes((der.SEQUENCE,)) and is_issuer_and_serial_of(
+            decode(rid, rfc5652.IssuerAndSerialNumber(), "recipient"), certificate
+        ):
             return transport
     raise ScepError(FailInfo.BAD_CERT_ID, "the envelope is not addressed to this RA certificate")
 

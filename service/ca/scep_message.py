@@ -27,7 +27,6 @@ from typing import Final
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pyasn1.type import univ
 
 from service.ca.scep_asn1 import MESSAGE_TYPE, SENDER_NONCE, SIGNING_TIME, TRANSACTION_ID, octets_of, text_of, time_of
 from service.ca.scep_content import (
@@ -150,7 +149,7 @@ def _read(
     )
 
 
-def _required(message: SignedMessage, oid: str, name: str) -> univ.Any:
+def _required(message: SignedMessage, oid: str, name: str) -> bytes:
     value = message.attributes.get(oid)
     if value is None:
         raise ScepError(FailInfo.BAD_REQUEST, f"the pkiMessage has no {name}")

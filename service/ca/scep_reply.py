@@ -15,8 +15,8 @@ import os
 from typing import Final
 
 from cryptography import x509
-from pyasn1.type import char, univ
 
+from service.ca import scep_der as der
 from service.ca.scep_asn1 import (
     FAIL_INFO,
     FAIL_INFO_TEXT,
@@ -25,8 +25,6 @@ from service.ca.scep_asn1 import (
     RECIPIENT_NONCE,
     SENDER_NONCE,
     TRANSACTION_ID,
-    attribute,
-    printable,
 )
 from service.ca.scep_caps import build_degenerate_pkcs7
 from service.ca.scep_envelope import seal_envelope
@@ -79,9 +77,9 @@ def build_cert_rep_failure(
 ) -> bytes:
     """FAILURE with `fail_info`, and `text` as RFC 8894's failInfoText when given (shown by newer clients; keep
     it free of secrets and short)."""
-    extra = [attribute(FAIL_INFO, char.PrintableString(str(int(fail_info))))]
+    extra = [der.attribute(str(FAIL_INFO), der.text(str(int(fail_info))))]
     if text:
-        extra.append(attribute(FAIL_INFO_TEXT, char.UTF8String(text[:_MAX_FAIL_TEXT])))
+        extra.append(der.attribute(str(FAIL_INFO_TEXT), der.utf8(text[:_MAX_FAIL_TEXT])))
     return _cert_rep(reply, ra, PkiStatus.FAILURE, b"", extra, now=now, sender_nonce=sender_nonce)
 
 
@@ -90,17 +88,17 @@ def _cert_rep(
     ra: RegistrationAuthority,
     status: PkiStatus,
     envelope: bytes,
-    extra: list[univ.Sequence],
+    extra: list[bytes],
     *,
     now: dt.datetime,
     sender_nonce: bytes | None,
 ) -> bytes:
     attributes = [
-        attribute(MESSAGE_TYPE, char.PrintableString(str(int(MessageType.CERT_REP)))),
-        attribute(PKI_STATUS, char.PrintableString(str(int(status)))),
-        attribute(TRANSACTION_ID, printable(reply.transaction_id)),
-        attribute(RECIPIENT_NONCE, univ.OctetString(reply.sender_nonce)),
-        attribute(SENDER_NONCE, univ.OctetString(sender_nonce or os.urandom(NONCE_SIZE))),
+        der.attribute(str(MESSAGE_TYPE), der.text(str(int(MessageType.CERT_REP)))),
+        der.attribute(str(PKI_STATUS), der.text(str(int(status)))),
+        der.attribute(str(TRANSACTION_ID), der.text(reply.transaction_id)),
+        der.attribute(str(RECIPIENT_NONCE), der.octets(reply.sender_nonce)),
+        der.attribute(str(SENDER_NONCE), der.octets(sender_nonce or os.urandom(NONCE_SIZE))),
         *extra,
     ]
     return build_signed_message(

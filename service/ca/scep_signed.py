@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pyasn1.type import univ
 from pyasn1_modules import rfc5652
 
-from service.ca.der import elements, tlv
+from service.ca import scep_der as der
+from service.ca.der import elements
 from service.ca.scep_asn1 import (
     CONTENT_TYPE,
     ID_DATA,
@@ -29,13 +30,9 @@ from service.ca.scep_asn1 import (
     RSA_ENCRYPTION,
     SIGNED_DATA,
     SIGNING_TIME,
-    algorithm_identifier,
-    attribute,
     decode,
-    encode,
+    dotted,
     is_issuer_and_serial_of,
-    issuer_and_serial,
-    signing_time,
 )
 from service.ca.scep_types import Digest, FailInfo, ScepError
 
@@ -55,14 +52,14 @@ class SignedMessage:
     digest: Digest | None  # None: the signer used a digest we do not support (badAlg once verified)
     digest_oid: str
     signature_oid: str
-    attributes: Mapping[str, univ.Any]
-    signed_attributes: tuple[bytes, ...]  # each Attribute's DER, in the order received (for the signature)
+    attributes: Mapping[str, bytes]  # attribute OID (dotted) -> the DER of its one value
+    signed_attributes: tuple[bytes, ...]  # each Attribute's DER as received, in the order received
     signature: bytes
 
 
-def load_signed_message(der: bytes) -> SignedMessage:
+def load_signed_message(data: bytes) -> SignedMessage:
     """The structure of a SignedData pkiMessage; ScepError(badRequest) when it is not one."""
-    content_info = decode(der, rfc5652.ContentInfo(), "pkiMessage")
+    content_info = decode(data, rfc5652.ContentInfo(), "pkiMessage")
     if content_info["contentType"] != ID_SIGNED_DATA:
         raise ScepError(FailInfo.BAD_REQUEST, "the pkiMessage is not a CMS SignedData")
     signed = decode(bytes(content_info["content"]), SIGNED_DATA, "SignedData")
@@ -70,15 +67,16 @@ def load_signed_message(der: bytes) -> SignedMessage:
         raise ScepError(FailInfo.BAD_REQUEST, "a pkiMessage has exactly one signer")
     signer_info = signed["signerInfos"][0]
     certificates = _certificates(signed)
-    signer = _signer_certificate(signer_info["sid"], certificates)
+    signer = _signer_certificate(bytes(signer_info["sid"]), certificates)
     if not signer_info["signedAttrs"].isValue or not len(signer_info["signedAttrs"]):
         raise ScepError(FailInfo.BAD_REQUEST, "the pkiMessage has no signed attributes")
-    attributes: dict[str, univ.Any] = {}
-    for item in signer_info["signedAttrs"]:
-        oid = str(item["attrType"])
-        if oid in attributes or len(item["attrValues"]) != 1:
-            raise ScepError(FailInfo.BAD_REQUEST, f"the signed attribute {oid} must have exactly one value")
-        attributes[oid] = item["attrValues"][0]
+    items = tuple(bytes(item) for item in signer_info["signedAttrs"])
+    attributes: dict[str, bytes] = {}
+    for item in items:
+        oid, value = _attribute(item)
+        if oid in attributes:
+            raise ScepError(FailInfo.BAD_REQUEST, f"the signed attribute {oid} appears twice")
+        attributes[oid] = value
     encapsulated = signed["encapContentInfo"]
     digest_oid = str(signer_info["digestAlgorithm"]["algorithm"])
     return SignedMessage(
@@ -90,7 +88,7 @@ def load_signed_message(der: bytes) -> SignedMessage:
         digest_oid=digest_oid,
         signature_oid=str(signer_info["signatureAlgorithm"]["algorithm"]),
         attributes=attributes,
-        signed_attributes=tuple(encode(item) for item in signer_info["signedAttrs"]),
+        signed_attributes=items,
         signature=bytes(signer_info["signature"]),
     )
 
@@ -102,32 +100,23 @@ def verify_signed_message(message: SignedMessage) -> Digest:
     if digest is None:
         raise ScepError(FailInfo.BAD_ALG, f"digest algorithm {message.digest_oid} is not supported")
     content_type = message.attributes.get(str(CONTENT_TYPE))
-    if content_type is None or str(decode(bytes(content_type), univ.ObjectIdentifier(), "contentType")) != (
-        message.content_type
-    ):
+    if content_type is None or bytes(content_type) != der.oid(message.content_type):
         raise ScepError(FailInfo.BAD_MESSAGE_CHECK, "the signed contentType does not match the content")
     message_digest = message.attributes.get(str(MESSAGE_DIGEST))
     expected = hashlib.new(digest.algorithm().name, message.content).digest()
-    if message_digest is None or bytes(decode(bytes(message_digest), univ.OctetString(), "messageDigest")) != (
-        expected
-    ):
+    if message_digest is None or bytes(message_digest) != der.octets(expected):
         raise ScepError(FailInfo.BAD_MESSAGE_CHECK, "the messageDigest does not match the content")
-    public_key = message.signer.public_key()
-    check = _signature_check(message.signature_oid, digest, public_key)
-    received = b"".join(message.signed_attributes)
-    candidates = [_set_of(received), _set_of(b"".join(sorted(message.signed_attributes)))]
-    for candidate in candidates:  # as received (what was signed), then in DER order (for a signer that sorted)
-        try:
-            check(message.signature, candidate)
-        except (InvalidSignature, ValueError):
-            continue
-        return digest
+    check = _signature_check(message.signature_oid, digest, message.signer.public_key())
+    received = message.signed_attributes
+    for candidate in (der.tlv_set(b"".join(received)), der.set_of(*received)):  # as sent, then in DER order
+        if check(message.signature, candidate):
+            return digest
     raise ScepError(FailInfo.BAD_MESSAGE_CHECK, "the pkiMessage's signature does not verify")
 
 
 def build_signed_message(
     content: bytes | None,
-    attributes: Sequence[rfc5652.Attribute],
+    attributes: Sequence[bytes],
     *,
     certificate: x509.Certificate,
     key: rsa.RSAPrivateKey,
@@ -135,39 +124,55 @@ def build_signed_message(
     now: dt.datetime,
 ) -> bytes:
     """A SignedData (in its ContentInfo) of `content` (absent when None) by `key`, whose `certificate` it carries.
+    `attributes` are DER Attributes (`scep_der.attribute`); contentType, messageDigest and signingTime are added.
     The SignerInfo names its algorithm rsaEncryption, as strongSwan 5.9.8 demands ("only RSA digest encryption
-    supported"); contentType, messageDigest and signingTime are added to `attributes`."""
+    supported"); the digest algorithms have no parameters (RFC 5754)."""
     body = content or b""
-    signed_attributes = rfc5652.SignedAttributes()
-    signed_attributes.extend(
-        [
-            attribute(CONTENT_TYPE, ID_DATA),
-            attribute(MESSAGE_DIGEST, univ.OctetString(hashlib.new(digest.algorithm().name, body).digest())),
-            attribute(SIGNING_TIME, signing_time(now)),
-            *attributes,
-        ]
+    signed_attributes = der.set_of(
+        der.attribute(str(CONTENT_TYPE), der.oid(str(ID_DATA))),
+        der.attribute(str(MESSAGE_DIGEST), der.octets(hashlib.new(digest.algorithm().name, body).digest())),
+        der.attribute(str(SIGNING_TIME), der.time(now)),
+        *attributes,
+    )  # the DER SET OF is what is signed; the SignerInfo carries the same bytes tagged [0] IMPLICIT
+    signature = key.sign(signed_attributes, padding.PKCS1v15(), digest.algorithm())
+    digest_algorithm = der.algorithm(digest.oid)
+    signer_info = der.sequence(
+        der.integer(1),
+        der.issuer_and_serial(certificate),
+        digest_algorithm,
+        b"\xa0" + signed_attributes[1:],
+        der.algorithm(str(RSA_ENCRYPTION), der.null()),
+        der.octets(signature),
     )
-    to_sign = encode(signed_attributes)  # the DER SET OF, sorted, which is what the SignerInfo carries
-    signer_info = rfc5652.SignerInfo()
-    signer_info["version"] = 1
-    signer_info["sid"]["issuerAndSerialNumber"] = issuer_and_serial(certificate)
-    algorithm_identifier(signer_info["digestAlgorithm"], digest.oid)
-    signer_info["signedAttrs"].extend(list(signed_attributes))
-    algorithm_identifier(signer_info["signatureAlgorithm"], RSA_ENCRYPTION, univ.Null(""))
-    signer_info["signature"] = key.sign(to_sign, padding.PKCS1v15(), digest.algorithm())
+    data = der.oid(str(ID_DATA))
+    encapsulated = (
+        der.sequence(data, der.context(0, der.octets(content))) if content is not None else der.sequence(data)
+    )
+    signed = der.sequence(
+        der.integer(1),
+        der.set_of(digest_algorithm),
+        encapsulated,
+        der.context(0, certificate.public_bytes(Encoding.DER)),
+        der.set_of(signer_info),
+    )
+    return der.content_info(str(ID_SIGNED_DATA), signed)
 
-    signed = SIGNED_DATA.clone()
-    signed["version"] = 1
-    signed["digestAlgorithms"].append(algorithm_identifier(rfc5652.DigestAlgorithmIdentifier(), digest.oid))
-    signed["encapContentInfo"]["eContentType"] = ID_DATA
-    if content is not None:
-        signed["encapContentInfo"]["eContent"] = content
-    signed["certificates"].append(univ.Any(certificate.public_bytes(Encoding.DER)))
-    signed["signerInfos"].append(signer_info)
-    content_info = rfc5652.ContentInfo()
-    content_info["contentType"] = ID_SIGNED_DATA
-    content_info["content"] = univ.Any(encode(signed))
-    return encode(content_info)
+
+def _attribute(item: bytes) -> tuple[str, bytes]:
+    """Attribute ::= SEQUENCE { attrType OID, attrValues SET OF ANY }: (dotted OID, the DER of its one value).
+    Signed attributes are DER (RFC 5652 §5.3), so they are walked by hand; pyasn1 reads any that is not."""
+    try:
+        ((tag, _, start, end),) = elements(item, 0, len(item))
+        (oid_tag, oid_at, _, oid_end), (set_tag, _, values, values_end) = elements(item, start, end)
+        ((_, value_at, _, value_end),) = elements(item, values, values_end)
+        if (tag, oid_tag, set_tag) == (der.SEQUENCE, 0x06, der.SET):
+            return dotted(item[oid_at:oid_end]), item[value_at:value_end]
+    except (ValueError, IndexError):
+        pass
+    parsed = decode(item, rfc5652.Attribute(), "signed attribute")
+    if len(parsed["attrValues"]) != 1:
+        raise ScepError(FailInfo.BAD_REQUEST, f"the signed attribute {parsed['attrType']} must have one value")
+    return str(parsed["attrType"]), bytes(parsed["attrValues"][0])
 
 
 def _certificates(signed: univ.Sequence) -> tuple[x509.Certificate, ...]:
@@ -177,11 +182,11 @@ def _certificates(signed: univ.Sequence) -> tuple[x509.Certificate, ...]:
         raise ScepError(FailInfo.BAD_REQUEST, f"a pkiMessage carries at most {MAX_CERTIFICATES} certificates")
     certificates = []
     for item in signed["certificates"]:
-        der = bytes(item)
-        if not _has_positive_serial(der):
+        data = bytes(item)
+        if not _has_positive_serial(data):
             continue  # cryptography warns now and will refuse later: refuse it today (the RFC 5280 rule)
         try:
-            certificate = x509.load_der_x509_certificate(der)
+            certificate = x509.load_der_x509_certificate(data)
             # cryptography reads the parts lazily: read now what the checks after this use, so garbage in a key
             # or a name is this certificate's refusal here, not an exception later
             certificate.public_key()
@@ -193,28 +198,35 @@ def _certificates(signed: univ.Sequence) -> tuple[x509.Certificate, ...]:
     return tuple(certificates)
 
 
-def _has_positive_serial(der: bytes) -> bool:
+def _has_positive_serial(data: bytes) -> bool:
     """Certificate ::= SEQUENCE { TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, INTEGER serial, ...} ...}"""
     try:
-        ((tag, _, start, end),) = elements(der, 0, len(der))
-        tbs_tag, _, tbs_start, tbs_end = next(elements(der, start, end))
-        fields = elements(der, tbs_start, tbs_end)
+        ((_, _, start, end),) = elements(data, 0, len(data))
+        tbs_tag, _, tbs_start, tbs_end = next(elements(data, start, end))
+        fields = elements(data, tbs_start, tbs_end)
         tag, _, value, value_end = next(fields)
         if tag == 0xA0:
             tag, _, value, value_end = next(fields)
     except (ValueError, IndexError, StopIteration):
         return False
-    serial = der[value:value_end]
-    return tbs_tag == 0x30 and tag == 0x02 and bool(serial) and serial[0] < 0x80 and any(serial)
+    serial = data[value:value_end]
+    return tbs_tag == der.SEQUENCE and tag == 0x02 and bool(serial) and serial[0] < 0x80 and any(serial)
 
 
-def _signer_certificate(sid: univ.Choice, certificates: Sequence[x509.Certificate]) -> x509.Certificate:
+def _signer_certificate(sid: bytes, certificates: Sequence[x509.Certificate]) -> x509.Certificate:
+    """The certificate the SignerInfo names: by its bytes first (a signer copies them from its certificate), by
+    the names' meaning when the encodings differ."""
     for certificate in certificates:
-        if sid.getName() == "issuerAndSerialNumber":
-            if is_issuer_and_serial_of(sid["issuerAndSerialNumber"], certificate):
-                return certificate
-        elif _key_identifier(certificate) == bytes(sid["subjectKeyIdentifier"]):
+        if sid == der.issuer_and_serial(certificate):
             return certificate
+        key_id = _key_identifier(certificate)
+        if key_id is not None and sid == der.primitive(0x80, key_id):
+            return certificate
+    if sid[:1] == bytes((der.SEQUENCE,)):
+        item = decode(sid, rfc5652.IssuerAndSerialNumber(), "SignerInfo's sid")
+        for certificate in certificates:
+            if is_issuer_and_serial_of(item, certificate):
+                return certificate
     raise ScepError(FailInfo.BAD_REQUEST, "the pkiMessage does not carry its signer's certificate")
 
 
@@ -225,23 +237,22 @@ def _key_identifier(certificate: x509.Certificate) -> bytes | None:
         return None
 
 
-def _set_of(content: bytes) -> bytes:
-    return tlv(0x31, content)  # what a signature over signed attributes covers: their SET OF, not the [0]
-
-
 class _Check:
-    def __init__(self, public_key: object, digest: Digest) -> None:
+    """Whether a signature verifies, by the signer's key and the digest."""
+
+    def __init__(self, public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey, digest: Digest) -> None:
         self.public_key = public_key
         self.digest = digest
 
-    def __call__(self, signature: bytes, data: bytes) -> None:
-        algorithm = self.digest.algorithm()
-        if isinstance(self.public_key, rsa.RSAPublicKey):
-            self.public_key.verify(signature, data, padding.PKCS1v15(), algorithm)
-        elif isinstance(self.public_key, ec.EllipticCurvePublicKey):
-            self.public_key.verify(signature, data, ec.ECDSA(algorithm))
-        else:
-            raise ScepError(FailInfo.BAD_ALG, "the signer's key type is not supported")
+    def __call__(self, signature: bytes, data: bytes) -> bool:
+        try:
+            if isinstance(self.public_key, rsa.RSAPublicKey):
+                self.public_key.verify(signature, data, padding.PKCS1v15(), self.digest.algorithm())
+            else:
+                self.public_key.verify(signature, data, ec.ECDSA(self.digest.algorithm()))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
 
 
 def _signature_check(oid: str, digest: Digest, public_key: object) -> _Check:

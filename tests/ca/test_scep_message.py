@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AttributeOID, NameOID
 from pyasn1.codec.ber import decoder
 from pyasn1.codec.ber import encoder as ber_encoder
-from pyasn1.type import univ
+from pyasn1.type import char, univ
 from pyasn1_modules import rfc2986, rfc5280, rfc5652
 
 from service.ca.issue import build_leaf_builder, random_serial_number
@@ -241,3 +241,46 @@ def test_signing_time_must_be_near_our_clock(
 def test_signing_time_is_optional(scep_pki: ScepPki, device: Device) -> None:
     message = device.message(19, device.csr("s"), [scep_pki.ra_certificate], omit=["signingTime"])
     assert load_pki_message(message, scep_pki.ra, now=now()).signing_time is None
+
+
+def resigned(device: Device, info: univ.Sequence, parsed: univ.Sequence) -> bytes:
+    """`parsed` (a CertificationRequest) with `info` signed again by the device's key, in DER."""
+    from pyasn1.codec.der import encoder as der_encoder
+
+    parsed["certificationRequestInfo"] = info
+    signature = device.key.sign(bytes(der_encoder.encode(info)), padding.PKCS1v15(), hashes.SHA256())
+    parsed["signature"] = univ.BitString.fromOctetString(signature)
+    return bytes(der_encoder.encode(parsed))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (char.BMPString("s3cret"), "s3cret"),  # UTF-16: cryptography's bytes hold NULs, pyasn1 reads the text
+        (char.UTF8String("pässwörd"), "pässwörd"),
+        (char.PrintableString("plain"), "plain"),
+    ],
+)
+def test_a_challenge_in_any_string_type_is_read(
+    scep_pki: ScepPki, device: Device, value: object, expected: str
+) -> None:
+    parsed, _ = decoder.decode(device.csr("placeholder"), asn1Spec=rfc2986.CertificationRequest())
+    info = parsed["certificationRequestInfo"]
+    (challenge,) = list(info["attributes"])
+    challenge["values"].clear()
+    challenge["values"].append(univ.Any(enc(value)))
+    csr = resigned(device, info, parsed)
+    request = load_pki_message(device.message(19, csr, [scep_pki.ra_certificate]), scep_pki.ra, now=now())
+    assert isinstance(request.content, CertificationRequest)
+    assert request.content.challenge_password == expected
+
+
+def test_a_challenge_with_two_values_is_refused(scep_pki: ScepPki, device: Device) -> None:
+    parsed, _ = decoder.decode(device.csr("one"), asn1Spec=rfc2986.CertificationRequest())
+    info = parsed["certificationRequestInfo"]
+    (challenge,) = list(info["attributes"])
+    challenge["values"].append(univ.Any(enc(char.PrintableString("two"))))
+    csr = resigned(device, info, parsed)
+    with pytest.raises(ScepError) as caught:
+        load_pki_message(device.message(19, csr, [scep_pki.ra_certificate]), scep_pki.ra, now=now())
+    assert caught.value.fail_info is FailInfo.BAD_REQUEST
