@@ -99,6 +99,21 @@ KEY_TRANS: Final = univ.Sequence(
 )
 """KeyTransRecipientInfo."""
 
+
+def _content_info(content: univ.Sequence) -> univ.Sequence:
+    """ContentInfo with its content typed (not ANY): pyasn1 0.6 loses the end-of-contents octets of an
+    indefinite-length value inside an ANY, which BER streaming encoders (OpenSSL's -stream) write."""
+    return univ.Sequence(
+        componentType=namedtype.NamedTypes(
+            namedtype.NamedType("contentType", univ.ObjectIdentifier()),
+            namedtype.NamedType("content", content.subtype(explicitTag=_context(0))),
+        )
+    )
+
+
+SIGNED_CONTENT: Final = _content_info(SIGNED_DATA)
+ENVELOPED_CONTENT: Final = _content_info(ENVELOPED_DATA)
+
 ISSUER_AND_SUBJECT: Final = univ.Sequence(
     componentType=namedtype.NamedTypes(
         namedtype.NamedType("issuer", rfc5280.Name()),

@@ -23,7 +23,7 @@ from pyasn1_modules import rfc4055, rfc5652
 
 from service.ca import scep_der as der
 from service.ca.scep_asn1 import (
-    ENVELOPED_DATA,
+    ENVELOPED_CONTENT,
     ID_DATA,
     ID_ENVELOPED_DATA,
     KEY_TRANS,
@@ -47,10 +47,10 @@ class OpenedEnvelope:
 
 def open_envelope(data: bytes, certificate: x509.Certificate, key: rsa.RSAPrivateKey) -> OpenedEnvelope:
     """The content of an EnvelopedData addressed to `certificate` (by issuer and serial or by key identifier)."""
-    content_info = decode(data, rfc5652.ContentInfo(), "pkcsPKIEnvelope")
+    content_info = decode(data, ENVELOPED_CONTENT, "pkcsPKIEnvelope (a CMS EnvelopedData)")
     if content_info["contentType"] != ID_ENVELOPED_DATA:
         raise ScepError(FailInfo.BAD_REQUEST, "the pkcsPKIEnvelope is not an EnvelopedData")
-    enveloped = decode(bytes(content_info["content"]), ENVELOPED_DATA, "EnvelopedData")
+    enveloped = content_info["content"]
     recipient = _recipient_for(enveloped["recipientInfos"], certificate)
     encrypted_info = enveloped["encryptedContentInfo"]
     algorithm = encrypted_info["contentEncryptionAlgorithm"]

@@ -28,7 +28,7 @@ from service.ca.scep_asn1 import (
     ID_SIGNED_DATA,
     MESSAGE_DIGEST,
     RSA_ENCRYPTION,
-    SIGNED_DATA,
+    SIGNED_CONTENT,
     SIGNING_TIME,
     decode,
     dotted,
@@ -59,10 +59,10 @@ class SignedMessage:
 
 def load_signed_message(data: bytes) -> SignedMessage:
     """The structure of a SignedData pkiMessage; ScepError(badRequest) when it is not one."""
-    content_info = decode(data, rfc5652.ContentInfo(), "pkiMessage")
+    content_info = decode(data, SIGNED_CONTENT, "pkiMessage (a CMS SignedData)")
     if content_info["contentType"] != ID_SIGNED_DATA:
         raise ScepError(FailInfo.BAD_REQUEST, "the pkiMessage is not a CMS SignedData")
-    signed = decode(bytes(content_info["content"]), SIGNED_DATA, "SignedData")
+    signed = content_info["content"]
     if len(signed["signerInfos"]) != 1:
         raise ScepError(FailInfo.BAD_REQUEST, "a pkiMessage has exactly one signer")
     signer_info = signed["signerInfos"][0]

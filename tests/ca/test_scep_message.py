@@ -26,7 +26,7 @@ from service.ca.scep_content import CertificationRequest, IssuerAndSerial, Issue
 from service.ca.scep_message import check_renewal_signer, load_pki_message
 from service.ca.scep_types import Cipher, Digest, FailInfo, MessageType, ScepError
 from tests.ca.conftest import ScepPki
-from tests.ca.scep_device import Device, enc
+from tests.ca.scep_device import Device, enc, envelope
 from tests.helpers import now
 
 CIPHERS = {
@@ -284,3 +284,22 @@ def test_a_challenge_with_two_values_is_refused(scep_pki: ScepPki, device: Devic
     with pytest.raises(ScepError) as caught:
         load_pki_message(device.message(19, csr, [scep_pki.ra_certificate]), scep_pki.ra, now=now())
     assert caught.value.fail_info is FailInfo.BAD_REQUEST
+
+
+def test_a_ber_message_with_indefinite_lengths_is_read(scep_pki: ScepPki, device: Device) -> None:
+    """Streaming encoders (OpenSSL's -stream, Windows') write BER: indefinite lengths around DER certificates and
+    attributes, the content as a chunked OCTET STRING. pyasn1 reads it, the signature checks over what was signed.
+    (pyasn1 0.6 cannot read an indefinite length inside an ANY: such a certificate or attribute is refused.)"""
+    from pyasn1.codec.ber import encoder as ber
+
+    from service.ca.scep_asn1 import ENVELOPED_CONTENT, SIGNED_CONTENT
+
+    inner, _ = decoder.decode(envelope(device.csr("s3cret"), [scep_pki.ra_certificate]), asn1Spec=ENVELOPED_CONTENT)
+    ber_envelope = bytes(ber.encode(inner, defMode=False, maxChunkSize=64))
+    message = device.message(19, None, [scep_pki.ra_certificate], envelope_bytes=ber_envelope)
+    outer, _ = decoder.decode(message, asn1Spec=SIGNED_CONTENT)
+    ber_message = bytes(ber.encode(outer, defMode=False, maxChunkSize=256))
+    assert ber_message.startswith(b"\x30\x80") and b"\x24\x80" in ber_message  # indefinite, chunked content
+    request = load_pki_message(ber_message, scep_pki.ra, now=now())
+    assert isinstance(request.content, CertificationRequest)
+    assert request.content.challenge_password == "s3cret"
