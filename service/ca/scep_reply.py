@@ -1,6 +1,6 @@
 """CertRep (RFC 8894 §3.3.2): the answer to every request, signed by the RA's RSA key.
 
-SUCCESS carries a degenerate SignedData of the certificate(s) (or a CRL) enveloped to the requester's key;
+SUCCESS carries a degenerate SignedData of the certificate (or a CRL) enveloped to the requester's key;
 PENDING and FAILURE carry nothing but their signed attributes, and an empty content: RFC 8894 leaves the content
 out, but OpenSSL's PKCS7_verify (certmonger) then fails with "PKCS7 routines::no content", and an empty OCTET
 STRING is what micromdm's server sends too. Every CertRep echoes the transactionID, puts the

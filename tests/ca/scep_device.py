@@ -21,7 +21,7 @@ from cryptography.x509.oid import AttributeOID, NameOID
 from pyasn1.codec.ber import decoder
 from pyasn1.codec.der import encoder
 from pyasn1.type import char, univ, useful
-from pyasn1_modules import rfc5280, rfc5652
+from pyasn1_modules import rfc4055, rfc5280, rfc5652
 
 SCEP = "2.16.840.1.113733.1.9."
 OIDS = {
@@ -79,7 +79,16 @@ def self_signed(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, cn: str) ->
     )
 
 
-def envelope(content: bytes, recipients: Sequence[x509.Certificate], cipher: str = "aes128") -> bytes:
+def envelope(
+    content: bytes,
+    recipients: Sequence[x509.Certificate],
+    cipher: str = "aes128",
+    *,
+    transport: str = "pkcs1",
+    by_key_id: bool = False,
+) -> bytes:
+    """An EnvelopedData; `transport` "pkcs1", "oaep" (SHA-1 defaults), "oaep-sha256" or an OID to refuse;
+    `by_key_id` names recipients by subject key identifier instead of issuer and serial."""
     oid, key_size, block = CIPHERS[cipher]
     key, iv = os.urandom(key_size), os.urandom(block)
     padder = block_padding.PKCS7(block * 8).padder()
@@ -90,13 +99,33 @@ def envelope(content: bytes, recipients: Sequence[x509.Certificate], cipher: str
     for recipient in recipients:
         info = rfc5652.KeyTransRecipientInfo()
         info["version"] = 0
-        rid = rfc5652.IssuerAndSerialNumber()
-        rid["issuer"] = decoder.decode(recipient.issuer.public_bytes(), asn1Spec=rfc5280.Name())[0]
-        rid["serialNumber"] = recipient.serial_number
-        info["rid"]["issuerAndSerialNumber"] = rid
-        info["keyEncryptionAlgorithm"]["algorithm"] = univ.ObjectIdentifier("1.2.840.113549.1.1.1")
-        info["keyEncryptionAlgorithm"]["parameters"] = univ.Any(enc(univ.Null("")))
-        info["encryptedKey"] = recipient.public_key().encrypt(key, padding.PKCS1v15())  # type: ignore[union-attr]
+        if by_key_id:
+            ski = recipient.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+            info["rid"]["subjectKeyIdentifier"] = ski
+        else:
+            rid = rfc5652.IssuerAndSerialNumber()
+            rid["issuer"] = decoder.decode(recipient.issuer.public_bytes(), asn1Spec=rfc5280.Name())[0]
+            rid["serialNumber"] = recipient.serial_number
+            info["rid"]["issuerAndSerialNumber"] = rid
+        public_key = recipient.public_key()
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        if transport == "pkcs1":
+            info["keyEncryptionAlgorithm"]["algorithm"] = univ.ObjectIdentifier("1.2.840.113549.1.1.1")
+            info["keyEncryptionAlgorithm"]["parameters"] = univ.Any(enc(univ.Null("")))
+            info["encryptedKey"] = public_key.encrypt(key, padding.PKCS1v15())
+        elif transport.startswith("oaep"):
+            info["keyEncryptionAlgorithm"]["algorithm"] = rfc4055.id_RSAES_OAEP
+            hash_type: type[hashes.HashAlgorithm] = hashes.SHA1
+            if transport == "oaep-sha256":
+                hash_type = hashes.SHA256
+                info["keyEncryptionAlgorithm"]["parameters"] = univ.Any(enc(rfc4055.rSAES_OAEP_SHA256_Params))
+            else:
+                info["keyEncryptionAlgorithm"]["parameters"] = univ.Any(enc(rfc4055.RSAES_OAEP_params()))
+            oaep = padding.OAEP(mgf=padding.MGF1(hash_type()), algorithm=hash_type(), label=None)
+            info["encryptedKey"] = public_key.encrypt(key, oaep)
+        else:
+            info["keyEncryptionAlgorithm"]["algorithm"] = univ.ObjectIdentifier(transport)
+            info["encryptedKey"] = public_key.encrypt(key, padding.PKCS1v15())
         choice = rfc5652.RecipientInfo()
         choice["ktri"] = info
         data["recipientInfos"].append(choice)

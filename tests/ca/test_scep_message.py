@@ -303,3 +303,27 @@ def test_a_ber_message_with_indefinite_lengths_is_read(scep_pki: ScepPki, device
     request = load_pki_message(ber_message, scep_pki.ra, now=now())
     assert isinstance(request.content, CertificationRequest)
     assert request.content.challenge_password == "s3cret"
+
+
+@pytest.mark.parametrize(
+    ("transport", "by_key_id"), [("oaep", False), ("oaep-sha256", False), ("pkcs1", True), ("oaep-sha256", True)]
+)
+def test_oaep_key_transport_and_recipients_named_by_key_id(
+    scep_pki: ScepPki, device: Device, transport: str, by_key_id: bool
+) -> None:
+    sealed = envelope(device.csr("s"), [scep_pki.ra_certificate], "aes256", transport=transport, by_key_id=by_key_id)
+    message = device.message(19, None, [scep_pki.ra_certificate], envelope_bytes=sealed)
+    request = load_pki_message(message, scep_pki.ra, now=now())
+    assert isinstance(request.content, CertificationRequest)
+    assert request.content.challenge_password == "s"
+    assert request.reply.cipher is Cipher.AES256
+
+
+def test_an_unknown_key_transport_is_bad_alg(scep_pki: ScepPki, device: Device) -> None:
+    sealed = envelope(device.csr("s"), [scep_pki.ra_certificate], transport="1.2.840.113549.1.9.16.3.18")  # RSA-KEM
+    with pytest.raises(ScepError) as caught:
+        load_pki_message(
+            device.message(19, None, [scep_pki.ra_certificate], envelope_bytes=sealed), scep_pki.ra, now=now()
+        )
+    assert caught.value.fail_info is FailInfo.BAD_ALG
+    assert caught.value.reply is not None
