@@ -84,8 +84,10 @@ def load_pki_message(
     message = load_signed_message(der)
     transaction_id = text_of(_required(message, str(TRANSACTION_ID), "transactionID"), "transactionID")
     sender_nonce = octets_of(_required(message, str(SENDER_NONCE), "senderNonce"), "senderNonce")
-    if not 0 < len(transaction_id) <= _MAX_TRANSACTION_ID:
-        raise ScepError(FailInfo.BAD_REQUEST, f"the transactionID must be 1 to {_MAX_TRANSACTION_ID} characters")
+    if not 0 < len(transaction_id) <= _MAX_TRANSACTION_ID or not transaction_id.isprintable():
+        raise ScepError(
+            FailInfo.BAD_REQUEST, f"the transactionID must be 1 to {_MAX_TRANSACTION_ID} printable characters"
+        )
     if len(sender_nonce) not in _NONCE_SIZES:
         raise ScepError(FailInfo.BAD_REQUEST, "the senderNonce must be 8 to 64 octets")
     reply = ReplyTo(transaction_id, sender_nonce, message.signer, message.digest or Digest.SHA256, None)

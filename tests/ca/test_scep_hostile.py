@@ -89,6 +89,7 @@ def test_without_transaction_or_nonce_there_is_nobody_to_answer(
     ("name", "value"),
     [
         ("transactionID", char.PrintableString("x" * 129)),
+        ("transactionID", char.UTF8String("tid\nforged log line")),
         ("transactionID", univ.OctetString(b"not a string")),
         ("senderNonce", univ.OctetString(b"short")),
         ("senderNonce", char.PrintableString("0123456789abcdef")),
