@@ -126,11 +126,12 @@ def build_profile(
         "PayloadUUID": str(uuid.uuid5(_NAMESPACE, base)).upper(),
         "PayloadVersion": 1,
         "PayloadDisplayName": display_name,
-        "PayloadDescription": description,
         "PayloadOrganization": organization,
         "PayloadRemovalDisallowed": False,
         "PayloadContent": payloads,
     }
+    if description:
+        profile["PayloadDescription"] = description
     return plistlib.dumps(profile, fmt=plistlib.FMT_XML, sort_keys=True)
 
 
@@ -184,7 +185,7 @@ def _scep_content(identity: ScepIdentity) -> dict[str, object]:
         "Challenge": identity.challenge,
         "Keysize": identity.key_size,
         "Key Type": "RSA",
-        "Key Usage": 1,  # signing: a TLS client key signs the handshake
+        "Key Usage": 5,  # signing (a TLS client key signs) and encryption (SCEP encrypts its answer to this key)
         "Subject": [
             [[_SHORT_NAMES.get(attribute.oid, attribute.oid.dotted_string), str(attribute.value)]
              for attribute in rdn]

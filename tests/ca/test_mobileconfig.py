@@ -104,6 +104,7 @@ def test_the_pkcs12_profile_parses_and_carries_the_root_and_the_identity(ca: CA)
     assert document["PayloadType"] == "Configuration"
     assert document["PayloadIdentifier"] == f"{PREFIX}.invitation.inv-1234"
     assert document["PayloadOrganization"] == "Corp" and document["PayloadDisplayName"] == "Alice Example"
+    assert document["PayloadDescription"] == "Your certificate for the intranet"
     root, person = document["PayloadContent"]
     assert root["PayloadType"] == "com.apple.security.root"
     assert root["PayloadContent"] == ca.certificate.public_bytes(Encoding.DER)
@@ -143,7 +144,7 @@ def test_the_scep_profile_asks_the_device_to_make_an_rsa_key(ca: CA) -> None:
         "Challenge": "one-time-challenge",
         "Keysize": 2048,
         "Key Type": "RSA",
-        "Key Usage": 1,
+        "Key Usage": 5,
         "Subject": [[["O", "Corp"]], [["CN", "Alice Example"]]],
         "SubjectAltName": {"rfc822Name": ["alice@example.com"], "dNSName": ["alice-laptop.corp.example"]},
         "CAFingerprint": b"\x01" * 20,
@@ -172,6 +173,7 @@ def test_intermediates_travel_as_pkcs1_payloads(ca: CA) -> None:
     assert kinds == [("com.apple.security.root", "root"), ("com.apple.security.pkcs1", "intermediate1"),
                      ("com.apple.security.pkcs12", "identity")]
     assert document["PayloadContent"][1]["PayloadContent"] == intermediate.public_bytes(Encoding.DER)
+    assert "PayloadDescription" not in document  # none given: none written
 
 
 @pytest.mark.parametrize("form", ["pkcs12", "scep"])
