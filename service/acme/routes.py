@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +25,7 @@ from service.acme.renewal import renewal_window
 from service.acme.server import AcmeConfig, AcmeServer
 from service.acme.urls import PREFIX, Urls
 from service.api.deps import CallerDep
+from service.api.schemas import RequestModel
 from service.authority import AcmeCaller, LocalCaller
 from service.ca.inspect import format_serial
 from service.db.acme import AcmeOrderRecord
@@ -398,8 +399,7 @@ async def renewal_info(request: Request, server: ServerDep, cert_id: str) -> Res
 # --- external account binding keys (operators) ------------------------------------------------------------------------
 
 
-class EABRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EABRequest(RequestModel):
     profile: str | None = None
 
 

@@ -11,9 +11,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__, metrics
+from service.acme import problems as acme_problems
 from service.acme import routes as acme
 from service.acme.challenges import ValidationConfig, parse_resolver
 from service.acme.server import AcmeConfig
+from service.acme.urls import PREFIX as ACME_PREFIX
 from service.api import lean, openapi, problems
 from service.api.middleware import AccessLogMiddleware, Limits, LimitsMiddleware
 from service.api.proxy import ProxyConfig
@@ -23,7 +25,7 @@ from service.authority.crls import CRLRefresher
 from service.bootstrap import DataPaths, ServerCertificateKeeper, build_authority, load_profiles
 from service.errors import ConfigurationError
 from service.settings import Settings, get_settings
-from service.web import admin, certificates, console
+from service.web import admin, certificates, console, pages
 from service.web import whoami as whoami_page
 
 DESCRIPTION = """A small certificate authority for mutual TLS: sign CSRs, record every certificate,
@@ -92,9 +94,13 @@ def create_app(
             Limits(settings.max_body_bytes, settings.max_header_bytes, settings.body_timeout) if settings else Limits()
         )
     app.add_middleware(lean.LeanDispatch)  # innermost: inside the limits and the access log
-    app.add_middleware(LimitsMiddleware, limits=limits)
+    app.add_middleware(LimitsMiddleware, limits=limits, refusals=REFUSALS)
     app.add_middleware(AccessLogMiddleware, proxy=proxy)
     return app
+
+
+# a refusal at the edge (service.api.middleware) in the words of the front door that owns the path
+REFUSALS = [(ACME_PREFIX + "/", acme_problems.edge_refusal), ("/ui/", pages.edge_refusal)]
 
 
 def reload_profiles(authority: Authority, paths: DataPaths) -> None:

@@ -73,6 +73,7 @@ from service.errors import (
     ServiceError,
     UnavailableError,
 )
+from service.inputs import as_utc
 
 Clock = Callable[[], dt.datetime]
 STATUSES = ("valid", "revoked", "expired")
@@ -452,8 +453,11 @@ class Authority:
         require_scope(caller, "admin", "read")
         if status is not None and status not in STATUSES:
             raise InvalidRequestError(f"status must be one of {', '.join(STATUSES)}")
-        if expires_before is not None and expires_before.tzinfo is None:
-            raise InvalidRequestError("expires_before needs a time zone (RFC 3339, e.g. 2030-01-01T00:00:00Z)")
+        if expires_before is not None:
+            try:
+                expires_before = as_utc(expires_before)
+            except ValueError as exc:
+                raise InvalidRequestError(f"expires_before {exc}") from None
         wanted = check_limit(limit)
         now = self.clock()
         with self.db.reader() as session:

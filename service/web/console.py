@@ -22,7 +22,14 @@ from service.api.deps import AuthorityDep, _address
 from service.api.problems import status_for
 from service.authority import Authority
 from service.authority.sessions import SESSION_LIFETIME, ConsoleSession, csrf_token_for
-from service.errors import AuthenticationError, PermissionDeniedError, ServiceError, UnsupportedMediaTypeError
+from service.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    ServiceError,
+    UnsupportedMediaTypeError,
+)
+from service.inputs import text_problem
 from service.web.pages import error_page, render, secure
 
 SESSION_COOKIE = "pocketca_session"
@@ -71,8 +78,22 @@ async def read_form(request: Request) -> dict[str, str]:
         raise UnsupportedMediaTypeError(f"a form has at most {MAX_FIELDS} fields") from None
     form: dict[str, str] = {}
     for name, value in pairs:
+        problem = text_problem(name) or text_problem(value)
+        if problem:
+            raise InvalidRequestError(f"the form's field {name[:40]!r} {problem}")
         form.setdefault(name, value)
     return form
+
+
+def parse_count(text: str, what: str, maximum: int) -> int | None:
+    """A whole number from 1 to `maximum` typed into a form or a query, or None for nothing; ASCII digits only
+    (`³` is a digit to str.isdigit, not to int)."""
+    text = text.strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
+        raise InvalidRequestError(f"{what} must be a whole number from 1 to {maximum}")
+    return int(text)
 
 
 async def handle(request: Request, authority: Authority, handler: Handler, *, change: bool = False) -> Response:
