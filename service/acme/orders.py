@@ -18,7 +18,7 @@ from service.acme.authorizations import FAILED, Authorizations, new_id, rfc3339
 from service.acme.problems import ERROR_NS, AcmeProblem, from_service_error, malformed, unauthorized
 from service.acme.urls import Urls
 from service.authority import Authority
-from service.ca.names import is_dns_name
+from service.ca.names import dns_name_problem
 from service.ca.profiles import Profile, dns_allowed
 from service.db.acme import AcmeAuthorizationRecord, AcmeOrderRecord
 from service.errors import ServiceError
@@ -41,9 +41,9 @@ def parse_identifiers(value: object, profile: Profile) -> list[dict[str, str]]:
             raise malformed("each identifier is {'type': 'dns'|'ip', 'value': ...}")
         kind, text = item.get("type"), item["value"]
         if kind == "dns":
-            text = text.lower().rstrip(".")
-            if not is_dns_name(text, allow_wildcard=True) or _is_ip(text):
-                problems.append(_sub("rejectedIdentifier", f"{text!r} is not a DNS name", item))
+            text = text.lower()  # never shortened: `www.example.com..` is refused, not ordered as www.example.com
+            if (why := dns_name_problem(text)) or _is_ip(text):
+                problems.append(_sub("rejectedIdentifier", f"{text!r} is not a DNS name: it {why or 'is an IP'}", item))
                 continue
             if profile.names.dns is not None and not dns_allowed(text, profile.names.dns):
                 problems.append(_sub("rejectedIdentifier", f"profile {profile.name!r} does not allow {text}", item))

@@ -52,7 +52,7 @@ from service.ca.inspect import (
 )
 from service.ca.issue import Signer, issuer_id, random_serial_number
 from service.ca.leaf import sign_leaf
-from service.ca.names import build_subject, format_general_name, parse_general_name
+from service.ca.names import build_subject, forbidden_characters, format_general_name, parse_general_name
 from service.ca.ocsp import MalformedOCSPRequestError, build_unsuccessful, load_ocsp_request
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
 from service.ca.policy import PolicyContext, decide
@@ -307,8 +307,10 @@ class Authority:
         return PKCS12Bundle(issued=issued, data=data)
 
     def _request_for(self, public_key: CertificatePublicKeyTypes, cn: str, sans: list[str]) -> CertificateRequest:
-        if not 1 <= len(cn.encode()) <= 64 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn):
-            raise PolicyError(["the CN must be 1 to 64 bytes of UTF-8 without control characters"])
+        if forbidden := forbidden_characters(cn):
+            raise PolicyError([f"the CN holds control or format characters ({', '.join(forbidden)})"])
+        if not 1 <= len(cn.encode()) <= 64:
+            raise PolicyError(["the CN must be 1 to 64 bytes of UTF-8"])
         problems, names = [], []
         for san in sans:
             try:

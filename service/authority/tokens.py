@@ -14,7 +14,7 @@ from service import metrics
 from service.authority.audit import Auditor
 from service.authority.callers import SCOPES, TOKEN_PREFIX, Caller, TokenCaller, hash_secret, require_scope
 from service.authority.values import NewToken, TokenInfo
-from service.ca.names import format_general_name, parse_general_name
+from service.ca.names import common_name_problem, forbidden_characters, format_general_name, parse_general_name
 from service.ca.profiles import Profile
 from service.db.groupcommit import Transaction
 from service.db.hot import TokenRow
@@ -58,8 +58,11 @@ class TokenManager:
             problems.append("an enrollment token (with cn or sans) has scope 'issue'")
         if enrollment and not cn:
             problems.append("an enrollment token needs a cn")
-        elif cn is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn):
-            problems.append("the cn must have no control characters")  # no CSR could name it; PostgreSQL takes no NUL
+        elif cn is not None and (forbidden := forbidden_characters(cn)):
+            # no CSR could name it (and PostgreSQL takes no NUL, UTF-8 no lone surrogate)
+            problems.append(f"the cn holds control or format characters ({', '.join(forbidden)})")
+        elif cn is not None and (cn_problem := common_name_problem(cn)):
+            problems.append(cn_problem)
         if profile is not None and profile not in self.profiles:
             problems.append(f"unknown profile {profile!r}")
         names: list[str] = []

@@ -140,3 +140,31 @@ async def test_a_nul_in_an_id_in_the_path_is_malformed(acme_client: AcmeClient, 
 async def test_a_nul_in_the_renewal_info_id_is_malformed(acme_client: AcmeClient) -> None:
     response = await acme_client.http.get("/acme/renewal-info/a%00b")
     assert_acme_problem(response, 400, "malformed", "NUL")
+
+
+# --- names nobody should get (issue 20 §4) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("*.com", "public suffix"),
+        ("*.co.uk", "public suffix"),
+        ("xn--zz.example", "IDNA 2008"),
+        ("www.example.com..", "empty label"),
+        ("www.example.com.", "empty label"),
+    ],
+)
+async def test_new_order_rejects_names_nobody_should_get(acme_client: AcmeClient, value: str, says: str) -> None:
+    await acme_client.register()
+    response = await acme_client.post("/acme/new-order", {"identifiers": [{"type": "dns", "value": value}]})
+    document = assert_acme_problem(response, 400, "rejectedIdentifier", says)
+    assert document["subproblems"][0]["identifier"] == {"type": "dns", "value": value}  # as sent, never shortened
+
+
+async def test_new_order_takes_a_wildcard_above_a_registrable_domain(acme_client: AcmeClient) -> None:
+    await acme_client.register()
+    identifiers = [{"type": "dns", "value": "*.example.com"}, {"type": "dns", "value": "xn--bcher-kva.example"}]
+    response = await acme_client.post("/acme/new-order", {"identifiers": identifiers})
+    assert response.status_code == 201, response.text
+    assert response.json()["identifiers"] == identifiers

@@ -102,13 +102,19 @@ async def test_enrollment_token_defaults(api: ApiClient, admin_token: str) -> No
     assert abs(expires_at - (dt.datetime.now(dt.UTC) + dt.timedelta(hours=24))) < dt.timedelta(minutes=1)
 
 
-@pytest.mark.parametrize("cn", ["tab\there", "del\x7f"], ids=["tab", "del"])
-async def test_an_enrollment_cn_with_control_characters_is_a_400(api: ApiClient, admin_token: str, cn: str) -> None:
+@pytest.mark.parametrize(
+    ("cn", "shown"),
+    [("tab\there", "U+0009"), ("del\x7f", "U+007F"), ("evil\u202egro.example", "U+202E"), ("a\u200bb", "U+200B")],
+    ids=["tab", "del", "rlo", "zwsp"],
+)
+async def test_an_enrollment_cn_with_control_characters_is_a_400(
+    api: ApiClient, admin_token: str, cn: str, shown: str
+) -> None:
     """No CSR could name such a CN."""
     response = await api.http.post("/tokens", json={"scope": "issue", "cn": cn}, headers=bearer(admin_token))
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["detail"] == "the cn must have no control characters"
+    assert response.json()["detail"] == f"the cn holds control or format characters ({shown})"
 
 
 @pytest.mark.parametrize("cn", ["\x00", "web\x00.example.com"], ids=["nul", "inner-nul"])

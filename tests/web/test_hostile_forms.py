@@ -63,3 +63,18 @@ async def test_a_nul_in_a_form_field_name_is_a_400_page(browser: Browser, admin_
     await browser.login(admin_token)
     response = await browser.post("/ui/pkcs12", {"c\x00n": "alice"}, csrf_from="/ui/pkcs12")
     assert_error_page(response, 400, "NUL")
+
+
+async def test_names_nobody_should_get_are_refused_by_the_console_too(browser: Browser, admin_token: str) -> None:
+    await browser.login(admin_token)
+    form = {
+        "cn": "evil\u202egro.example",
+        "password": "correct horse battery",
+        "password_again": "correct horse battery",
+    }
+    response = await browser.post("/ui/pkcs12", form, csrf_from="/ui/pkcs12")
+    assert response.status_code == 403 and "U+202E" in response.text
+    response = await browser.post(
+        "/ui/tokens", {"scope": "issue", "cn": "web", "sans": "*.com"}, csrf_from="/ui/tokens"
+    )
+    assert response.status_code == 400 and "public suffix" in response.text
