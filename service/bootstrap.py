@@ -131,6 +131,10 @@ class Prepared:
 
 
 def ensure_data_dir(settings: Settings) -> DataPaths:
+    if settings.ca_key_uri is not None:  # before anything is made: a CA key URI without the hsm extra stops here
+        from service.hsm import require_pkcs11
+
+        require_pkcs11()
     root = settings.data_dir
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     root.chmod(0o700)
