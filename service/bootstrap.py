@@ -647,6 +647,7 @@ def build_authority(settings: Settings) -> Authority:
         publication_url=settings.publication_url,
         profiles=profiles,
         issue_rate_per_minute=settings.issue_rate_per_minute,
+        auth_failures_per_minute=settings.auth_failures_per_minute,
         parents=load_parents(paths.root),
         retired=retired,
     )

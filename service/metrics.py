@@ -36,6 +36,12 @@ class _Metrics:
         self.ocsp = Counter("pocketca_ocsp_responses_total", "OCSP answers", ["status"])
         self.batch = Histogram("pocketca_group_commit_batch_size", "units committed together", buckets=BATCH_BUCKETS)
         self.token_refusals = Counter("pocketca_token_refusals_total", "bearer tokens refused", ["reason"])
+        self.auth_failures = Counter(
+            "pocketca_auth_failures_total", "failed bearer tokens and console logins, by kind", ["kind"]
+        )
+        self.auth_throttled = Counter(
+            "pocketca_auth_throttled_total", "attempts refused (429) after too many failures from an address", ["kind"]
+        )
 
 
 _metrics: _Metrics | None = None
@@ -86,6 +92,16 @@ def batch(size: int) -> None:
 def token_refused(reason: str) -> None:
     if _metrics is not None:
         _metrics.token_refusals.labels(reason).inc()
+
+
+def auth_failure(kind: str) -> None:
+    if _metrics is not None:
+        _metrics.auth_failures.labels(kind).inc()
+
+
+def auth_throttled(kind: str) -> None:
+    if _metrics is not None:
+        _metrics.auth_throttled.labels(kind).inc()
 
 
 _children: dict[tuple[str, str, int], Any] = {}

@@ -410,7 +410,8 @@ class EABResponse(BaseModel):
 
 
 @router.post("/eab", status_code=201, response_model=EABResponse, summary="Create an ACME external account binding key")
-async def create_eab(body: EABRequest, caller: CallerDep, server: ServerDep) -> EABResponse:
+async def create_eab(body: EABRequest, caller: CallerDep, server: ServerDep, response: Response) -> EABResponse:
     """Admin token. The HMAC key is shown once; give it and the kid to the ACME client (certbot --eab-kid ...)."""
+    response.headers["Cache-Control"] = "no-store"  # the answer holds the HMAC key: no cache may keep it
     key = await run_in_threadpool(server.accounts.create_eab_key, caller=caller, profile=body.profile)
     return EABResponse(kid=key.kid, hmac_key=key.hmac_key, profile=key.profile)

@@ -52,6 +52,7 @@ def create_app(
         loop.add_signal_handler(signal.SIGHUP, reload_profiles, app.state.authority, paths)
         keeper = ServerCertificateKeeper(app.state.authority, paths, resolved.server_names)
         keeper.start()
+        app.state.authority.failures.start()  # writes each ended window of failed authentication (stopped by close)
         try:
             yield
         finally:

@@ -159,14 +159,16 @@ class AccessLogMiddleware:
         status = 500
         client = scope.get("client")
         rid = self._request_id(scope, client[0] if client else None)
-        header = (b"x-request-id", rid.encode())
+        added = [(b"x-request-id", rid.encode())]
+        if scope.get("scheme") == "https" and _hsts_applies(scope["headers"]):
+            added.append(HSTS)
         context = request_id.set(rid)
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), *added]
             await send(message)
 
         try:
@@ -211,6 +213,24 @@ class AccessLogMiddleware:
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+# Every HTTPS answer tells browsers to use HTTPS for this host for a year (no includeSubDomains: other hosts of
+# the domain are not ours to decide). Not for `localhost` and IP literals: browsers ignore it for IPs (RFC 6797
+# §8.1), and for localhost it would pin every port of the machine to HTTPS, other programs' included.
+HSTS_MAX_AGE = 31_536_000
+HSTS = (b"strict-transport-security", f"max-age={HSTS_MAX_AGE}".encode())
+_IPV4 = re.compile(rb"[0-9.]+")
+
+
+def _hsts_applies(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"host":
+            host = value.strip().lower()
+            if host.startswith(b"["):  # an IPv6 literal
+                return False
+            host = host.partition(b":")[0]  # without the port
+            return not (host == b"localhost" or host.endswith(b".localhost") or _IPV4.fullmatch(host))
+    return False
 
 
 def _route(scope: Scope) -> str:

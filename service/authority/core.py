@@ -26,6 +26,7 @@ from service.authority.ocsp import OCSPResponder
 from service.authority.paging import check_limit, decode_cursor, encode_cursor
 from service.authority.renewal import CLOCK_SKEW, certificate_in, verify_renewal_token
 from service.authority.sessions import ConsoleSessions
+from service.authority.throttle import FailureThrottle
 from service.authority.tokens import TokenManager
 from service.authority.values import (
     AuditEntry,
@@ -97,6 +98,7 @@ class Authority:
         profiles: Mapping[str, Profile] = BUILTIN_PROFILES,
         crl_lifetime: dt.timedelta = DEFAULT_CRL_LIFETIME,
         issue_rate_per_minute: int = 0,
+        auth_failures_per_minute: int = 0,
         clock: Clock = utcnow,
         parents: Sequence[x509.Certificate] = (),
         retired: Sequence[Issuer] = (),
@@ -128,6 +130,8 @@ class Authority:
         self.ocsp = self.ocsp_responders[0]
         self.writes = GroupCommitter(db)
         self.console_sessions = ConsoleSessions(db, self.tokens, self.audit, clock)
+        # failed logins and bearer tokens, per address: counted and audited always, throttled past the limit (0: never)
+        self.failures = FailureThrottle(self.audit, clock, limit=auth_failures_per_minute)
         self._crl_entries: tuple[int, int] | None = None
 
     def reload_profiles(self, profiles: Mapping[str, Profile]) -> None:
@@ -136,6 +140,7 @@ class Authority:
         self.profiles.update(profiles)
 
     def close(self) -> None:
+        self.failures.stop()  # the last windows of failed authentication are written
         self.writes.close()
         self.db.dispose()
         for issuer in self.issuers.values():

@@ -18,12 +18,14 @@ from service.authority.audit import Auditor
 from service.authority.callers import TokenCaller, hash_secret
 from service.authority.tokens import TokenManager
 from service.db.models import ConsoleSessionRecord
-from service.db.repositories import ConsoleSessionRepository
+from service.db.repositories import ConsoleSessionRepository, ServiceSecretRepository
 from service.db.session import Database
-from service.errors import AuthenticationError, PermissionDeniedError
+from service.errors import AuthenticationError, PermissionDeniedError, UnavailableError
 
 SESSION_LIFETIME = dt.timedelta(hours=8)
+LOGIN_FORM_LIFETIME = dt.timedelta(hours=1)
 CONSOLE_SCOPES = ("admin", "read")
+LOGIN_KEY = "console-login"  # the service secret (table service_secrets) the login form is bound to
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,45 @@ class ConsoleSessions:
         self.tokens = tokens
         self.audit = audit
         self.clock = clock
+        self._login_key: bytes | None = None
+
+    # --- the login form, before there is a session ------------------------------------------------------------
+    # Its cookie is `<nonce>.<issued at>.<MAC>` and its CSRF token a MAC of that cookie, both keyed with a secret
+    # only the server holds (the same in every worker and replica: the database's). A cookie the server did not
+    # make, or made over an hour ago, is replaced, never believed: a planted `__Host-pocketca_login=ATTACKER`
+    # yields no token the attacker can know.
+
+    def new_login_cookie(self) -> str:
+        body = f"{secrets.token_urlsafe(24)}.{int(self.clock().timestamp())}"
+        return f"{body}.{self._mac('login-cookie', body)}"
+
+    def is_login_cookie(self, value: str | None) -> bool:
+        """Whether the server made this cookie, within the last LOGIN_FORM_LIFETIME."""
+        parts = value.split(".") if value else []
+        if len(parts) != 3 or not parts[1].isascii() or not parts[1].isdigit():
+            return False
+        body = f"{parts[0]}.{parts[1]}"
+        if not hmac.compare_digest(parts[2], self._mac("login-cookie", body)):
+            return False
+        age = self.clock().timestamp() - int(parts[1])
+        return -60 <= age <= LOGIN_FORM_LIFETIME.total_seconds()
+
+    def login_csrf(self, cookie: str) -> str:
+        return self._mac("login-csrf", cookie)
+
+    def _mac(self, purpose: str, text: str) -> str:
+        return hmac.new(self._key(), f"{purpose}|{text}".encode(), hashlib.sha256).hexdigest()
+
+    def _key(self) -> bytes:
+        if self._login_key is None:  # read once per worker: it never changes
+            with self.db.reader() as session:
+                value = ServiceSecretRepository(session).get(LOGIN_KEY)
+            if value is None:
+                raise UnavailableError("the database has no console login key: run `pocketca serve` to migrate it")
+            self._login_key = bytes.fromhex(value)
+        return self._login_key
+
+    # --- sessions -----------------------------------------------------------------------------------------------
 
     def open(self, token: str, *, address: str | None = None) -> ConsoleSession:
         """Logs in with an admin or read token; others are refused (and the refusal audited)."""

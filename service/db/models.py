@@ -111,6 +111,17 @@ class ConsoleSessionRecord(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class ServiceSecretRecord(Base):
+    """A key the service keeps for itself, shared by every worker and replica through the database (made by the
+    migration that adds it): `console-login` binds the console's login form to the server."""
+
+    __tablename__ = "service_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))  # hex
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class RenewalTokenUseRecord(Base):
     """A renewal token (a JWS the certificate's key signed) that was spent: its `jti` may not come back. Kept
     until the token would have expired anyway, so replays fail in every worker and replica."""

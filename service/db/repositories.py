@@ -14,6 +14,7 @@ from service.db.models import (
     ConsoleSessionRecord,
     CounterRecord,
     CRLRecord,
+    ServiceSecretRecord,
     TokenRecord,
 )
 
@@ -277,6 +278,18 @@ class ConsoleSessionRepository:
 
     def prune(self, now: dt.datetime) -> None:
         self._session.execute(delete(ConsoleSessionRecord).where(ConsoleSessionRecord.expires_at <= now))
+
+
+class ServiceSecretRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, name: str) -> str | None:
+        return self._session.scalar(select(ServiceSecretRecord.value).where(ServiceSecretRecord.name == name))
+
+    def add(self, name: str, value: str, now: dt.datetime) -> None:
+        self._session.add(ServiceSecretRecord(name=name, value=value, created_at=now))
+        self._session.flush()
 
 
 def _values(record: DeclarativeBase) -> dict[str, object]:
