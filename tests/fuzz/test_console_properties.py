@@ -176,9 +176,12 @@ async def test_page_queries(
     note(repr(query))
     response = await http.get(f"{path}?{query}")
     assert_page(response)
-    if path == "/ui/expiring" and not count_in_range(values.get("days", ""), 3650):
+    if raw:  # typed, `+` is a space and `%41` an A: what the page read is not `values`
+        return
+    # the console reads at most 4 characters of either, stripped (`0001:` is `0001`)
+    if path == "/ui/expiring" and not count_in_range(values.get("days", "").strip()[:4], 3650):
         assert response.status_code == 400
-    if path == "/ui/certs" and not count_in_range(values.get("limit", ""), 200):
+    if path == "/ui/certs" and not count_in_range(values.get("limit", "").strip()[:4], 200):
         assert response.status_code == 400
 
 
