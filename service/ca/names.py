@@ -84,7 +84,7 @@ def dns_name_problem(value: str, *, allow_wildcard: bool = True, pattern: bool =
     if "" in labels:
         return "has an empty label (a leading, trailing or doubled dot)"
     for label in labels:
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):  # fullmatch: `$` alone would let a final newline through
             return f"has a label {label!r} that is not letters, digits and inner hyphens (at most 63)"
         if label[2:4] == "--" and (problem := _a_label_problem(label)):
             return problem

@@ -153,6 +153,7 @@ async def test_a_nul_in_the_renewal_info_id_is_malformed(acme_client: AcmeClient
         ("xn--zz.example", "IDNA 2008"),
         ("www.example.com..", "empty label"),
         ("www.example.com.", "empty label"),
+        ("www.example.com\n", "not letters, digits and inner hyphens"),
     ],
 )
 async def test_new_order_rejects_names_nobody_should_get(acme_client: AcmeClient, value: str, says: str) -> None:

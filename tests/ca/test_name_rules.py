@@ -160,3 +160,9 @@ def test_a_subject_over_the_der_size_limit_is_refused() -> None:
     assert subject_violations(subject) == [
         f"the subject is {size} bytes of DER; at most {MAX_SUBJECT_DER_BYTES} are allowed"
     ]
+
+
+@pytest.mark.parametrize("name", ["example.com\n", "*.example.com\n", "a\n.example.com"])
+def test_a_newline_is_no_part_of_a_dns_name(name: str) -> None:
+    """A regex's `$` matches before a final newline: the ACME identifier `example.com\n` passed the label check."""
+    assert not is_dns_name(name)
