@@ -71,8 +71,8 @@ class Settings(BaseSettings):
         10,
         ge=0,
         le=1_000_000,
-        description="failed bearer tokens and console logins per client address (per worker) in a minute, then 429;"
-        " 0: no limit",
+        description="bearer tokens and console logins naming no token we know, per client address (per worker) in a"
+        " minute, then 429; 0: no limit",
     )
     # TLS terminated in front of us (see README, "Behind a proxy")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from service import metrics
 from service.api.proxy import ProxyConfig, forwarded_certificate
 from service.authority import Authority, Caller, ClientIdentity, is_renewal_token
-from service.errors import AuthenticationError, RevokedCertificateError
+from service.errors import AuthenticationError, InvalidCredentialsError, RevokedCertificateError
 
 
 async def get_authority(request: Request) -> Authority:
@@ -56,7 +56,7 @@ async def optional_caller(request: Request, authority: AuthorityDep, peer: PeerC
         authority.failures.check(address, BEARER)  # 429 for an address past its failures, before any lookup
         try:
             caller = _bearer(request, authority, header, address)
-        except AuthenticationError:
+        except InvalidCredentialsError:  # a token that names no one; not a known one expired or used up
             authority.failures.failed(address, BEARER)
             raise
     elif peer is not None:
@@ -73,7 +73,7 @@ def _bearer(request: Request, authority: Authority, header: str, address: str | 
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         metrics.token_refused("malformed")
-        raise AuthenticationError("use 'Authorization: Bearer <token>'")
+        raise InvalidCredentialsError("use 'Authorization: Bearer <token>'")
     token = token.strip()
     if not is_renewal_token(token):
         return authority.authenticate_token(token, address=address)

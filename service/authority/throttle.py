@@ -1,6 +1,8 @@
 """Failed authentication per client address: counted, throttled, and audited in aggregate.
 
-A failed bearer token or console login opens a window for its address (IPv4: the address; IPv6: its /64, which
+A bearer token or console login that names no one (an unknown token, a wrong secret, a malformed header:
+InvalidCredentialsError; not a known token refused because it expired or is used up, which a retrying client
+sends and the token's own audit records) opens a window for its address (IPv4: the address; IPv6: its /64, which
 one holder usually has whole) of WINDOW seconds. Past LIMIT failures in the window, every bearer token and login
 from that address is refused with 429 and `Retry-After` (the rest of the window) before the token is looked at.
 When the window ends, it becomes ONE audit row (action `auth.failure`, actor `unauthenticated`, the address,

@@ -21,7 +21,7 @@ from service.db.hot import TokenRow
 from service.db.models import TokenRecord
 from service.db.repositories import TokenRepository
 from service.db.session import Database
-from service.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from service.errors import AuthenticationError, InvalidCredentialsError, InvalidRequestError, NotFoundError
 
 ENROLLMENT_TTL = dt.timedelta(hours=24)
 MAX_TTL = dt.timedelta(days=3650)
@@ -107,12 +107,12 @@ class TokenManager:
             token_id, secret = _split(token)
         except AuthenticationError:
             metrics.token_refused("invalid")
-            raise
+            raise InvalidCredentialsError("the bearer token is not valid") from None
         record = self.db.hot.token(self.db.raw(), token_id)  # every request: the hot path's DB-API read
         expected = record.secret_hash if record is not None else hash_secret("")
         if not hmac.compare_digest(expected, hash_secret(secret)) or record is None:
             metrics.token_refused("invalid")
-            raise AuthenticationError("the bearer token is not valid")
+            raise InvalidCredentialsError("the bearer token is not valid")
         caller = _caller(record, address)
         problem = None
         if record.expires_at is not None and record.expires_at <= self.clock():

@@ -23,6 +23,7 @@ from service.authority import Authority
 from service.authority.sessions import LOGIN_FORM_LIFETIME, SESSION_LIFETIME, ConsoleSession
 from service.errors import (
     AuthenticationError,
+    InvalidCredentialsError,
     InvalidRequestError,
     PermissionDeniedError,
     RateLimitedError,
@@ -166,7 +167,7 @@ async def login(request: Request, authority: AuthorityDep) -> Response:
             raise AuthenticationError("enter an admin or read token")
         try:
             console = await run_in_threadpool(sessions.open, token, address=address)
-        except AuthenticationError:
+        except InvalidCredentialsError:  # a token that names no one (not a known one expired or used up)
             authority.failures.failed(address, LOGIN)
             raise
     except ServiceError as exc:

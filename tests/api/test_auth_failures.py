@@ -15,6 +15,7 @@ from service.authority import Authority
 from service.settings import Settings
 from tests.api.conftest import bearer
 from tests.conftest import query
+from tests.helpers import csr_pem, p256
 
 pytestmark = pytest.mark.anyio
 
@@ -67,11 +68,29 @@ async def test_ten_failed_tokens_then_429_with_retry_after_even_for_a_good_token
     assert refused.headers["content-type"] == "application/problem+json"
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert "too many failed" in refused.json()["detail"]
+    assert refused.json()["type"] == "urn:pocketca:problem:rate-limited"
     # a renewal token or a malformed header from there: refused alike
     assert (await attacker.post("/csr", headers={"Authorization": "Bearer a.b.c"})).status_code == 429
     # another address is not concerned; nor are requests without credentials from the same one
     assert (await client_from("203.0.113.8").get("/certs", headers=bearer(admin_token))).status_code == 200
     assert (await attacker.get("/ca")).status_code == 200
+
+
+async def test_a_known_token_expired_or_used_up_is_no_guess_and_is_not_counted(
+    authority: Authority, client_from: Client, admin_token: str
+) -> None:
+    """A pipeline retrying its spent enrollment token must not lock its address (a CI host, a NAT) out."""
+    client = client_from("198.51.100.77")
+    used = authority.create_token(cn="ci-job", sans=["ci-job.example"], uses=1).token
+    body = {"csr": csr_pem(p256(), "ci-job", ["ci-job.example"]).decode()}
+    assert (await client.post("/csr", json=body, headers=bearer(used))).status_code == 201
+    for _ in range(15):
+        response = await client.post("/csr", json=body, headers=bearer(used))
+        assert response.status_code == 401 and "used up" in response.json()["detail"]
+        assert response.json()["type"] == "urn:pocketca:problem:authentication"
+    assert (await client.get("/certs", headers=bearer(admin_token))).status_code == 200
+    wrong = await client.get("/certs", headers=bearer(WRONG))  # an unknown token still is a failure, and says so
+    assert wrong.status_code == 401 and wrong.json()["type"] == "urn:pocketca:problem:authentication"
 
 
 async def test_an_ipv6_address_is_throttled_by_its_64(client_from: Client) -> None:
