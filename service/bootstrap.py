@@ -149,6 +149,10 @@ class Prepared:
 
 
 def ensure_data_dir(settings: Settings) -> DataPaths:
+    if settings.ca_key_uri is not None:  # before anything is made: a CA key URI without the hsm extra stops here
+        from service.hsm import require_pkcs11
+
+        require_pkcs11()
     root = settings.data_dir
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     root.chmod(0o700)
@@ -691,6 +695,7 @@ def build_authority(settings: Settings) -> Authority:
         publication_url=settings.publication_url,
         profiles=profiles,
         issue_rate_per_minute=settings.issue_rate_per_minute,
+        auth_failures_per_minute=settings.auth_failures_per_minute,
         parents=load_parents(paths.root),
         retired=retired,
         root_crls=RootCRLs(roots, utcnow),

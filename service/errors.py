@@ -8,6 +8,8 @@ ServiceError                     every refusal the service explains to its calle
 │   └── HeadersTooLargeError     the request head is over the limit
 ├── PayloadTooLargeError         a body over the limit
 ├── AuthenticationError          no credentials, or credentials we do not recognise
+│   └── InvalidCredentialsError  credentials that name no one (an unknown token, a wrong secret, no token at all):
+│                                what a guess looks like, counted per address (authority.throttle)
 ├── PermissionDeniedError        the caller is known but may not do this
 │   ├── PolicyError              the request breaks one or more policy rules (all are listed)
 │   ├── RevokedCertificateError  the presented certificate has been revoked
@@ -53,6 +55,10 @@ class PayloadTooLargeError(ServiceError):
 
 class AuthenticationError(ServiceError):
     title = "Authentication required"
+
+
+class InvalidCredentialsError(AuthenticationError):
+    """Not an expired or used-up credential of someone we know: one that names no one."""
 
 
 class PermissionDeniedError(ServiceError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import importlib.util
 import os
 import threading
 import urllib.parse
@@ -38,6 +39,16 @@ from service.ca.ocsp import responder_key_hash
 from service.errors import ConfigurationError
 
 DEFAULT_OBJECT = "pocketca-ca"
+MISSING_EXTRA = (
+    "POCKETCA_CA_KEY_URI names a PKCS#11 token, and that needs python-pkcs11: install the hsm extra, "
+    "pip install 'pocketca[hsm]'"
+)
+
+
+def require_pkcs11() -> None:
+    """ConfigurationError (one line naming the extra) when python-pkcs11, the hsm extra, is not installed."""
+    if importlib.util.find_spec("pkcs11") is None:
+        raise ConfigurationError(MISSING_EXTRA)
 
 
 @dataclass(frozen=True)
@@ -156,8 +167,11 @@ class Pkcs11KeyStore:
 
     def __init__(self, uri: Pkcs11URI, *, create: KeyType | None = None) -> None:
         """Opens the token and finds the key; with `create`, makes it (of that type) when it is not there."""
-        import pkcs11
-        from pkcs11 import exceptions as p11
+        try:
+            import pkcs11
+            from pkcs11 import exceptions as p11
+        except ImportError:  # the optional dependency: say which extra brings it, not a traceback
+            raise ConfigurationError(MISSING_EXTRA) from None
 
         self._uri = uri
         self._lock = threading.Lock()

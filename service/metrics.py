@@ -39,6 +39,12 @@ class _Metrics:
         self.renewal_token_refusals = Counter(
             "pocketca_renewal_token_refusals_total", "renewal tokens refused", ["reason"]
         )
+        self.auth_failures = Counter(
+            "pocketca_auth_failures_total", "failed bearer tokens and console logins, by kind", ["kind"]
+        )
+        self.auth_throttled = Counter(
+            "pocketca_auth_throttled_total", "attempts refused (429) after too many failures from an address", ["kind"]
+        )
 
 
 _metrics: _Metrics | None = None
@@ -97,6 +103,16 @@ def renewal_token_refused(reason: str) -> None:
     """`unauthenticated` (no signature of a certificate we issued), `revoked`, `expired` or `replayed`."""
     if _metrics is not None:
         _metrics.renewal_token_refusals.labels(reason).inc()
+
+
+def auth_failure(kind: str) -> None:
+    if _metrics is not None:
+        _metrics.auth_failures.labels(kind).inc()
+
+
+def auth_throttled(kind: str) -> None:
+    if _metrics is not None:
+        _metrics.auth_throttled.labels(kind).inc()
 
 
 _children: dict[tuple[str, str, int], Any] = {}

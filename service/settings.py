@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     issue_rate_per_minute: int = Field(
         600, ge=0, le=1_000_000, description="issuances per token per minute, then 429; 0: no limit"
     )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=0,
+        le=1_000_000,
+        description="bearer tokens and console logins naming no token we know, per client address (per worker) in a"
+        " minute, then 429; 0: no limit",
+    )
     # TLS terminated in front of us (see README, "Behind a proxy")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         [], description="addresses or networks whose client-certificate, X-Forwarded-For and X-Request-Id are believed"

@@ -38,7 +38,7 @@ def is_allowed(module: str) -> bool:
     top = module.partition(".")[0]
     return (
         top in sys.stdlib_module_names
-        or top == "cryptography"
+        or top in ("cryptography", "idna", "publicsuffixlist")  # the last two: pure name rules and their data
         or top in {"pyasn1", "pyasn1_modules"}
         or module == "service.errors"
         or module == "service.ca"

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from josepy.jwk import JWK
 
 from service.acme.problems import AcmeProblem, malformed
+from service.inputs import load_json
 
 ALGORITHMS = ("ES256", "ES384", "RS256", "EdDSA")
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
@@ -135,9 +136,9 @@ class SignedMessage:
         if self.is_post_as_get:
             raise malformed("this request needs a JSON payload, not POST-as-GET")
         try:
-            value = json.loads(b64decode(self.payload_b64, "payload"))
-        except (ValueError, UnicodeDecodeError):
-            raise malformed("the payload is not JSON") from None
+            value = load_json(b64decode(self.payload_b64, "payload"))
+        except ValueError as exc:
+            raise malformed(f"the payload is not JSON we read: {exc}") from None
         if not isinstance(value, dict):
             raise malformed("the payload must be a JSON object")
         return value
@@ -146,17 +147,17 @@ class SignedMessage:
 def parse_jws(body: bytes) -> SignedMessage:
     """A flattened JWS JSON serialization with exactly one signature and only a protected header."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise malformed("the request body is not JSON (a flattened JWS)") from None
+        document = load_json(body)
+    except ValueError as exc:
+        raise malformed(f"the request body is not JSON (a flattened JWS) we read: {exc}") from None
     if not isinstance(document, dict) or set(document) - {"protected", "payload", "signature"}:
         raise malformed("send a flattened JWS: only 'protected', 'payload' and 'signature', no unprotected header")
     if not all(isinstance(document.get(k), str) for k in ("protected", "payload", "signature")):
         raise malformed("the JWS needs 'protected', 'payload' and 'signature' strings")
     try:
-        protected = json.loads(b64decode(document["protected"], "protected"))
-    except (ValueError, UnicodeDecodeError):
-        raise malformed("the protected header is not JSON") from None
+        protected = load_json(b64decode(document["protected"], "protected"))
+    except ValueError as exc:
+        raise malformed(f"the protected header is not JSON we read: {exc}") from None
     if not isinstance(protected, dict):
         raise malformed("the protected header must be a JSON object")
     signature = b64decode(document["signature"], "signature")
@@ -281,7 +282,7 @@ def verify_eab(binding: object, *, url: str, account_jwk: dict[str, Any], hmac_k
     if not isinstance(kid, str):
         raise malformed("externalAccountBinding needs the EAB 'kid'")
     try:
-        inner = json.loads(b64decode(message.payload_b64, "externalAccountBinding payload"))
+        inner = load_json(b64decode(message.payload_b64, "externalAccountBinding payload"))
         same_key = isinstance(inner, dict) and public_jwk(inner) == account_jwk
     except (ValueError, KeyError, UnicodeDecodeError):
         same_key = False

@@ -21,7 +21,7 @@ from service.acme.problems import ERROR_NS, AcmeProblem, from_service_error, mal
 from service.acme.urls import Urls
 from service.authority import Authority
 from service.ca.identifiers import IdentifierPolicy
-from service.ca.names import is_dns_name
+from service.ca.names import dns_name_problem
 from service.ca.profiles import Profile, dns_allowed
 from service.db.acme import AcmeAuthorizationRecord, AcmeOrderRecord
 from service.errors import ServiceError
@@ -45,9 +45,9 @@ def parse_identifiers(value: object, profile: Profile, policy: IdentifierPolicy)
             raise malformed("each identifier is {'type': 'dns'|'ip', 'value': ...}")
         kind, text = item.get("type"), item["value"]
         if kind == "dns":
-            text = text.lower().rstrip(".")
-            if not is_dns_name(text, allow_wildcard=True) or _is_ip(text):
-                problems.append(_sub("rejectedIdentifier", f"{text!r} is not a DNS name", item))
+            text = text.lower()  # never shortened: `www.example.com..` is refused, not ordered as www.example.com
+            if (why := dns_name_problem(text)) or _is_ip(text):
+                problems.append(_sub("rejectedIdentifier", f"{text!r} is not a DNS name: it {why or 'is an IP'}", item))
                 continue
         elif kind == "ip":
             try:

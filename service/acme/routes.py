@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +26,7 @@ from service.acme.server import AcmeConfig, AcmeServer
 from service.acme.urls import PREFIX, Urls
 from service.api.deps import CallerDep, _address  # _address: X-Forwarded-For's from a trusted proxy
 from service.api.lean import LeanRoute
+from service.api.schemas import RequestModel
 from service.authority import AcmeCaller, Authority, LocalCaller
 from service.ca.inspect import format_serial
 from service.db.acme import AcmeOrderRecord
@@ -405,8 +406,7 @@ async def renewal_info(request: Request, server: ServerDep, cert_id: str) -> Res
 # --- external account binding keys (operators) ------------------------------------------------------------------------
 
 
-class EABRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EABRequest(RequestModel):
     profile: str | None = None
 
 
@@ -417,7 +417,8 @@ class EABResponse(BaseModel):
 
 
 @router.post("/eab", status_code=201, response_model=EABResponse, summary="Create an ACME external account binding key")
-async def create_eab(body: EABRequest, caller: CallerDep, server: ServerDep) -> EABResponse:
+async def create_eab(body: EABRequest, caller: CallerDep, server: ServerDep, response: Response) -> EABResponse:
     """Admin token. The HMAC key is shown once; give it and the kid to the ACME client (certbot --eab-kid ...)."""
+    response.headers["Cache-Control"] = "no-store"  # the answer holds the HMAC key: no cache may keep it
     key = await run_in_threadpool(server.accounts.create_eab_key, caller=caller, profile=body.profile)
     return EABResponse(kid=key.kid, hmac_key=key.hmac_key, profile=key.profile)

@@ -13,10 +13,12 @@ from cryptography import x509
 from fastapi import FastAPI
 
 from service import __version__, metrics
+from service.acme import problems as acme_problems
 from service.acme import routes as acme
 from service.acme.challenges import ValidationConfig, parse_resolver
 from service.acme.limits import RateLimits
 from service.acme.server import AcmeConfig
+from service.acme.urls import PREFIX as ACME_PREFIX
 from service.api import lean, openapi, problems
 from service.api.middleware import AccessLogMiddleware, Limits, LimitsMiddleware, PublicOriginMiddleware
 from service.api.proxy import ProxyConfig
@@ -27,7 +29,7 @@ from service.bootstrap import DataPaths, ServerCertificateKeeper, build_authorit
 from service.ca.identifiers import IdentifierPolicy
 from service.errors import ConfigurationError
 from service.settings import Settings, get_settings
-from service.web import admin, certificates, console
+from service.web import admin, certificates, console, pages
 from service.web import whoami as whoami_page
 
 DESCRIPTION = """A small certificate authority for mutual TLS: sign CSRs, record every certificate,
@@ -54,6 +56,7 @@ def create_app(
         loop.add_signal_handler(signal.SIGHUP, reload_profiles, app.state.authority, paths)
         keeper = ServerCertificateKeeper(app.state.authority, paths, resolved.server_names)
         keeper.start()
+        app.state.authority.failures.start()  # writes each ended window of failed authentication (stopped by close)
         try:
             yield
         finally:
@@ -98,9 +101,13 @@ def create_app(
     public_url = settings.public_url if settings else authority.public_url if authority else get_settings().public_url
     app.add_middleware(PublicOriginMiddleware, public_url=public_url)  # below the hot routes: they build no URL
     app.add_middleware(lean.LeanDispatch)  # inside the limits and the access log
-    app.add_middleware(LimitsMiddleware, limits=limits)
+    app.add_middleware(LimitsMiddleware, limits=limits, refusals=REFUSALS)
     app.add_middleware(AccessLogMiddleware, proxy=proxy)
     return app
+
+
+# a refusal at the edge (service.api.middleware) in the words of the front door that owns the path
+REFUSALS = [(ACME_PREFIX + "/", acme_problems.edge_refusal), ("/ui/", pages.edge_refusal)]
 
 
 def reload_profiles(authority: Authority, paths: DataPaths) -> None:

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from service import metrics
 from service.api.proxy import ProxyConfig, forwarded_certificate
 from service.authority import Authority, Caller, ClientIdentity, is_renewal_token
-from service.errors import AuthenticationError, RevokedCertificateError
+from service.errors import AuthenticationError, InvalidCredentialsError, RevokedCertificateError
 
 
 async def get_authority(request: Request) -> Authority:
@@ -52,22 +52,34 @@ async def optional_caller(request: Request, authority: AuthorityDep, peer: PeerC
     header = request.headers.get("authorization")
     caller: Caller | None = None
     if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            metrics.token_refused("malformed")
-            raise AuthenticationError("use 'Authorization: Bearer <token>'")
-        token = token.strip()
-        if not is_renewal_token(token):
-            caller = authority.authenticate_token(token, address=_address(request))
-        elif request.method == "POST" and request.scope["path"] == "/csr":
-            caller = authority.authenticate_renewal_token(token, address=_address(request))
-        else:
-            raise AuthenticationError("a renewal token is good only for POST /csr; use an API token")
+        address = _address(request)
+        authority.failures.check(address, BEARER)  # 429 for an address past its failures, before any lookup
+        try:
+            caller = _bearer(request, authority, header, address)
+        except InvalidCredentialsError:  # a token that names no one; not a known one expired or used up
+            authority.failures.failed(address, BEARER)
+            raise
     elif peer is not None:
         caller = _identify(request, authority, peer)
     if caller is not None:
         request.state.caller = caller.label
     return caller
+
+
+BEARER = "bearer token"
+
+
+def _bearer(request: Request, authority: Authority, header: str, address: str | None) -> Caller:
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        metrics.token_refused("malformed")
+        raise InvalidCredentialsError("use 'Authorization: Bearer <token>'")
+    token = token.strip()
+    if not is_renewal_token(token):
+        return authority.authenticate_token(token, address=address)
+    if request.method == "POST" and request.scope["path"] == "/csr":
+        return authority.authenticate_renewal_token(token, address=address)
+    raise AuthenticationError("a renewal token is good only for POST /csr; use an API token")
 
 
 async def require_caller(caller: Annotated[Caller | None, Depends(optional_caller)]) -> Caller:

@@ -7,15 +7,24 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
 from service.api.problems import problem, slug_for, status_for
 from service.api.proxy import ProxyConfig
-from service.errors import HeadersTooLargeError, PayloadTooLargeError, RequestTimeoutError, ServiceError
+from service.errors import (
+    HeadersTooLargeError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    ServiceError,
+)
+from service.inputs import MAX_JSON_DEPTH, json_too_deep
 from service.logs import request_id
 
 access_log = logging.getLogger("pocketca.access")
@@ -46,28 +55,43 @@ class Limits:
     body_timeout: float = 10.0
 
 
+# How a front door words a refusal made here: (path prefix, renderer); the ACME server answers ACME documents.
+Refusal = Callable[[ServiceError, int], Response]
+Refusals = Sequence[tuple[str, Refusal]]
+
+
 class LimitsMiddleware:
     """Refuses a request head over its limit (431), a body over its limit (413: at once by Content-Length, else
-    as the stream crosses it) and a body that does not arrive in time (408), before any handler reads it."""
+    as the stream crosses it) and a body that does not arrive in time (408), before any handler reads it; and,
+    at this one edge for every route, input no handler could use (400): a NUL in the path or the query (no name,
+    id or filter holds one; PostgreSQL cannot store one) and a JSON body nested deeper than MAX_JSON_DEPTH."""
 
-    def __init__(self, app: ASGIApp, limits: Limits = Limits()) -> None:
+    def __init__(self, app: ASGIApp, limits: Limits = Limits(), refusals: Refusals = ()) -> None:
         self.app = app
         self.limits = limits
+        self.refusals = tuple(refusals)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limits = self.limits
+        refuse = self._refuse
         head = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
+        json_body = True  # no Content-Type: FastAPI reads the body as JSON
         for name, value in scope["headers"]:
             head += len(name) + len(value) + 4
             if name == b"content-length" and (not value.isdigit() or int(value) > limits.max_body_bytes):
-                await _refuse(scope, receive, send, PayloadTooLargeError(_too_large(limits)))
+                await refuse(scope, receive, send, PayloadTooLargeError(_too_large(limits)))
                 return
+            if name == b"content-type":
+                json_body = _is_json(value)
         if head > limits.max_header_bytes:
             detail = f"the request head is over {limits.max_header_bytes} bytes"
-            await _refuse(scope, receive, send, HeadersTooLargeError(detail))
+            await refuse(scope, receive, send, HeadersTooLargeError(detail))
+            return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            await refuse(scope, receive, send, InvalidRequestError(_NUL))
             return
         if scope["method"] in ("GET", "HEAD") and not _announces_body(scope["headers"]):
             await self.app(scope, receive, send)  # nothing to read or limit (most of the traffic: /whoami, /crl)
@@ -82,16 +106,19 @@ class LimitsMiddleware:
                     message = await receive()
             except TimeoutError:
                 detail = f"the request body did not arrive within {limits.body_timeout:g} s"
-                await _refuse(scope, receive, send, RequestTimeoutError(detail))
+                await refuse(scope, receive, send, RequestTimeoutError(detail))
                 return
             if message["type"] != "http.request":  # the client went away: let the app see it
                 break
             body += message.get("body", b"")
             if len(body) > limits.max_body_bytes:
-                await _refuse(scope, receive, send, PayloadTooLargeError(_too_large(limits)))
+                await refuse(scope, receive, send, PayloadTooLargeError(_too_large(limits)))
                 return
             if not message.get("more_body", False):
                 break
+        if json_body and json_too_deep(bytes(body)):
+            await refuse(scope, receive, send, InvalidRequestError(_TOO_DEEP))
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -103,6 +130,28 @@ class LimitsMiddleware:
 
         await self.app(scope, replay, send)
 
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: ServiceError) -> None:
+        status = status_for(exc)
+        path = scope["path"]
+        for prefix, render in self.refusals:
+            if path.startswith(prefix):
+                response = render(exc, status)
+                break
+        else:
+            response = problem(status, exc.detail, title=exc.title, slug=slug_for(exc))
+        if status in (408, 413, 431):
+            response.headers["Connection"] = "close"  # the rest of this request may still be on the wire
+        await response(scope, receive, send)
+
+
+_NUL = "a NUL character (%00) is never part of a path or a query here"
+_TOO_DEEP = f"the JSON body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _is_json(content_type: bytes) -> bool:
+    media_type = content_type.partition(b";")[0].strip().lower()
+    return media_type == b"application/json" or media_type.endswith(b"+json")
+
 
 def _announces_body(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name in (b"content-length", b"transfer-encoding") for name, _ in headers)
@@ -110,10 +159,6 @@ def _announces_body(headers: list[tuple[bytes, bytes]]) -> bool:
 
 def _too_large(limits: Limits) -> str:
     return f"the request body is over {limits.max_body_bytes} bytes"
-
-
-async def _refuse(scope: Scope, receive: Receive, send: Send, exc: ServiceError) -> None:
-    await problem(status_for(exc), exc.detail, title=exc.title, slug=slug_for(exc))(scope, receive, send)
 
 
 class AccessLogMiddleware:
@@ -133,14 +178,16 @@ class AccessLogMiddleware:
         status = 500
         client = scope.get("client")
         rid = self._request_id(scope, client[0] if client else None)
-        header = (b"x-request-id", rid.encode())
+        added = [(b"x-request-id", rid.encode())]
+        if scope.get("scheme") == "https" and _hsts_applies(scope["headers"]):
+            added.append(HSTS)
         context = request_id.set(rid)
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), *added]
             await send(message)
 
         try:
@@ -185,6 +232,24 @@ class AccessLogMiddleware:
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+# Every HTTPS answer tells browsers to use HTTPS for this host for a year (no includeSubDomains: other hosts of
+# the domain are not ours to decide). Not for `localhost` and IP literals: browsers ignore it for IPs (RFC 6797
+# §8.1), and for localhost it would pin every port of the machine to HTTPS, other programs' included.
+HSTS_MAX_AGE = 31_536_000
+HSTS = (b"strict-transport-security", f"max-age={HSTS_MAX_AGE}".encode())
+_IPV4 = re.compile(rb"[0-9.]+")
+
+
+def _hsts_applies(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"host":
+            host = value.strip().lower()
+            if host.startswith(b"["):  # an IPv6 literal
+                return False
+            host = host.partition(b":")[0]  # without the port
+            return not (host == b"localhost" or host.endswith(b".localhost") or _IPV4.fullmatch(host))
+    return False
 
 
 def _route(scope: Scope) -> str:

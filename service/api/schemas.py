@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from service.authority import ClientIdentity, IssuedCertificate, StoredCertificate
 from service.ca.inspect import CertificateSummary
+from service.inputs import text_problem
 
 MAX_CSR_CHARS = 60_000
 
@@ -30,17 +31,30 @@ def chain_pem(chain: list[x509.Certificate]) -> list[str]:
     return list(_chain_pem(tuple(chain)))
 
 
-class CSRRequest(BaseModel):
+class RequestModel(BaseModel):
+    """Every request body: unknown fields refused, and no text in any field (a list's items and a secret's value
+    too) holding a NUL or a lone surrogate, which no name, profile or password may hold and PostgreSQL cannot
+    store (pydantic itself refuses a lone surrogate only in JSON it parses, not in a value it is handed)."""
+
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_is_text(cls, value: Any) -> Any:
+        for item in value if isinstance(value, list) else [value]:
+            text = item.get_secret_value() if isinstance(item, SecretStr) else item
+            if isinstance(text, str) and (problem := text_problem(text)):
+                raise ValueError(problem)
+        return value
+
+
+class CSRRequest(RequestModel):
     csr: str = Field(max_length=MAX_CSR_CHARS, description="PKCS#10 request, PEM")
     profile: str | None = Field(None, max_length=64, description="client (default), server or peer")
     validity_days: int | None = Field(None, description="capped by the profile; default 90")
 
 
-class RevokeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RevokeRequest(RequestModel):
     reason: str | None = Field(None, max_length=64, description="RFC 5280 reason name, default unspecified")
 
 
@@ -157,9 +171,7 @@ class CertificateListResponse(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
-class TokenCreateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenCreateRequest(RequestModel):
     scope: Literal["admin", "issue", "revoke", "read"] | None = Field(
         None, description="default admin; issue for an enrollment token"
     )
@@ -192,9 +204,7 @@ class TokenListResponse(BaseModel):
     items: list[TokenResponse]
 
 
-class PKCS12Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PKCS12Request(RequestModel):
     cn: str = Field(min_length=1, max_length=64)
     sans: list[str] = Field(default_factory=list, max_length=100)
     profile: str | None = Field(None, max_length=64)

@@ -23,6 +23,7 @@ from service.logs import request_id
 
 log = logging.getLogger("pocketca.audit")
 _PENDING = "pocketca_audit"
+UNAUTHENTICATED = "unauthenticated"  # the actor of refusals before authentication
 
 
 class Auditor:
@@ -100,6 +101,25 @@ class Auditor:
         """A refusal is recorded in a transaction of its own: the refused change rolled back."""
         with self.db.writer() as session:
             self.record(session, action, caller, outcome="refused", serial=serial, token_id=token_id, detail=detail)
+        self.emit(session)
+
+    def unattributed(self, action: str, address: str | None, detail: str) -> None:
+        """A refusal before anyone was authenticated, written in aggregate (service.authority.throttle): its actor
+        is `unauthenticated`, never the identity a failed credential claimed."""
+        values = {
+            "at": self.clock(),
+            "action": action,
+            "outcome": "refused",
+            "actor": UNAUTHENTICATED,
+            "token_id": None,
+            "serial": None,
+            "client_address": address,
+            "detail": detail,
+        }
+        with self.db.writer() as session:
+            record = AuditRecord(**values)
+            AuditRepository(session).add(record)
+            session.info.setdefault(_PENDING, []).append(record)
         self.emit(session)
 
     def emit(self, session: Session) -> None:

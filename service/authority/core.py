@@ -36,6 +36,7 @@ from service.authority.paging import check_limit, decode_cursor, encode_cursor
 from service.authority.renewal import CLOCK_SKEW, verify_renewal_token
 from service.authority.rootcrls import RootCRLs
 from service.authority.sessions import ConsoleSessions
+from service.authority.throttle import FailureThrottle
 from service.authority.tokens import TokenManager
 from service.authority.values import (
     AuditEntry,
@@ -62,7 +63,7 @@ from service.ca.inspect import (
 )
 from service.ca.issue import Signer, issuer_id, random_serial_number
 from service.ca.leaf import sign_leaf
-from service.ca.names import build_subject, format_general_name, parse_general_name
+from service.ca.names import build_subject, forbidden_characters, format_general_name, parse_general_name
 from service.ca.ocsp import MalformedOCSPRequestError, build_unsuccessful, load_ocsp_request
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
 from service.ca.policy import PolicyContext, decide
@@ -83,6 +84,7 @@ from service.errors import (
     ServiceError,
     UnavailableError,
 )
+from service.inputs import as_utc
 
 Clock = Callable[[], dt.datetime]
 STATUSES = ("valid", "revoked", "expired")
@@ -107,6 +109,7 @@ class Authority:
         profiles: Mapping[str, Profile] = BUILTIN_PROFILES,
         crl_lifetime: dt.timedelta = DEFAULT_CRL_LIFETIME,
         issue_rate_per_minute: int = 0,
+        auth_failures_per_minute: int = 0,
         clock: Clock = utcnow,
         parents: Sequence[x509.Certificate] = (),
         retired: Sequence[Issuer] = (),
@@ -141,6 +144,8 @@ class Authority:
         self.ocsp = self.ocsp_responders[0]
         self.writes = GroupCommitter(db)
         self.console_sessions = ConsoleSessions(db, self.tokens, self.audit, clock)
+        # failed logins and bearer tokens, per address: counted and audited always, throttled past the limit (0: never)
+        self.failures = FailureThrottle(self.audit, clock, limit=auth_failures_per_minute)
         self._crl_entries: tuple[int, int] | None = None
 
     def reload_profiles(self, profiles: Mapping[str, Profile]) -> None:
@@ -149,6 +154,7 @@ class Authority:
         self.profiles.update(profiles)
 
     def close(self) -> None:
+        self.failures.stop()  # the last windows of failed authentication are written
         self.writes.close()
         self.db.dispose()
         for issuer in self.issuers.values():
@@ -331,8 +337,10 @@ class Authority:
         return PKCS12Bundle(issued=issued, data=data)
 
     def _request_for(self, public_key: CertificatePublicKeyTypes, cn: str, sans: list[str]) -> CertificateRequest:
-        if not 1 <= len(cn.encode()) <= 64 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn):
-            raise PolicyError(["the CN must be 1 to 64 bytes of UTF-8 without control characters"])
+        if forbidden := forbidden_characters(cn):
+            raise PolicyError([f"the CN holds control or format characters ({', '.join(forbidden)})"])
+        if not 1 <= len(cn.encode()) <= 64:
+            raise PolicyError(["the CN must be 1 to 64 bytes of UTF-8"])
         problems, names = [], []
         for san in sans:
             try:
@@ -478,8 +486,11 @@ class Authority:
         require_scope(caller, "admin", "read")
         if status is not None and status not in STATUSES:
             raise InvalidRequestError(f"status must be one of {', '.join(STATUSES)}")
-        if expires_before is not None and expires_before.tzinfo is None:
-            raise InvalidRequestError("expires_before needs a time zone (RFC 3339, e.g. 2030-01-01T00:00:00Z)")
+        if expires_before is not None:
+            try:
+                expires_before = as_utc(expires_before)
+            except ValueError as exc:
+                raise InvalidRequestError(f"expires_before {exc}") from None
         wanted = check_limit(limit)
         now = self.clock()
         with self.db.reader() as session:

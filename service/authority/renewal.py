@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.ca.inspect import format_serial, parse_serial
 from service.errors import AuthenticationError
+from service.inputs import load_json
 
 MAX_LIFETIME = dt.timedelta(minutes=5)
 CLOCK_SKEW = dt.timedelta(seconds=60)  # how far in the future `iat` may be, and how long past `exp` a jti is kept
@@ -60,14 +60,20 @@ def is_renewal_token(token: str) -> bool:
 
 def _header(token: str) -> dict[str, Any]:
     """The protected header, unverified (what it names is checked before anything in it is believed)."""
-    segment = token.split(".", 1)[0]
-    try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (binascii.Error, ValueError):
-        raise AuthenticationError("the renewal token is not a compact JWS") from None
+    header = _json_part(token, 0)
     if not isinstance(header, dict):
         raise AuthenticationError("the renewal token is not a compact JWS")
     return header
+
+
+def _json_part(token: str, index: int) -> Any:
+    """A JSON part of the compact JWS (0 the header, 1 the claims), read as every JSON a client sends."""
+    parts = token.split(".")
+    segment = parts[index] if index < len(parts) else ""
+    try:
+        return load_json(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (binascii.Error, ValueError):
+        raise AuthenticationError("the renewal token is not a compact JWS with JSON header and claims") from None
 
 
 def verify_renewal_token(token: str, *, audience: str, now: dt.datetime) -> RenewalClaims:
@@ -88,6 +94,7 @@ def verify_renewal_token(token: str, *, audience: str, now: dt.datetime) -> Rene
         raise AuthenticationError(f"the renewal token must be signed with {expected} for this certificate's key")
     if "crit" in header or "b64" in header:  # RFC 7515 4.1.11, RFC 7797: nothing a renewal token needs
         raise AuthenticationError("the renewal token has header parameters we do not accept (crit, b64)")
+    _json_part(token, 1)  # the claims: PyJWT parses them with json.loads, which a deep nesting would crash
     try:
         claims: dict[str, Any] = jwt.decode(
             token,

@@ -20,11 +20,14 @@ from service.authority.callers import TokenCaller, hash_secret
 from service.authority.tokens import TokenManager
 from service.db.models import ConsoleSessionRecord
 from service.db.repositories import ConsoleSessionRepository
+from service.db.secrets import shared_secret
 from service.db.session import Database
 from service.errors import AuthenticationError, PermissionDeniedError
 
 SESSION_LIFETIME = dt.timedelta(hours=8)
+LOGIN_FORM_LIFETIME = dt.timedelta(hours=1)
 CONSOLE_SCOPES = ("admin", "read")
+LOGIN_KEY = "console-login"  # the shared secret (table server_secrets, db.secrets) the login form is bound to
 
 
 @dataclass(frozen=True)
@@ -49,14 +52,49 @@ class ConsoleSessions:
         self.tokens = tokens
         self.audit = audit
         self.clock = clock
+        self._login_key: bytes | None = None
+
+    # --- the login form, before there is a session ------------------------------------------------------------
+    # Its cookie is `<nonce>.<issued at>.<MAC>` and its CSRF token a MAC of that cookie, both keyed with a secret
+    # only the server holds (the same in every worker and replica: the database's). A cookie the server did not
+    # make, or made over an hour ago, is replaced, never believed: a planted `__Host-pocketca_login=ATTACKER`
+    # yields no token the attacker can know.
+
+    def new_login_cookie(self) -> str:
+        body = f"{secrets.token_urlsafe(24)}.{int(self.clock().timestamp())}"
+        return f"{body}.{self._mac('login-cookie', body)}"
+
+    def is_login_cookie(self, value: str | None) -> bool:
+        """Whether the server made this cookie, within the last LOGIN_FORM_LIFETIME."""
+        parts = value.split(".") if value else []
+        if len(parts) != 3 or not parts[1].isascii() or not parts[1].isdigit():
+            return False
+        body = f"{parts[0]}.{parts[1]}"
+        if not hmac.compare_digest(parts[2], self._mac("login-cookie", body)):
+            return False
+        age = self.clock().timestamp() - int(parts[1])
+        return -60 <= age <= LOGIN_FORM_LIFETIME.total_seconds()
+
+    def login_csrf(self, cookie: str) -> str:
+        return self._mac("login-csrf", cookie)
+
+    def _mac(self, purpose: str, text: str) -> str:
+        return hmac.new(self._key(), f"{purpose}|{text}".encode(), hashlib.sha256).hexdigest()
+
+    def _key(self) -> bytes:
+        if self._login_key is None:  # read once per worker: it never changes
+            self._login_key = shared_secret(self.db, LOGIN_KEY)
+        return self._login_key
+
+    # --- sessions -----------------------------------------------------------------------------------------------
 
     def open(self, token: str, *, address: str | None = None) -> ConsoleSession:
         """Logs in with an admin or read token; others are refused (and the refusal audited). A person typed the
         token into a form, so a refusal speaks of the console's words (an admin or read token), not HTTP's."""
         try:
             caller = dataclasses.replace(self.tokens.authenticate(token, address=address), console=True)
-        except AuthenticationError as exc:
-            raise AuthenticationError(_console_words(exc.detail)) from None
+        except AuthenticationError as exc:  # the same kind (a token that names no one is counted by the throttle)
+            raise type(exc)(_console_words(exc.detail)) from None
         if caller.is_enrollment or caller.scope not in CONSOLE_SCOPES:
             detail = "the console needs an admin or read token"
             self.audit.refused("console.login", caller, detail)

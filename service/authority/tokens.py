@@ -14,14 +14,14 @@ from service import metrics
 from service.authority.audit import Auditor
 from service.authority.callers import SCOPES, TOKEN_PREFIX, Caller, TokenCaller, hash_secret, require_scope
 from service.authority.values import NewToken, TokenInfo
-from service.ca.names import format_general_name, parse_general_name
+from service.ca.names import common_name_problem, forbidden_characters, format_general_name, parse_general_name
 from service.ca.profiles import Profile
 from service.db.groupcommit import Transaction
 from service.db.hot import TokenRow
 from service.db.models import TokenRecord
 from service.db.repositories import TokenRepository
 from service.db.session import Database
-from service.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from service.errors import AuthenticationError, InvalidCredentialsError, InvalidRequestError, NotFoundError
 
 ENROLLMENT_TTL = dt.timedelta(hours=24)
 MAX_TTL = dt.timedelta(days=3650)
@@ -58,8 +58,11 @@ class TokenManager:
             problems.append("an enrollment token (with cn or sans) has scope 'issue'")
         if enrollment and not cn:
             problems.append("an enrollment token needs a cn")
-        elif cn is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn):
-            problems.append("the cn must have no control characters")  # no CSR could name it; PostgreSQL takes no NUL
+        elif cn is not None and (forbidden := forbidden_characters(cn)):
+            # no CSR could name it (and PostgreSQL takes no NUL, UTF-8 no lone surrogate)
+            problems.append(f"the cn holds control or format characters ({', '.join(forbidden)})")
+        elif cn is not None and (cn_problem := common_name_problem(cn)):
+            problems.append(cn_problem)
         if profile is not None and profile not in self.profiles:
             problems.append(f"unknown profile {profile!r}")
         names: list[str] = []
@@ -104,12 +107,12 @@ class TokenManager:
             token_id, secret = _split(token)
         except AuthenticationError:
             metrics.token_refused("invalid")
-            raise
+            raise InvalidCredentialsError("the bearer token is not valid") from None
         record = self.db.hot.token(self.db.raw(), token_id)  # every request: the hot path's DB-API read
         expected = record.secret_hash if record is not None else hash_secret("")
         if not hmac.compare_digest(expected, hash_secret(secret)) or record is None:
             metrics.token_refused("invalid")
-            raise AuthenticationError("the bearer token is not valid")
+            raise InvalidCredentialsError("the bearer token is not valid")
         caller = _caller(record, address)
         problem = None
         if record.expires_at is not None and record.expires_at <= self.clock():

@@ -14,7 +14,13 @@ from cryptography import x509
 
 from service.ca.csr import CertificateRequest
 from service.ca.keys import describe_public_key, key_violations
-from service.ca.names import format_general_name, parse_general_name, subject_violations
+from service.ca.names import (
+    common_name_problem,
+    format_general_name,
+    parse_general_name,
+    subject_size_violations,
+    subject_violations,
+)
 from service.ca.profiles import Profile, dns_allowed, email_allowed
 from service.ca.subject import encode_subject
 from service.errors import PolicyError
@@ -104,6 +110,8 @@ def check_subject(
     request: CertificateRequest, sans: list[x509.GeneralName], profile: Profile, ctx: PolicyContext
 ) -> list[str]:
     problems = subject_violations(request.subject)
+    if request.common_name and (cn_problem := common_name_problem(request.common_name)):
+        problems.append(cn_problem)
     if ctx.required_common_name is not None and request.common_name != ctx.required_common_name:
         problems.append(f"the CN must be {ctx.required_common_name!r}")
     return problems
@@ -153,6 +161,8 @@ def decide(
     """Returns what to certify, or raises PolicyError listing every broken rule."""
     if len(request.sans) > profile.max_sans:  # before any per-name work: 10,000 SANs must cost nothing
         raise PolicyError([f"profile {profile.name!r} allows at most {profile.max_sans} SANs, not {len(request.sans)}"])
+    if oversized := subject_size_violations(request.subject):  # and 10,000 subject attributes neither
+        raise PolicyError(oversized)
     sans, problems = normalise_sans(request)
     for validator in VALIDATORS:
         problems.extend(validator(request, sans, profile, ctx))

@@ -166,7 +166,7 @@ def _parse_names(table: Mapping[str, Any], base: NameRules) -> NameRules:
     if "allowed_dns" in table:
         patterns = tuple(p.lower() for p in _strings(table, "allowed_dns"))
         for pattern in patterns:
-            if not is_dns_name(pattern.removeprefix(".")):
+            if not is_dns_name(pattern.removeprefix("."), pattern=True):
                 raise ValueError(f"allowed_dns: {pattern!r} is not a DNS name or pattern")
         rules = replace(rules, dns=patterns)
     if "allowed_ips" in table:

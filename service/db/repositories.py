@@ -279,6 +279,7 @@ class ConsoleSessionRepository:
         self._session.execute(delete(ConsoleSessionRecord).where(ConsoleSessionRecord.expires_at <= now))
 
 
+
 def _values(record: DeclarativeBase) -> dict[str, object]:
     """The column values set on a transient row object, for a Core INSERT."""
     table = record.__table__

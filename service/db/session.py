@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,16 @@ from service.db.hot import HotSQL
 from service.errors import ConfigurationError, UnreachableError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class _ThreadConnection:
+    """A thread's own DB-API connection (Database.raw): the thread-local holds this, and its finalizer closes it."""
+
+    __slots__ = ("__weakref__", "connection")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
 _WRITE = "pocketca_write"
 
 
@@ -160,13 +171,29 @@ class Database:
             self._raw_connections.append(connection)
         return connection
 
+    def _owned(self, connection: Any) -> _ThreadConnection:
+        """`connection` as this thread's: closed when the thread ends (its thread-local storage goes with it), or
+        by `dispose`. Without this, a worker thread that ended (a thread pool lets idle ones go) left its
+        connection open for the life of the process, and PostgreSQL runs out of connections."""
+        held = _ThreadConnection(connection)
+        weakref.finalize(held, self._release, connection)
+        return held
+
+    def _release(self, connection: Any) -> None:
+        with self._raw_lock:
+            if not any(c is connection for c in self._raw_connections):  # dispose closed it already
+                return
+            self._raw_connections = [c for c in self._raw_connections if c is not connection]
+        with contextlib.suppress(Exception):
+            connection.close()
+
     def raw(self) -> Any:
         """This thread's DB-API connection for the hot path's reads (autocommit: each read sees the latest
         commit of every worker). Kept for the thread's life; `dispose` closes them all."""
-        connection = getattr(self._raw, "connection", None)
-        if not self._alive(connection):
-            connection = self._raw.connection = self._detached(autocommit=True)
-        return connection
+        held: _ThreadConnection | None = getattr(self._raw, "connection", None)
+        if held is None or not self._alive(held.connection):
+            held = self._raw.connection = self._owned(self._detached(autocommit=True))
+        return held.connection
 
     @contextmanager
     def raw_writer(self) -> Iterator[Any]:
@@ -174,9 +201,10 @@ class Database:
         and BEGIN IMMEDIATE / advisory lock as `writer()`; commits when the block ends normally."""
         postgres = self.engine.dialect.name == "postgresql"
         with self._write_lock:
-            connection: Any = getattr(self._raw, "writer", None)
-            if not self._alive(connection):  # psycopg's connection closes when its server goes
-                connection = self._raw.writer = self._detached(autocommit=False)
+            held: _ThreadConnection | None = getattr(self._raw, "writer", None)
+            if held is None or not self._alive(held.connection):  # psycopg's connection closes when its server goes
+                held = self._raw.writer = self._owned(self._detached(autocommit=False))
+            connection = held.connection
             try:
                 connection.execute(_PG_WRITE_LOCK.text if postgres else "BEGIN IMMEDIATE")
                 yield connection

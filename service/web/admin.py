@@ -14,7 +14,7 @@ from service.api.deps import AuthorityDep
 from service.authority import SCOPES
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH
 from service.errors import InvalidRequestError
-from service.web.console import View, handle, redirect
+from service.web.console import View, handle, parse_count, redirect
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PKCS12 = "application/x-pkcs12"
@@ -24,15 +24,6 @@ NOTICES = {"deleted": "The token has been deleted. Sessions opened with it have 
 def parse_names(text: str) -> list[str]:
     """SANs typed into one field, separated by commas, spaces or new lines."""
     return [name for name in re.split(r"[\s,]+", text) if name][:100]
-
-
-def parse_count(text: str, what: str, maximum: int) -> int | None:
-    text = text.strip()
-    if not text:
-        return None
-    if not text.isdigit() or not 1 <= int(text) <= maximum:
-        raise InvalidRequestError(f"{what} must be a whole number from 1 to {maximum}")
-    return int(text)
 
 
 def _tokens_page(view: View, **context: Any) -> Response:
@@ -120,6 +111,3 @@ async def audit(request: Request, authority: AuthorityDep) -> Response:
         return view.render("audit.html", section="audit", page=page, paged=bool(view.query("cursor")))
 
     return await handle(request, authority, show)
-
-
-

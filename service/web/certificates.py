@@ -14,7 +14,7 @@ from service.api.deps import AuthorityDep
 from service.authority.core import STATUSES
 from service.ca.crl import REVOCATION_REASONS
 from service.errors import InvalidRequestError
-from service.web.console import View, handle, redirect
+from service.web.console import View, handle, parse_count, redirect
 from service.web.timeline import build_timeline
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -106,10 +106,7 @@ async def revoke(serial: str, request: Request, authority: AuthorityDep) -> Resp
 @router.get("/expiring")
 async def expiring(request: Request, authority: AuthorityDep) -> Response:
     def show(view: View) -> Response:
-        text = view.query("days", 4) or "30"
-        if not text.isdigit() or not 1 <= int(text) <= 3650:
-            raise InvalidRequestError("days must be a whole number from 1 to 3650")
-        days = int(text)
+        days = parse_count(view.query("days", 4), "days", 3650) or 30
         now = view.authority.clock()
         horizon = dt.timedelta(days=days)
         page = view.authority.list_certificates(
@@ -129,8 +126,4 @@ def _pem(certificate: x509.Certificate) -> str:
 
 
 def _limit(text: str) -> int:
-    if not text:
-        return PAGE_SIZE
-    if not text.isdigit() or not 1 <= int(text) <= 200:
-        raise InvalidRequestError("limit must be a whole number from 1 to 200")
-    return int(text)
+    return parse_count(text, "limit", 200) or PAGE_SIZE

@@ -7,7 +7,6 @@ functions of a `View`, run in a worker thread (they read and write the database 
 from __future__ import annotations
 
 import hmac
-import secrets
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,13 +20,25 @@ from starlette.responses import RedirectResponse, Response
 from service.api.deps import AuthorityDep, _address
 from service.api.problems import status_for
 from service.authority import Authority
-from service.authority.sessions import SESSION_LIFETIME, ConsoleSession, csrf_token_for
-from service.errors import AuthenticationError, PermissionDeniedError, ServiceError, UnsupportedMediaTypeError
+from service.authority.sessions import LOGIN_FORM_LIFETIME, SESSION_LIFETIME, ConsoleSession
+from service.errors import (
+    AuthenticationError,
+    InvalidCredentialsError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServiceError,
+    UnsupportedMediaTypeError,
+)
+from service.inputs import text_problem
 from service.web.pages import error_page, render, secure
 
-SESSION_COOKIE = "pocketca_session"
-LOGIN_COOKIE = "pocketca_login"  # the login form's CSRF secret (double submit): there is no session yet
-COOKIE_PATH = "/ui"
+# `__Host-`: the browser takes these cookies only from this very origin over HTTPS, with Path=/ and no Domain, so
+# a sibling subdomain (or a plain-HTTP page on this host) can neither set nor overwrite them
+SESSION_COOKIE = "__Host-pocketca_session"
+LOGIN_COOKIE = "__Host-pocketca_login"  # binds the login form (authority.sessions): there is no session yet
+COOKIE_PATH = "/"
+LOGIN = "console login"  # what a failed login counts as (authority.throttle)
 FORM = "application/x-www-form-urlencoded"
 MAX_FIELDS = 50
 
@@ -71,8 +82,22 @@ async def read_form(request: Request) -> dict[str, str]:
         raise UnsupportedMediaTypeError(f"a form has at most {MAX_FIELDS} fields") from None
     form: dict[str, str] = {}
     for name, value in pairs:
+        problem = text_problem(name) or text_problem(value)
+        if problem:
+            raise InvalidRequestError(f"the form's field {name[:40]!r} {problem}")
         form.setdefault(name, value)
     return form
+
+
+def parse_count(text: str, what: str, maximum: int) -> int | None:
+    """A whole number from 1 to `maximum` typed into a form or a query, or None for nothing; ASCII digits only
+    (`³` is a digit to str.isdigit, not to int)."""
+    text = text.strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
+        raise InvalidRequestError(f"{what} must be a whole number from 1 to {maximum}")
+    return int(text)
 
 
 async def handle(request: Request, authority: Authority, handler: Handler, *, change: bool = False) -> Response:
@@ -106,33 +131,50 @@ async def index(request: Request, authority: AuthorityDep) -> Response:
 
 
 @router.get("/login")
-async def login_form(request: Request) -> Response:
-    login_secret = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
+async def login_form(request: Request, authority: AuthorityDep) -> Response:
     ended = "Your session has ended; log in again." if request.query_params.get("ended") else None
-    return _login_page(login_secret, notice=ended)
+    return await run_in_threadpool(_login_page, authority, request.cookies.get(LOGIN_COOKIE), notice=ended)
 
 
-def _login_page(login_secret: str, status_code: int = 200, **context: Any) -> Response:
-    response = render("login.html", status_code, csrf=csrf_token_for(login_secret), **context)
+def _login_page(authority: Authority, cookie: str | None, status_code: int = 200, **context: Any) -> Response:
+    """The form, bound to the login cookie: the one presented when the server made it (two tabs share it), else a
+    new one; its CSRF token is the server's MAC of it."""
+    sessions = authority.console_sessions
+    if not sessions.is_login_cookie(cookie):
+        cookie = sessions.new_login_cookie()
+    assert cookie is not None
+    response = render("login.html", status_code, csrf=sessions.login_csrf(cookie), **context)
+    max_age = int(LOGIN_FORM_LIFETIME.total_seconds())
     response.set_cookie(
-        LOGIN_COOKIE, login_secret, max_age=3600, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict"
+        LOGIN_COOKIE, cookie, max_age=max_age, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict"
     )
     return response
 
 
 @router.post("/login")
 async def login(request: Request, authority: AuthorityDep) -> Response:
-    login_secret = request.cookies.get(LOGIN_COOKIE, "")
+    cookie = request.cookies.get(LOGIN_COOKIE)
+    address = _address(request)
+    sessions = authority.console_sessions
     try:
+        authority.failures.check(address, LOGIN)  # 429 for an address past its failures, before any lookup
         form = await read_form(request)
-        if not login_secret or not hmac.compare_digest(form.get("csrf", ""), csrf_token_for(login_secret)):
+        bound = await run_in_threadpool(sessions.is_login_cookie, cookie)
+        if not bound or not hmac.compare_digest(form.get("csrf", ""), sessions.login_csrf(cookie or "")):
             raise PermissionDeniedError("the login form's CSRF token is missing or stale; reload the page")
         token = form.get("token", "").strip()
         if not token:
             raise AuthenticationError("enter an admin or read token")
-        console = await run_in_threadpool(authority.console_sessions.open, token, address=_address(request))
+        try:
+            console = await run_in_threadpool(sessions.open, token, address=address)
+        except InvalidCredentialsError:  # a token that names no one (not a known one expired or used up)
+            authority.failures.failed(address, LOGIN)
+            raise
     except ServiceError as exc:
-        return _login_page(login_secret or secrets.token_urlsafe(32), status_for(exc), error=exc.detail)
+        page = await run_in_threadpool(_login_page, authority, cookie, status_for(exc), error=exc.detail)
+        if isinstance(exc, RateLimitedError):
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     request.state.caller = console.caller.label
     response = redirect("/ui/certs")
     response.set_cookie(

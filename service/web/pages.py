@@ -63,3 +63,9 @@ def render(template: str, status_code: int = 200, **context: Any) -> HTMLRespons
 def error_page(exc: ServiceError, **context: Any) -> HTMLResponse:
     status = status_for(exc)
     return render("error.html", status_code=status, status=status, title=exc.title, detail=exc.detail, **context)
+
+
+def edge_refusal(exc: ServiceError, status: int) -> HTMLResponse:
+    """A refusal made before the console saw the request (a body over the limit, a NUL in the query:
+    service.api.middleware), as the page a browser shows."""
+    return render("error.html", status_code=status, status=status, title=exc.title, detail=exc.detail)

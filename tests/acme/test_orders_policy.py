@@ -92,7 +92,7 @@ async def test_each_refused_identifier_is_named_in_a_compound_problem_and_privat
 async def test_the_services_own_names_are_refused_whatever_the_settings(tmp_path: Path) -> None:
     """Everything allowed, nothing denied: still not the names and addresses of the service's own certificate --
     those configured now, and those the certificate in the data dir carries (made with other names earlier)."""
-    first = make_settings(tmp_path / "data", server_names=["ca.internal", "10.0.0.53", "localhost"])
+    first = make_settings(tmp_path / "data", server_names=["ca.example.internal", "10.0.0.53", "localhost"])
     bootstrap.prepare(first)  # the service's certificate is made for these
     wide_open = make_settings(
         tmp_path / "data", acme_allow="0.0.0.0/0,::/0,.", acme_deny="", server_names=["localhost", "127.0.0.1", "::1"]
@@ -101,7 +101,7 @@ async def test_the_services_own_names_are_refused_whatever_the_settings(tmp_path
         account = Account(http)
         await account.register()
         for kind, value in [("dns", "localhost"), ("ip", "127.0.0.1"), ("ip", "::1"), ("ip", "::ffff:127.0.0.1"),
-                            ("dns", "ca.internal"), ("ip", "10.0.0.53"), ("dns", "*.internal")]:  # fmt: skip
+                            ("dns", "ca.example.internal"), ("ip", "10.0.0.53"), ("dns", "*.example.internal")]:  # fmt: skip
             refused = await new_order(account, (kind, value))
             assert refused.status_code == 400, (value, refused.text)
             assert refused.json()["type"] == ACME_ERROR + "rejectedIdentifier"
@@ -119,7 +119,7 @@ async def test_an_order_holds_at_most_100_identifiers(acme: tuple[httpx.AsyncCli
     refused = await new_order(account, *many)
     assert refused.status_code == 400 and refused.json()["type"] == ACME_ERROR + "malformed"
     assert "more than 100 identifiers" in refused.json()["detail"]
-    repeated = await new_order(account, *[("dns", "same.internal")] * 150, ("dns", "SAME.internal."))
+    repeated = await new_order(account, *[("dns", "same.internal")] * 150, ("dns", "SAME.internal"))
     assert repeated.status_code == 201 and len(repeated.json()["identifiers"]) == 1
     hundred = await new_order(account, *many[:100])
     assert hundred.status_code == 201 and len(hundred.json()["authorizations"]) == 100

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,7 +284,10 @@ def matrix_app(fixed: Fixed) -> FastAPI:
 @pytest.fixture
 async def client(matrix_app: FastAPI) -> AsyncIterator[ApiClient]:
     app = matrix_app
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    # each case from an address of its own: the failed tokens of the others (used up, expired) must not add up to
+    # the throttle of failed authentication (tests/api/test_auth_failures.py)
+    address = f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
         client = ApiClient(http=http, app=app)
         client.as_peer(None)

@@ -103,14 +103,27 @@ async def test_enrollment_token_defaults(api: ApiClient, admin_token: str) -> No
 
 
 @pytest.mark.parametrize(
-    "cn", ["\x00", "web\x00.example.com", "tab\there", "del\x7f"], ids=["nul", "inner-nul", "tab", "del"]
+    ("cn", "shown"),
+    [("tab\there", "U+0009"), ("del\x7f", "U+007F"), ("evil\u202egro.example", "U+202E"), ("a\u200bb", "U+200B")],
+    ids=["tab", "del", "rlo", "zwsp"],
 )
-async def test_an_enrollment_cn_with_control_characters_is_a_400(api: ApiClient, admin_token: str, cn: str) -> None:
-    """Found by the fuzzer on PostgreSQL (which stores no NUL): a 500 then; no CSR could name such a CN."""
+async def test_an_enrollment_cn_with_control_characters_is_a_400(
+    api: ApiClient, admin_token: str, cn: str, shown: str
+) -> None:
+    """No CSR could name such a CN."""
     response = await api.http.post("/tokens", json={"scope": "issue", "cn": cn}, headers=bearer(admin_token))
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["detail"] == "the cn must have no control characters"
+    assert response.json()["detail"] == f"the cn holds control or format characters ({shown})"
+
+
+@pytest.mark.parametrize("cn", ["\x00", "web\x00.example.com"], ids=["nul", "inner-nul"])
+async def test_an_enrollment_cn_with_a_nul_is_refused_at_the_edge(api: ApiClient, admin_token: str, cn: str) -> None:
+    """Found by the fuzzer on PostgreSQL (which stores no NUL): a 500 then. Every JSON field refuses a NUL."""
+    response = await api.http.post("/tokens", json={"scope": "issue", "cn": cn}, headers=bearer(admin_token))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "body.cn: Value error, holds a NUL character" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(

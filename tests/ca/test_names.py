@@ -274,10 +274,13 @@ def test_other_attribute_limits_apply() -> None:
     assert len(problems) == 1 and "organizationName" in problems[0] and "64" in problems[0]
 
 
-@pytest.mark.parametrize("value", ["ali\x00ce", "alice\n", "al\x1bice", "alice\x7f"])
-def test_control_characters_are_refused(value: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("ali\x00ce", "U+0000"), ("alice\n", "U+000A"), ("al\x1bice", "U+001B"), ("alice\x7f", "U+007F")],
+)
+def test_control_characters_are_refused(value: str, shown: str) -> None:
     problems = subject_violations(build_subject(value))
-    assert problems == ["subject attribute commonName holds control characters"]
+    assert problems == [f"subject attribute commonName holds control or format characters ({shown})"]
 
 
 def test_blank_attribute_is_refused() -> None:
@@ -296,6 +299,6 @@ def test_every_subject_problem_is_reported() -> None:
     problems = subject_violations(subject)
     assert len(problems) == 4
     assert any("common name" in p for p in problems)
-    assert any("control characters" in p for p in problems)
+    assert any("control or format characters" in p for p in problems)
     assert any("not allowed" in p for p in problems)
     assert any("longer than 128" in p for p in problems)

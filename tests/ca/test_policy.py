@@ -219,7 +219,7 @@ def test_two_cns_are_refused(key: ec.EllipticCurvePrivateKey) -> None:
 def test_control_characters_in_the_subject_are_refused(key: ec.EllipticCurvePrivateKey) -> None:
     organisation = x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Ac\x07me")
     problems = refused(make_request(key, "host.example.com", None, extra=[organisation]))
-    assert problems == ["subject attribute organizationName holds control characters"]
+    assert problems == ["subject attribute organizationName holds control or format characters (U+0007)"]
 
 
 # --- validity -----------------------------------------------------------------------------------------

@@ -144,3 +144,33 @@ def test_parallel_issuance_and_revocation(settings: Settings, authority: Authori
         assert len(rows) == 90
         assert sum(r.status == "revoked" for r in rows) == 30
         assert CounterRepository(session).get("revocations") == 30
+
+
+def test_a_threads_own_connections_close_when_the_thread_ends(settings: Settings, prepared: object) -> None:
+    """Found by the console fuzzer on PostgreSQL ("too many clients already"): the hot path's per-thread DB-API
+    connections (Database.raw, raw_writer) outlived their threads, so every worker thread a pool let go left one
+    open. SQLite or PostgreSQL, whichever this pass runs on."""
+    db = Database(settings.sqlalchemy_url)
+    seen: list[object] = []
+
+    def work() -> None:
+        connection = db.raw()
+        connection.execute("SELECT 1")
+        with db.raw_writer() as writer:
+            writer.execute("SELECT 1")
+        seen.extend([connection, writer])
+
+    for _ in range(30):  # more than PostgreSQL would have room for, were they kept
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+    assert len(seen) == 60
+    for connection in seen:
+        closed = getattr(connection, "closed", None)
+        if closed is None:  # sqlite3: a closed connection refuses to run anything
+            with pytest.raises(Exception, match="closed"):
+                connection.execute("SELECT 1")  # type: ignore[attr-defined]
+        else:
+            assert closed
+    assert db.raw().execute("SELECT 1").fetchone() == (1,)  # this thread's own is still there, until dispose
+    db.dispose()

@@ -86,8 +86,9 @@ def test_an_operator_finds_revokes_and_issues(server: LiveServer, driver: Any, t
     driver.find_element(By.NAME, "token").send_keys(server.admin_token)
     click_and_wait(driver, "form[action='/ui/login'] button")
     assert driver.current_url.endswith("/ui/certs")
-    session = driver.get_cookie("pocketca_session")
+    session = driver.get_cookie("__Host-pocketca_session")  # Chromium took the __Host- cookie: HTTPS, Path=/
     assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"
+    assert session["path"] == "/" and not session.get("domain", "").startswith(".")  # host-only
     shot(driver, tmp_path, "certificates")
 
     driver.find_element(By.NAME, "cn").send_keys("grafana.internal")

@@ -18,12 +18,14 @@ import os
 import re
 import subprocess
 import sys
+import unicodedata
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import idna
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -33,6 +35,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from publicsuffixlist import PublicSuffixList
 
 from service.ca.csr import build_csr, load_csr, read_request
 from service.ca.policy import decide
@@ -190,19 +193,48 @@ def same_request(data: bytes) -> bool:
 # --- oracles ------------------------------------------------------------------------------------------------------
 
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
+ICANN_SUFFIXES = PublicSuffixList(only_icann=True)
+
+
+def a_label_ok(label: str) -> bool:
+    """A label with `--` in its third and fourth places must be an A-label that IDNA 2008 decodes and encodes back."""
+    if label[2:4] != "--":
+        return True
+    try:
+        return label.startswith("xn--") and idna.encode(idna.decode(label)).decode() == label
+    except (idna.IDNAError, UnicodeError):
+        return False
 
 
 def acceptable_dns(text: str) -> bool:
-    """The contract's DNS name: ASCII (IDNA names as A-labels), LDH labels of 1-63, at most 253 in all with a
-    leading `*.` as the only wildcard, no empty label, no trailing dot, a last label that is not all digits."""
+    """The contract's DNS name: ASCII (IDNA names as A-labels that IDNA 2008 reads), LDH labels of 1-63, at most
+    253 in all with a leading `*.` as the only wildcard, and only above a registrable domain (not over a public
+    suffix of the ICANN list, where unknown top-level names count as suffixes), no empty label, no trailing dot, a
+    last label that is not all digits."""
     if not text or len(text) > 253 or not text.isascii():
         return False
     name = text.lower()
+    wildcard = name.startswith("*.")
     name = name.removeprefix("*.")
     if not name or name.endswith("."):
         return False
     labels = name.split(".")
-    return all(len(label) <= 63 and _LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
+    if not all(len(label) <= 63 and _LABEL.fullmatch(label) and a_label_ok(label) for label in labels):
+        return False
+    return not labels[-1].isdigit() and not (wildcard and ICANN_SUFFIXES.is_public(name))
+
+
+def clean_text(text: str) -> bool:
+    """No character of the categories no name may hold: Cc, Cf, Zl, Zp, Cs."""
+    return not any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs") for c in text)
+
+
+def dns_like_cn_ok(text: str) -> bool:
+    """A CN written as a DNS name (only letters, digits, hyphens, dots and `*`, with a dot or a `*`) must be one,
+    unless it is an IP address or only its last label is numeric (`v1.2`)."""
+    if not re.fullmatch(r"[A-Za-z0-9*.-]+", text) or not ("." in text or "*" in text) or is_ip(text):
+        return True
+    return acceptable_dns(text) or acceptable_dns(text + "x")  # a numeric last label: free text
 
 
 def is_ip(text: str) -> bool:
@@ -486,7 +518,7 @@ async def test_api_random_bytes_as_csr(
         )  # any text: NUL, controls, non-ASCII
     else:
         response = await fuzz_http.post("/csr", content=data, headers={**PKCS10, **fuzz_env.auth()})
-    assert_problem(response, 400)
+    assert_problem(response, 422 if transport == "json" and b"\x00" in data else 400)  # a NUL in JSON text: the edge
 
 
 # --- names: SANs with hostile bytes, IDNA and wildcard edge cases --------------------------------------------------
@@ -655,7 +687,7 @@ def common_names(draw: st.DrawFn) -> tuple[int, bytes, str | None]:
 
 
 def acceptable_cn(text: str) -> bool:
-    return 1 <= len(text) <= 64 and bool(text.strip()) and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+    return 1 <= len(text) <= 64 and bool(text.strip()) and clean_text(text) and dns_like_cn_ok(text)
 
 
 @SLOW
@@ -730,6 +762,9 @@ async def test_api_validity_and_profile(
             "/csr", content=CSR_FOR_VALIDITY, headers={**PKCS10, **fuzz_env.auth()}, params=params
         )
     assert_sane(response)
+    if isinstance(profile, str) and "\x00" in profile:  # refused at the edge: a JSON field, or the query
+        assert_problem(response, 422 if transport == "json" else 400)
+        return
     name = profile or "client"  # an empty profile is the default one, as an absent one
     exact_types = (days is None or (type(days) is int)) and (profile is None or type(profile) is str)
     if not exact_types or (isinstance(name, str) and len(name) > 64):
@@ -1158,7 +1193,7 @@ def json_name_ok(text: str) -> bool:
     for prefix in ("DNS:", "IP:"):  # the prefixes OpenSSL prints are accepted on input
         if value[: len(prefix)].upper() == prefix:
             value = value[len(prefix) :].strip()
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or not value:
+    if not clean_text(value) or not value:
         return False
     return is_ip(value) or acceptable_dns(value) or "@" in value or "://" in value or ":" in value
 
@@ -1175,7 +1210,7 @@ async def test_api_enrollment_token_names(
         "/tokens", json={"scope": "issue", "cn": cn, "sans": sans, "ttl_seconds": 60}, headers=fuzz_env.auth()
     )
     assert_sane(response)
-    if len(cn) > 64:
+    if len(cn) > 64 or any("\x00" in text for text in [cn, *sans]):  # the schema; a NUL is refused at the edge
         assert_problem(response, 422)
     elif not cn:
         assert_problem(response, 400)
@@ -1183,10 +1218,10 @@ async def test_api_enrollment_token_names(
         # Anything accepted must be a name the service itself parses (emails and URIs included).
         for san in sans:
             assert json_name_ok(san), san
-        assert not any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn), repr(cn)
+        assert clean_text(cn) and dns_like_cn_ok(cn), repr(cn)
     else:
         assert_problem(response, 400)
-        clean_cn = not any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn)  # a CN with control characters: a 400
+        clean_cn = clean_text(cn) and dns_like_cn_ok(cn)  # else a 400: no CSR could name it
         definitely_good = clean_cn and all(acceptable_dns(s.strip()) or is_ip(s.strip()) for s in sans)
         assert not definitely_good, (sans, response.json()["detail"])
 
@@ -1217,6 +1252,7 @@ async def test_api_pkcs12_names(fuzz_env: FuzzEnv, fuzz_http: httpx.AsyncClient,
         assert bundle.cert is not None and bundle.key is not None
         certificate = bundle.cert.certificate
         assert [a.value for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)] == [cn]
+        assert clean_text(cn) and dns_like_cn_ok(cn), repr(cn)
         usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         assert list(usages) == [ExtendedKeyUsageOID.CLIENT_AUTH]
         for name in san_texts(certificate):

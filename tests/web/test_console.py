@@ -44,12 +44,12 @@ async def test_login_sets_a_strict_session_cookie_stored_hashed(
     response = await browser.login(admin_token)
     assert response.status_code == 303
     assert response.headers["location"] == "/ui/certs"
-    cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith("pocketca_session="))
+    cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith("__Host-pocketca_session="))
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
     assert {"httponly", "secure", "max-age", "path"} <= attributes
     assert "samesite=strict" in cookie.lower()
     assert "Max-Age=28800" in cookie
-    secret = browser.http.cookies["pocketca_session"]
+    secret = browser.http.cookies["__Host-pocketca_session"]
     stored = query(settings.data_dir, "SELECT secret_hash, token_id FROM console_sessions")
     assert stored == [(hashlib.sha256(secret.encode()).hexdigest(), admin_token.split("_")[1])]
     page = await browser.http.get("/ui/certs")
@@ -65,7 +65,7 @@ async def test_a_wrong_token_is_refused_with_the_form_again(browser: Browser, ad
     assert "that admin token is not valid" in response.text and "admin.token" in response.text
     assert "bearer" not in response.text.lower()
     assert 'name="token"' in response.text
-    assert "pocketca_session" not in browser.http.cookies
+    assert "__Host-pocketca_session" not in browser.http.cookies
     assert (await browser.http.get("/ui/certs")).status_code == 303
 
 
@@ -74,7 +74,7 @@ async def test_login_without_its_csrf_token_is_refused(browser: Browser, admin_t
     response = await browser.http.post("/ui/login", data={"token": admin_token})
     assert response.status_code == 403
     assert "CSRF" in response.text
-    assert "pocketca_session" not in browser.http.cookies
+    assert "__Host-pocketca_session" not in browser.http.cookies
 
 
 async def test_an_issue_token_cannot_open_the_console(browser: Browser, authority: Authority) -> None:
@@ -236,12 +236,12 @@ async def test_logout_and_deleted_tokens_end_the_session(  # type: ignore[no-unt
     browser: Browser, admin_token: str, authority: Authority, settings: Settings
 ) -> None:
     await browser.login(admin_token)
-    old = browser.http.cookies["pocketca_session"]
+    old = browser.http.cookies["__Host-pocketca_session"]
     out = await browser.post("/ui/logout", {}, csrf_from="/ui/certs")
     assert out.status_code == 303 and out.headers["location"] == "/ui/login"
     assert query(settings.data_dir, "SELECT count(*) FROM console_sessions") == [(0,)]
-    assert "pocketca_session" not in browser.http.cookies
-    replayed = await browser.http.get("/ui/certs", headers={"Cookie": f"pocketca_session={old}"})
+    assert "__Host-pocketca_session" not in browser.http.cookies
+    replayed = await browser.http.get("/ui/certs", headers={"Cookie": f"__Host-pocketca_session={old}"})
     assert replayed.headers["location"] == "/ui/login?ended=1"
     assert audit_rows(settings, "console.logout")[0][0] == "ok"
 

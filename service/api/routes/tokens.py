@@ -14,7 +14,10 @@ router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 
 @router.post("", status_code=201, response_model=TokenCreatedResponse, summary="Create a token (admin)")
-async def create_token(body: TokenCreateRequest, authority: AuthorityDep, caller: CallerDep) -> TokenCreatedResponse:
+async def create_token(
+    body: TokenCreateRequest, authority: AuthorityDep, caller: CallerDep, response: Response
+) -> TokenCreatedResponse:
+    response.headers["Cache-Control"] = "no-store"  # the answer holds the token: no cache may keep it
     ttl = dt.timedelta(seconds=body.ttl_seconds) if body.ttl_seconds is not None else None
     new = await run_in_threadpool(
         authority.create_token,
