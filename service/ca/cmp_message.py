@@ -207,10 +207,17 @@ def _trailer(parts: list[tuple[int, bytes]]) -> tuple[bytes | None, tuple[x509.C
             listed = split(_content(element))
             if not listed:
                 raise ValueError("extraCerts is SIZE (1..MAX)")
-            certificates = tuple(x509.load_der_x509_certificate(der) for _, der in listed)
+            certificates = tuple(_certificate(der) for _, der in listed)
         else:
             raise ValueError("unexpected element after the body")
     return protection, certificates
+
+
+def _certificate(der: bytes) -> x509.Certificate:
+    """cryptography reads extensions lazily: a broken one must fail here (badDataFormat), not in a later check."""
+    certificate = x509.load_der_x509_certificate(der)
+    _ = certificate.extensions
+    return certificate
 
 
 def bit_string(der: bytes) -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from service.ca.cmp_failures import CmpError, FailInfo
 from service.ca.cmp_message import CmpMessage
@@ -57,7 +57,11 @@ def verify_signature_protection(
     if not _may_sign(signer):
         raise message.error(FailInfo.signerNotTrusted, "the signer's certificate does not allow digitalSignature")
     try:
-        verify_signature(signer.public_key(), message.protection_algorithm, message.protected_part, message.protection)
+        public_key = signer.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        raise message.error(FailInfo.signerNotTrusted, "the signer's public key is not one this CA knows") from None
+    try:
+        verify_signature(public_key, message.protection_algorithm, message.protected_part, message.protection)
     except CmpError as exc:
         raise message.error(exc.fail_info, exc.detail) from None
     return signer
