@@ -2,9 +2,10 @@
 and writes, with pyasn1 (its modules give CRMF, RFC 5280 and PKCS #5; the rest is defined here).
 
 Certificates, names and the PKCS#10 request travel as `univ.Any` (their DER, whole): cryptography reads and writes
-those, and pyasn1 never spends time taking a certificate apart. `split` reads the outer layers strictly (definite,
-minimal lengths; nothing after the end) and keeps the bytes as they came, so a MAC or a signature is checked over
-exactly what the sender protected.
+those, and pyasn1 never spends time taking a certificate apart. The structures every enrolment passes through
+(the header, CRMF, certConf, the ip body) are read and written by hand in cmp_der, for speed; the specs here are
+what the rest uses (rr's and genm's answers, error messages, PBMAC1, the certificate request template) and what
+the tests hold cmp_der to.
 """
 
 from __future__ import annotations
@@ -17,13 +18,9 @@ from pyasn1.type import base, char, constraint, namedtype, tag, univ, useful
 from pyasn1_modules import rfc4210, rfc4211, rfc5280
 
 MAX: Final = float("inf")
-PVNO_CMP2000: Final = 2
-PVNO_CMP2021: Final = 3  # RFC 9480: only when a CMPv3 feature is used (hashAlg in certConf, EnvelopedData)
 
 # --- object identifiers ------------------------------------------------------------------------------------------
 
-ID_PASSWORD_BASED_MAC: Final = univ.ObjectIdentifier("1.2.840.113533.7.66.13")  # RFC 4210 5.1.3.1
-ID_PBMAC1: Final = univ.ObjectIdentifier("1.2.840.113549.1.5.14")  # RFC 8018, RFC 9481 6.1.2
 ID_PBKDF2: Final = univ.ObjectIdentifier("1.2.840.113549.1.5.12")
 ID_IT: Final = "1.3.6.1.5.5.7.4"
 ID_REG_CTRL: Final = "1.3.6.1.5.5.7.5.1"
@@ -161,51 +158,9 @@ CERT_REQ_TEMPLATE_CONTENT: Final = univ.Sequence(
 )
 
 
-# --- strict outer reading and small helpers ----------------------------------------------------------------------
+# --- decoding and encoding --------------------------------------------------------------------------------------
 
 Spec = TypeVar("Spec", bound=base.Asn1Item)
-
-
-def read_tlv(der: bytes, position: int, end: int) -> tuple[int, int, int]:
-    """(tag, where the value starts, where it ends) of the element at `position`: one-octet tags, definite and
-    minimal lengths, inside `end`. ValueError otherwise."""
-    if end - position < 2:
-        raise ValueError("truncated element")
-    tag_octet, first = der[position], der[position + 1]
-    if tag_octet & 0x1F == 0x1F:
-        raise ValueError("multi-octet tags are not used in CMP")
-    if first < 0x80:
-        value, length = position + 2, first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4:
-            raise ValueError("indefinite or oversized length")
-        value = position + 2 + count
-        if value > end:
-            raise ValueError("truncated length")
-        length = int.from_bytes(der[position + 2 : value], "big")
-        if length < 0x80 or der[position + 2] == 0:
-            raise ValueError("non-minimal length")
-    if value + length > end:
-        raise ValueError("truncated value")
-    return tag_octet, value, value + length
-
-
-def split(der: bytes, start: int = 0, end: int | None = None) -> list[tuple[int, bytes]]:
-    """The elements inside the constructed element that fills der[start:end], each as (tag, its whole TLV)."""
-    end = len(der) if end is None else end
-    tag_octet, value, stop = read_tlv(der, start, end)
-    if stop != end:
-        raise ValueError("bytes after the end")
-    if not tag_octet & 0x20:
-        raise ValueError("not a constructed element")
-    parts = []
-    position = value
-    while position < stop:
-        inner, _, after = read_tlv(der, position, stop)
-        parts.append((inner, der[position:after]))
-        position = after
-    return parts
 
 
 def decode(der: bytes, spec: Spec) -> Spec:
@@ -221,8 +176,3 @@ def decode(der: bytes, spec: Spec) -> Spec:
 
 def encode(value: base.Asn1Item) -> bytes:
     return bytes(encoder.encode(value))
-
-
-def explicit_tag(number: int) -> int:
-    """The tag octet of [number] EXPLICIT (constructed, context class), number <= 30."""
-    return 0xA0 | number

@@ -13,9 +13,8 @@ import hmac
 from dataclasses import dataclass
 
 from cryptography import x509
-from pyasn1.type import univ
 
-from service.ca.cmp_asn1 import CERT_CONFIRM_CONTENT, decode
+from service.ca.cmp_der import OCTET_STRING, SEQUENCE, AlgorithmId, content, explicit, fields, integer
 from service.ca.cmp_failures import FailInfo, PKIStatus
 from service.ca.cmp_message import CmpMessage
 
@@ -25,7 +24,7 @@ class CertConfirmation:
     cert_hash: bytes
     cert_req_id: int
     accepted: bool  # False: the client rejected the certificate (statusInfo rejection)
-    hash_algorithm: univ.ObjectIdentifier | None = None  # RFC 9480's hashAlg, when given
+    hash_algorithm: str | None = None  # RFC 9480's hashAlg, when given
 
 
 def read_cert_confirmation(message: CmpMessage) -> CertConfirmation:
@@ -33,26 +32,42 @@ def read_cert_confirmation(message: CmpMessage) -> CertConfirmation:
     if message.body_type != "certConf":
         raise message.rejection(FailInfo.badRequest, f"a {message.body_type} is not a certConf")
     try:
-        content = decode(message.body, CERT_CONFIRM_CONTENT)
+        statuses = [fields(item) for _, item in fields(message.body)]
     except ValueError as exc:
         raise message.rejection(FailInfo.badDataFormat, f"the certConf does not read ({exc})") from None
-    if len(content) != 1:
+    if len(statuses) != 1:
         raise message.rejection(FailInfo.badRequest, "a certConf confirms exactly one certificate")
-    status = content[0]
-    accepted = not status["statusInfo"].isValue or int(status["statusInfo"]["status"]) in (
-        PKIStatus.accepted,
-        PKIStatus.grantedWithMods,
-    )
-    hash_algorithm = status["hashAlg"]["algorithm"] if status["hashAlg"].isValue else None
-    return CertConfirmation(status["certHash"].asOctets(), int(status["certReqId"]), accepted, hash_algorithm)
+    try:
+        return _cert_status(statuses[0])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise message.rejection(FailInfo.badDataFormat, f"the certConf does not read ({exc})") from None
 
 
-def cert_hash(certificate: x509.Certificate, der: bytes, hash_algorithm: univ.ObjectIdentifier | None) -> bytes:
+def _cert_status(parts: list[tuple[int, bytes]]) -> CertConfirmation:
+    """CertStatus ::= SEQUENCE { certHash OCTET STRING, certReqId INTEGER, statusInfo PKIStatusInfo OPTIONAL,
+    hashAlg [0] AlgorithmIdentifier OPTIONAL }."""
+    if len(parts) < 2:
+        raise ValueError("CertStatus is SEQUENCE { certHash, certReqId, statusInfo, hashAlg }")
+    (_, digest), (_, number), *rest = parts
+    accepted, hash_algorithm = True, None
+    if rest and rest[0][0] == SEQUENCE:
+        status_info = fields(rest.pop(0)[1])
+        if not status_info:
+            raise ValueError("PKIStatusInfo starts with its status")
+        accepted = integer(status_info[0][1]) in (PKIStatus.accepted, PKIStatus.grantedWithMods)
+    if rest and rest[0][0] == 0xA0:
+        hash_algorithm = AlgorithmId.read(explicit(rest.pop(0)[1], 0xA0)).oid
+    if rest:
+        raise ValueError("unexpected fields in CertStatus")
+    return CertConfirmation(content(digest, OCTET_STRING), integer(number), accepted, hash_algorithm)
+
+
+def cert_hash(certificate: x509.Certificate, der: bytes, hash_algorithm: str | None) -> bytes:
     """certHash: by hashAlg when given (RFC 9480), else by the certificate's signature hash; SHA-512 for EdDSA."""
     name = "sha512"
     if hash_algorithm is not None:
         names = {"2.16.840.1.101.3.4.2.1": "sha256", "2.16.840.1.101.3.4.2.2": "sha384"}
-        name = names.get(str(hash_algorithm), "sha512" if str(hash_algorithm) == "2.16.840.1.101.3.4.2.3" else "")
+        name = names.get(hash_algorithm, "sha512" if hash_algorithm == "2.16.840.1.101.3.4.2.3" else "")
         if not name:
             raise ValueError(f"hashAlg {hash_algorithm} is not supported")
     elif certificate.signature_hash_algorithm is not None:

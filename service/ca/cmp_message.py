@@ -22,27 +22,28 @@ from dataclasses import dataclass
 from typing import Final
 
 from cryptography import x509
-from pyasn1.error import PyAsn1Error
-from pyasn1.type import univ, useful
-from pyasn1_modules import rfc5280
 
-from service.ca.cmp_asn1 import (
-    ID_IT_IMPLICIT_CONFIRM,
-    INFO_TYPE_AND_VALUE,
-    PKI_HEADER,
-    PVNO_CMP2000,
-    PVNO_CMP2021,
-    decode,
-    encode,
-    explicit_tag,
-    read_tlv,
+from service.ca.cmp_der import (
+    AlgorithmId,
+    bit_string,
+    content,
+    explicit,
+    fields,
+    generalized_time,
+    generalized_time_der,
+    integer,
+    integer_der,
+    oid_der,
+    oid_text,
     split,
 )
 from service.ca.cmp_failures import CmpError, FailInfo
 from service.ca.cmp_names import name_of
-from service.ca.cmp_protection import is_mac_algorithm, load_mac_algorithm
+from service.ca.cmp_protection import MacAlgorithm, is_mac_algorithm, load_mac_algorithm
 from service.ca.der import tlv
 
+PVNO_CMP2000: Final = 2
+PVNO_CMP2021: Final = 3  # RFC 9480: only when a CMPv3 feature is used (hashAlg in certConf, EnvelopedData)
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 NONCE_BYTES: Final = 16  # RFC 9483 3.1: 128 bits
 BODY_TYPES: Final = (  # PKIBody's alternatives, by tag number [0]..[26]
@@ -51,6 +52,8 @@ BODY_TYPES: Final = (  # PKIBody's alternatives, by tag number [0]..[26]
     "pollRep",
 )
 REQUEST_TYPES: Final = frozenset({"ir", "cr", "kur", "p10cr", "certConf", "rr", "genm"})
+IMPLICIT_CONFIRM: Final = "1.3.6.1.5.5.7.4.13"  # id-it-implicitConfirm
+_GRANTED: Final = tlv(0xA8, tlv(0x30, tlv(0x30, oid_der(IMPLICIT_CONFIRM), b"\x05\x00")))  # generalInfo
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,10 @@ class CmpMessage:
     body_type: str  # "ir", "cr", "kur", "p10cr", "certConf", "rr" or "genm"
     body: bytes  # the body's content (inside its [n] tag)
     protected_part: bytes  # DER of ProtectedPart ::= SEQUENCE { header, body }, as the sender protected it
-    protection_algorithm: rfc5280.AlgorithmIdentifier | None
+    protection_algorithm: AlgorithmId | None
     protection: bytes | None
     extra_certs: tuple[x509.Certificate, ...]
+    mac_algorithm: MacAlgorithm | None = None  # its parameters, read once, when MAC-protected
 
     @property
     def protection_kind(self) -> str | None:
@@ -107,94 +111,98 @@ class CmpMessage:
 def load_pki_message(der: bytes) -> CmpMessage:
     """DER PKIMessage -> CmpMessage. CmpError: badDataFormat (not DER, truncated, trailing bytes, bad
     extraCerts), unsupportedVersion, badRequest (a body a client does not send, or no transactionID),
-    badSenderNonce (missing or short), badAlg (an unreadable protectionAlg)."""
+    badSenderNonce (missing or short), badAlg (MAC parameters this CA does not take)."""
     if len(der) > MAX_MESSAGE_BYTES:
         raise CmpError(FailInfo.badDataFormat, f"the message is over {MAX_MESSAGE_BYTES} bytes")
     try:
         parts = split(der)
         if len(parts) < 2 or parts[0][0] != 0x30:
             raise ValueError("a PKIMessage is SEQUENCE { header, body, ... }")
-        raw_header = decode(parts[0][1], PKI_HEADER)
-    except ValueError as exc:
+        header, algorithm, problem = _read_header(parts[0][1])
+    except (ValueError, UnicodeDecodeError) as exc:
         raise CmpError(FailInfo.badDataFormat, f"not a DER PKIMessage ({exc})") from None
-    header = _header(raw_header)
+    _check(header, problem)
     body_tag, body_tlv = parts[1]
     number = body_tag - 0xA0
     if not 0 <= number < len(BODY_TYPES) or BODY_TYPES[number] not in REQUEST_TYPES:
         raise CmpError(FailInfo.badRequest, "this CA answers ir, cr, kur, p10cr, certConf, rr and genm", header=header)
-    body_type = BODY_TYPES[number]
     try:
         body = _content(body_tlv)
         protection, extra_certs = _trailer(parts[2:])
     except ValueError as exc:
         raise CmpError(FailInfo.badDataFormat, f"not a DER PKIMessage ({exc})", header=header) from None
-    algorithm = raw_header["protectionAlg"] if raw_header["protectionAlg"].isValue else None
+    mac = None
     if algorithm is not None and is_mac_algorithm(algorithm):
         try:
-            load_mac_algorithm(algorithm)  # refused here (badAlg) rather than after the caller's look-up
+            mac = load_mac_algorithm(algorithm)  # refused here (badAlg) rather than after the caller's look-up
         except CmpError as exc:
             raise CmpError(exc.fail_info, exc.detail, header=header) from None
     return CmpMessage(
         header=header,
-        body_type=body_type,
+        body_type=BODY_TYPES[number],
         body=body,
         protected_part=tlv(0x30, parts[0][1], body_tlv),
         protection_algorithm=algorithm,
         protection=protection,
         extra_certs=extra_certs,
+        mac_algorithm=mac,
     )
 
 
-def _header(raw: univ.Sequence) -> CmpHeader:
-    pvno = int(raw["pvno"])
-    transaction_id = raw["transactionID"].asOctets() if raw["transactionID"].isValue else b""
-    sender_nonce = raw["senderNonce"].asOctets() if raw["senderNonce"].isValue else b""
-    try:
-        message_time, time_problem = _time(raw["messageTime"]), None
-    except ValueError as exc:
-        message_time, time_problem = None, str(exc)
-    implicit_confirm = raw["generalInfo"].isValue and any(
-        item["infoType"] == ID_IT_IMPLICIT_CONFIRM for item in raw["generalInfo"]
+def _read_header(der: bytes) -> tuple[CmpHeader, AlgorithmId | None, str | None]:
+    """PKIHeader (RFC 4210 5.1.1) by hand: pvno, sender, recipient, then [0]..[8], each at most once, in order.
+    Returns the header, its protectionAlg, and what is wrong with its messageTime (checked after the rest)."""
+    parts = fields(der)
+    if len(parts) < 3:
+        raise ValueError("a PKIHeader starts with pvno, sender and recipient")
+    (_, pvno), (_, sender), (_, recipient), *optional = parts
+    values: dict[int, bytes] = {}
+    for tag_octet, element in optional:
+        number = tag_octet - 0xA0
+        if not 0 <= number <= 8 or any(seen >= number for seen in values):
+            raise ValueError("header fields out of order, repeated or unknown")
+        values[number] = explicit(element, tag_octet)
+    message_time, problem = None, None
+    if 0 in values:
+        try:
+            message_time = generalized_time(values[0])
+        except (ValueError, UnicodeDecodeError):
+            problem = "messageTime is not a GeneralizedTime"
+    if 7 in values:
+        fields(values[7])  # freeText: a SEQUENCE OF UTF8String, read by no one here
+    implicit_confirm = 8 in values and any(
+        oid_text(fields(item)[0][1]) == IMPLICIT_CONFIRM for _, item in fields(values[8])
     )
     header = CmpHeader(
-        pvno=pvno,
-        sender=raw["sender"].asOctets(),
-        recipient=raw["recipient"].asOctets(),
-        transaction_id=transaction_id,
-        sender_nonce=sender_nonce,
-        recip_nonce=raw["recipNonce"].asOctets() if raw["recipNonce"].isValue else None,
-        sender_kid=raw["senderKID"].asOctets() if raw["senderKID"].isValue else None,
+        pvno=integer(pvno),
+        sender=sender,
+        recipient=recipient,
+        transaction_id=content(values[4], 0x04) if 4 in values else b"",
+        sender_nonce=content(values[5], 0x04) if 5 in values else b"",
+        recip_nonce=content(values[6], 0x04) if 6 in values else None,
+        sender_kid=content(values[2], 0x04) if 2 in values else None,
         message_time=message_time,
-        implicit_confirm=bool(implicit_confirm),
+        implicit_confirm=implicit_confirm,
     )
-    if pvno not in (PVNO_CMP2000, PVNO_CMP2021):
-        raise CmpError(FailInfo.unsupportedVersion, f"pvno {pvno} is not supported (2 or 3)", header=header)
-    if not 1 <= len(transaction_id) <= 64:
+    if 3 in values:
+        content(values[3], 0x04)  # recipKID: an OCTET STRING, unused
+    return header, AlgorithmId.read(values[1]) if 1 in values else None, problem
+
+
+def _check(header: CmpHeader, time_problem: str | None) -> None:
+    if header.pvno not in (PVNO_CMP2000, PVNO_CMP2021):
+        raise CmpError(FailInfo.unsupportedVersion, f"pvno {header.pvno} is not supported (2 or 3)", header=header)
+    if not 1 <= len(header.transaction_id) <= 64:
         raise CmpError(FailInfo.badRequest, "the header needs a transactionID (1 to 64 bytes)", header=header)
-    if not NONCE_BYTES <= len(sender_nonce) <= 64:
+    if not NONCE_BYTES <= len(header.sender_nonce) <= 64:
         raise CmpError(FailInfo.badSenderNonce, f"the senderNonce must be {NONCE_BYTES} to 64 bytes", header=header)
     if time_problem is not None:
         raise CmpError(FailInfo.badDataFormat, time_problem, header=header)
-    return header
 
 
-def _time(value: useful.GeneralizedTime) -> dt.datetime | None:
-    """messageTime in UTC (None when absent); ValueError when it is not a GeneralizedTime."""
-    if not value.isValue:
-        return None
-    try:
-        moment: dt.datetime = value.asDateTime
-    except (PyAsn1Error, ValueError, TypeError, OverflowError):
-        raise ValueError("messageTime is not a GeneralizedTime") from None
-    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def _content(explicit: bytes) -> bytes:
+def _content(element: bytes) -> bytes:
     """The one element inside an [n] EXPLICIT."""
-    (_, inner), *rest = split(explicit) or [(0, b"")]
-    if rest or not inner:
-        raise ValueError("an explicit tag holds exactly one element")
-    return inner
+    return explicit(element, element[0])
 
 
 def _trailer(parts: list[tuple[int, bytes]]) -> tuple[bytes | None, tuple[x509.Certificate, ...]]:
@@ -220,14 +228,6 @@ def _certificate(der: bytes) -> x509.Certificate:
     return certificate
 
 
-def bit_string(der: bytes) -> bytes:
-    """The octets of a DER BIT STRING with no unused bits (a MAC or a signature)."""
-    tag_octet, start, end = read_tlv(der, 0, len(der))
-    if tag_octet != 0x03 or end != len(der) or start == end or der[start] != 0:
-        raise ValueError("not a BIT STRING of whole octets")
-    return der[start + 1 : end]
-
-
 def check_message_time(header: CmpHeader, *, now: dt.datetime, tolerance: dt.timedelta) -> None:
     """CmpError(badTime) when the header carries a messageTime further than `tolerance` from `now`."""
     if header.message_time is not None and abs(header.message_time - now) > tolerance:
@@ -247,42 +247,37 @@ def build_header(
     sender: bytes,
     recipient: bytes,
     now: dt.datetime,
-    protection_algorithm: rfc5280.AlgorithmIdentifier,
+    protection_algorithm: AlgorithmId,
     sender_kid: bytes | None,
     transaction_id: bytes,
     sender_nonce: bytes,
     recip_nonce: bytes | None,
     implicit_confirm: bool = False,
 ) -> bytes:
-    header = PKI_HEADER.clone()
-    header["pvno"] = pvno
-    header["sender"] = univ.Any(sender)
-    header["recipient"] = univ.Any(recipient)
-    header["messageTime"] = now.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ")
-    header["protectionAlg"]["algorithm"] = protection_algorithm["algorithm"]
-    if protection_algorithm["parameters"].isValue:
-        header["protectionAlg"]["parameters"] = protection_algorithm["parameters"]
-    if sender_kid is not None:
-        header["senderKID"] = sender_kid
-    header["transactionID"] = transaction_id
-    header["senderNonce"] = sender_nonce
-    if recip_nonce is not None:
-        header["recipNonce"] = recip_nonce
-    if implicit_confirm:
-        granted = INFO_TYPE_AND_VALUE.clone()
-        granted["infoType"] = ID_IT_IMPLICIT_CONFIRM
-        granted["infoValue"] = univ.Any(b"\x05\x00")
-        header["generalInfo"].append(granted)
-    return encode(header)
+    """PKIHeader DER: pvno, sender and recipient (GeneralNames, whole), messageTime, protectionAlg, senderKID,
+    transactionID, senderNonce, recipNonce, and generalInfo with implicitConfirm when granted."""
+    parts = [
+        integer_der(pvno),
+        sender,
+        recipient,
+        tlv(0xA0, generalized_time_der(now)),
+        tlv(0xA1, protection_algorithm.der()),
+        tlv(0xA2, tlv(0x04, sender_kid)) if sender_kid is not None else b"",
+        tlv(0xA4, tlv(0x04, transaction_id)),
+        tlv(0xA5, tlv(0x04, sender_nonce)),
+        tlv(0xA6, tlv(0x04, recip_nonce)) if recip_nonce is not None else b"",
+        _GRANTED if implicit_confirm else b"",
+    ]
+    return tlv(0x30, *parts)
 
 
 def assemble(header: bytes, body_tag: int, body: bytes, protection: bytes, extra_certs: list[bytes]) -> bytes:
     """PKIMessage from a written header, the body's content and the protection over ProtectedPart."""
-    parts = [header, tlv(explicit_tag(body_tag), body), tlv(0xA0, tlv(0x03, b"\x00", protection))]
+    parts = [header, tlv(0xA0 | body_tag, body), tlv(0xA0, tlv(0x03, b"\x00", protection))]
     if extra_certs:
         parts.append(tlv(0xA1, tlv(0x30, *extra_certs)))
     return tlv(0x30, *parts)
 
 
 def protected_part(header: bytes, body_tag: int, body: bytes) -> bytes:
-    return tlv(0x30, header, tlv(explicit_tag(body_tag), body))
+    return tlv(0x30, header, tlv(0xA0 | body_tag, body))

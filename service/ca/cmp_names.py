@@ -13,7 +13,7 @@ from typing import Final
 from cryptography import x509
 from cryptography.x509.name import _ASN1Type
 
-from service.ca.cmp_asn1 import read_tlv, split
+from service.ca.cmp_der import oid_text, read_tlv, split
 from service.ca.der import tlv
 
 NULL_DN: Final = b"\xa4\x02\x30\x00"  # GeneralName directoryName of an empty Name: "I do not know who"
@@ -28,26 +28,6 @@ _STRINGS: Final[dict[int, tuple[_ASN1Type, str]]] = {
     0x1E: (_ASN1Type.BMPString, "utf-16-be"),
     0x1C: (_ASN1Type.UniversalString, "utf-32-be"),
 }
-
-
-def load_oid(der: bytes) -> x509.ObjectIdentifier:
-    """An OBJECT IDENTIFIER's whole TLV -> its value; ValueError for a malformed one."""
-    tag, start, end = read_tlv(der, 0, len(der))
-    if tag != 0x06 or end != len(der) or start == end or der[end - 1] & 0x80:
-        raise ValueError("not an OBJECT IDENTIFIER")
-    arcs: list[int] = []
-    value = 0
-    for position in range(start, end):
-        octet = der[position]
-        if value == 0 and octet == 0x80:
-            raise ValueError("non-minimal OBJECT IDENTIFIER arc")
-        value = (value << 7) | (octet & 0x7F)
-        if not octet & 0x80:
-            arcs.append(value)
-            value = 0
-    first = min(arcs[0] // 40, 2)
-    dotted = ".".join(str(arc) for arc in (first, arcs[0] - 40 * first, *arcs[1:]))
-    return x509.ObjectIdentifier(dotted)
 
 
 def load_name(der: bytes) -> x509.Name:
@@ -69,7 +49,7 @@ def load_name(der: bytes) -> x509.Name:
             kind, codec = _STRINGS[value_tag]
             _, start, end = read_tlv(value, 0, len(value))
             text = value[start:end].decode(codec)
-            attributes.append(x509.NameAttribute(load_oid(oid), text, _type=kind))
+            attributes.append(x509.NameAttribute(x509.ObjectIdentifier(oid_text(oid)), text, _type=kind))
         if not attributes:
             raise ValueError("an empty RDN")
         rdns.append(x509.RelativeDistinguishedName(attributes))

@@ -1,9 +1,10 @@
-"""What a CMP request asks for: ir, cr and kur (CRMF, RFC 4211), p10cr (PKCS #10), certConf, rr and genm.
+"""What a CMP request asks for: ir, cr and kur (CRMF, RFC 4211), p10cr (PKCS #10), rr and genm (certConf is
+cmp_confirm's).
 
 Each reader takes a `CmpMessage` whose protection the caller has verified and returns a plain value; every
 refusal is a CmpError with the bit RFC 9483 gives (badCertTemplate, badPOP, badRequest, badCertId,
-badDataFormat). A certificate request becomes service.ca.csr's `CertificateRequest`, so the same policy
-(`policy.decide`) and issuance serve it as they serve POST /csr.
+badDataFormat), answered with a rejected ip/cp/kup or rp. A certificate request becomes service.ca.csr's
+`CertificateRequest`, so the same policy (`policy.decide`) and issuance serve it as they serve POST /csr.
 """
 
 from __future__ import annotations
@@ -15,19 +16,9 @@ from typing import Final
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from pyasn1.type import univ
 
-from service.ca.cmp_asn1 import (
-    CERT_ID,
-    CERT_REQ_MESSAGES,
-    ID_REG_CTRL_OLD_CERT_ID,
-    INFO_TYPE_AND_VALUES,
-    REV_REQ_CONTENT,
-    decode,
-    encode,
-    read_tlv,
-    split,
-)
+from service.ca.cmp_crmf import CertReqMsg, Template, read_cert_req_messages, read_extensions, read_template
+from service.ca.cmp_der import fields, integer, oid_text, read_tlv, split
 from service.ca.cmp_failures import CmpError, FailInfo
 from service.ca.cmp_message import CmpMessage
 from service.ca.cmp_names import load_general_name, load_name
@@ -37,6 +28,7 @@ from service.ca.names import get_common_name
 from service.errors import InvalidCSRError
 
 P10CR_CERT_REQ_ID: Final = -1  # RFC 9483 4.1.4: the certReqId of a p10cr's answer and confirmation
+OLD_CERT_ID: Final = "1.3.6.1.5.5.7.5.1.5"  # id-regCtrl-oldCertID (RFC 4211 6.5)
 _SAN: Final = "2.5.29.17"
 _REASON_CODE: Final = "2.5.29.21"
 _REASON_NUMBERS: Final = (  # CRLReason (RFC 5280 5.3.1) by number; 7 is not used
@@ -71,23 +63,20 @@ def read_certification_request(message: CmpMessage, *, allow_ra_verified: bool =
     if message.body_type not in ("ir", "cr", "kur"):
         raise message.rejection(FailInfo.badRequest, f"a {message.body_type} is not a certification request")
     try:
-        messages = decode(message.body, CERT_REQ_MESSAGES)
-        raw_request = split(message.body)[0][1]
-        raw_cert_req = split(raw_request)[0][1]  # the certReq exactly as sent: what the POP signs
-    except (ValueError, IndexError) as exc:
+        messages = read_cert_req_messages(message.body)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise message.rejection(FailInfo.badDataFormat, f"the CertReqMessages do not read ({exc})") from None
     if len(messages) != 1:
         raise message.rejection(FailInfo.badRequest, "exactly one certificate request per message (RFC 9483 4.1.1)")
-    cert_req = messages[0]["certReq"]
-    if int(cert_req["certReqId"]) != 0:
+    (asked,) = messages
+    if asked.cert_req_id != 0:
         raise message.rejection(FailInfo.badRequest, "the certReqId must be 0 (RFC 9483 4.1.1)")
-    template = cert_req["certTemplate"]
-    public_key = _public_key(message, template)
-    _check_pop(message, messages[0], public_key, raw_cert_req, allow_ra_verified)
-    subject = _subject(message, template)
-    request = CertificateRequest(subject, get_common_name(subject), _sans(message, template), public_key)
-    old = _old_certificate(message, cert_req) if message.body_type == "kur" else None
-    return CertificationRequest(0, request, _validity_days(template), old)
+    public_key = _public_key(message, asked.template)
+    _check_pop(message, asked, public_key, allow_ra_verified)
+    subject = _subject(message, asked.template)
+    request = CertificateRequest(subject, get_common_name(subject), _sans(message, asked.template), public_key)
+    old = _old_certificate(message, asked) if message.body_type == "kur" else None
+    return CertificationRequest(0, request, _validity_days(asked.template), old)
 
 
 def _p10cr(message: CmpMessage) -> CertificationRequest:
@@ -105,89 +94,68 @@ def _p10cr(message: CmpMessage) -> CertificationRequest:
     return CertificationRequest(P10CR_CERT_REQ_ID, request)
 
 
-def _public_key(message: CmpMessage, template: univ.Sequence) -> CertificatePublicKeyTypes:
-    if not template["publicKey"].isValue:
+def _public_key(message: CmpMessage, template: Template) -> CertificatePublicKeyTypes:
+    if template.public_key is None:
         raise message.rejection(FailInfo.badCertTemplate, "the template needs a public key (no central key generation)")
-    spki = b"\x30" + encode(template["publicKey"])[1:]  # [6] IMPLICIT SubjectPublicKeyInfo, retagged
     try:
-        return serialization.load_der_public_key(spki)  # type: ignore[return-value]
+        return serialization.load_der_public_key(template.public_key)  # type: ignore[return-value]
     except Exception:  # ValueError, UnsupportedAlgorithm
         raise message.rejection(FailInfo.badCertTemplate, "the template's public key does not load") from None
 
 
-def _check_pop(
-    message: CmpMessage, request: univ.Sequence, public_key: CertificatePublicKeyTypes, signed: bytes, ra: bool
-) -> None:
-    popo = request["popo"]
-    kind = popo.getName() if popo.isValue else None
-    if kind == "raVerified" and ra:
+def _check_pop(message: CmpMessage, asked: CertReqMsg, public_key: CertificatePublicKeyTypes, ra: bool) -> None:
+    pop = asked.pop
+    if pop.kind == "raVerified" and ra:
         return
-    if kind != "signature":
-        raise message.rejection(FailInfo.badPOP, f"proof of possession must be a signature, not {kind or 'absent'}")
-    signing_key = popo["signature"]
-    if signing_key["poposkInput"].isValue:
+    if pop.kind != "signature" or pop.algorithm is None:
+        raise message.rejection(FailInfo.badPOP, f"proof of possession must be a signature, not {pop.kind or 'absent'}")
+    if pop.with_input:
         raise message.rejection(FailInfo.badPOP, "POPOSigningKeyInput is not supported: sign the certReq itself")
-    signature = signing_key["signature"].asOctets()
     try:
-        verify_signature(public_key, signing_key["algorithmIdentifier"], signed, signature)
+        verify_signature(public_key, pop.algorithm, asked.cert_req, pop.signature)
     except CmpError as exc:
         raise message.rejection(FailInfo.badPOP, f"proof of possession: {exc.detail}") from None
 
 
-def _subject(message: CmpMessage, template: univ.Sequence) -> x509.Name:
-    if not template["subject"].isValue:
+def _subject(message: CmpMessage, template: Template) -> x509.Name:
+    if template.subject is None:
         raise message.rejection(FailInfo.badCertTemplate, "the template needs a subject")
     try:
-        return load_name(encode(template["subject"]["rdnSequence"]))
+        return load_name(template.subject)
     except (ValueError, UnicodeDecodeError) as exc:
         raise message.rejection(FailInfo.badCertTemplate, f"the subject does not read ({exc})") from None
 
 
-def _sans(message: CmpMessage, template: univ.Sequence) -> tuple[x509.GeneralName, ...]:
-    if not template["extensions"].isValue:
-        return ()
-    for extension in template["extensions"]:
-        if str(extension["extnID"]) == _SAN:
+def _sans(message: CmpMessage, template: Template) -> tuple[x509.GeneralName, ...]:
+    for extension in template.extensions:
+        if extension.oid == _SAN:
             try:
-                return tuple(load_general_name(der) for _, der in split(extension["extnValue"].asOctets()))
+                return tuple(load_general_name(der) for _, der in split(extension.value))
             except (ValueError, UnicodeDecodeError) as exc:
                 raise message.rejection(FailInfo.badCertTemplate, f"the subjectAltName does not read ({exc})") from None
     return ()
 
 
-def _validity_days(template: univ.Sequence) -> int | None:
+def _validity_days(template: Template) -> int | None:
     """Days from notBefore (or now) to notAfter, rounded up; None when the template asks for no notAfter."""
-    validity = template["validity"]
-    if not validity.isValue or not validity["notAfter"].isValue:
+    if template.not_after is None:
         return None
-    not_after = _time(validity["notAfter"])
-    not_before = _time(validity["notBefore"]) if validity["notBefore"].isValue else None
-    if not_after is None:
-        return None
-    start = not_before or dt.datetime.now(dt.UTC)
-    return max(1, -(-int((not_after - start).total_seconds()) // 86400))
+    start = template.not_before or dt.datetime.now(dt.UTC)
+    return max(1, -(-int((template.not_after - start).total_seconds()) // 86400))
 
 
-def _time(value: univ.Choice) -> dt.datetime | None:
-    try:
-        moment: dt.datetime = value.getComponent().asDateTime
-    except (ValueError, TypeError, AttributeError):
-        return None
-    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def _old_certificate(message: CmpMessage, cert_req: univ.Sequence) -> tuple[x509.Name, int]:
-    controls = cert_req["controls"]
-    for control in controls if controls.isValue else ():
-        if control["type"] == ID_REG_CTRL_OLD_CERT_ID:
+def _old_certificate(message: CmpMessage, asked: CertReqMsg) -> tuple[x509.Name, int]:
+    for control, value in asked.controls:
+        if control == OLD_CERT_ID:
             try:
-                cert_id = decode(control["value"].asOctets(), CERT_ID)
-                issuer = load_general_name(encode(cert_id["issuer"]))
+                issuer, serial = fields(value)
+                name = load_general_name(issuer[1])
+                number = integer(serial[1])
             except (ValueError, UnicodeDecodeError) as exc:
                 raise message.rejection(FailInfo.badCertId, f"the oldCertID control does not read ({exc})") from None
-            if not isinstance(issuer, x509.DirectoryName):
+            if not isinstance(name, x509.DirectoryName):
                 raise message.rejection(FailInfo.badCertId, "the oldCertID issuer must be a directoryName")
-            return issuer.value, int(cert_id["serialNumber"])
+            return name.value, number
     raise message.rejection(FailInfo.badCertId, "a kur needs the oldCertID control naming the certificate it updates")
 
 
@@ -199,24 +167,30 @@ def read_revocation_request(message: CmpMessage) -> RevocationRequest:
     if message.body_type != "rr":
         raise message.rejection(FailInfo.badRequest, f"a {message.body_type} is not a revocation request")
     try:
-        content = decode(message.body, REV_REQ_CONTENT)
+        revocations = [fields(item) for _, item in fields(message.body)]
     except ValueError as exc:
         raise message.rejection(FailInfo.badDataFormat, f"the rr does not read ({exc})") from None
-    if len(content) != 1:
+    if len(revocations) != 1:
         raise message.rejection(FailInfo.badRequest, "an rr revokes exactly one certificate")
-    details = content[0]["certDetails"]
-    if not details["issuer"].isValue or not details["serialNumber"].isValue:
+    (details,) = revocations
+    try:
+        if not 1 <= len(details) <= 2:
+            raise ValueError("RevDetails is SEQUENCE { certDetails, crlEntryDetails }")
+        template = read_template(details[0][1])
+        extensions = read_extensions(details[1][1]) if len(details) == 2 else ()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise message.rejection(FailInfo.badDataFormat, f"the rr does not read ({exc})") from None
+    if template.issuer is None or template.serial_number is None:
         raise message.rejection(FailInfo.badCertId, "the rr must name the certificate by issuer and serialNumber")
     try:
-        issuer = load_name(encode(details["issuer"]["rdnSequence"]))
+        issuer = load_name(template.issuer)
     except (ValueError, UnicodeDecodeError) as exc:
         raise message.rejection(FailInfo.badCertId, f"the issuer does not read ({exc})") from None
     reason = None
-    extensions = content[0]["crlEntryDetails"]
-    for extension in extensions if extensions.isValue else ():
-        if str(extension["extnID"]) == _REASON_CODE:
-            reason = _reason(message, extension["extnValue"].asOctets())
-    return RevocationRequest(issuer, int(details["serialNumber"]), reason)
+    for extension in extensions:
+        if extension.oid == _REASON_CODE:
+            reason = _reason(message, extension.value)
+    return RevocationRequest(issuer, template.serial_number, reason)
 
 
 def _reason(message: CmpMessage, der: bytes) -> x509.ReasonFlags:
@@ -235,10 +209,13 @@ def read_general_message(message: CmpMessage) -> list[tuple[str, bytes | None]]:
     """genm: (infoType as dotted text, infoValue DER or None) for each InfoTypeAndValue; may be empty."""
     if message.body_type != "genm":
         raise message.rejection(FailInfo.badRequest, f"a {message.body_type} is not a genm")
+    questions: list[tuple[str, bytes | None]] = []
     try:
-        content = decode(message.body, INFO_TYPE_AND_VALUES)
+        for _, item in fields(message.body):
+            parts = fields(item)
+            if not 1 <= len(parts) <= 2:
+                raise ValueError("InfoTypeAndValue is SEQUENCE { infoType, infoValue }")
+            questions.append((oid_text(parts[0][1]), parts[1][1] if len(parts) == 2 else None))
     except ValueError as exc:
         raise message.rejection(FailInfo.badDataFormat, f"the genm does not read ({exc})") from None
-    return [
-        (str(item["infoType"]), item["infoValue"].asOctets() if item["infoValue"].isValue else None) for item in content
-    ]
+    return questions

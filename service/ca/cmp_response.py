@@ -29,13 +29,14 @@ from service.ca.cmp_asn1 import (
     ERROR_MSG_CONTENT,
     PKI_FAILURE_INFO,
     PKI_STATUS_INFO,
-    PVNO_CMP2000,
     REV_REP_CONTENT,
     encode,
 )
+from service.ca.cmp_der import AlgorithmId, integer_der
 from service.ca.cmp_failures import CmpError, FailInfo, PKIStatus
 from service.ca.cmp_message import (
     BODY_TYPES,
+    PVNO_CMP2000,
     CmpHeader,
     CmpMessage,
     assemble,
@@ -52,9 +53,11 @@ from service.ca.cmp_protection import (
     signature_algorithm,
     with_fresh_salt,
 )
+from service.ca.der import tlv
 from service.ca.keys import PrivateKey
 
 _ANSWER: Final = {"ir": "ip", "cr": "cp", "kur": "kup", "p10cr": "cp"}
+_ACCEPTED: Final = b"\x30\x03\x02\x01\x00"  # PKIStatusInfo { status accepted }
 _DER = serialization.Encoding.DER
 
 
@@ -77,6 +80,15 @@ class SignedBy:
     def extra_certs(self) -> tuple[bytes, ...]:
         """The signer and its chain, DER: the start of every answer's extraCerts (encoded once)."""
         return tuple(c.public_bytes(_DER) for c in (self.certificate, *self.chain))
+
+    @functools.cached_property
+    def sender(self) -> bytes:
+        """The certificate's subject as the header's sender (a directoryName)."""
+        return directory_name(self.certificate.subject)
+
+    @functools.cached_property
+    def algorithm(self) -> AlgorithmId:
+        return signature_algorithm(self.key)
 
     @functools.cached_property
     def key_id(self) -> bytes | None:
@@ -117,8 +129,7 @@ def build_response(
     carries a new transactionID, as RFC 9483 3.1 wants one in every message)."""
     nonce = fresh_nonce()
     if isinstance(protection, SignedBy):
-        sender, kid = directory_name(protection.certificate.subject), protection.key_id
-        algorithm = signature_algorithm(protection.key)
+        sender, kid, algorithm = protection.sender, protection.key_id, protection.algorithm
         certificates = [*protection.extra_certs, *(c.public_bytes(_DER) for c in body.extra_certs)]
     else:
         sender, kid = directory_name(protection.sender), protection.reference
@@ -169,17 +180,14 @@ def certification_response(
 ) -> ResponseBody:
     """ip (for ir), cp (cr, p10cr) or kup (kur) carrying the new certificate; `chain` (its issuing CAs) goes into
     extraCerts, `ca_pubs` (trust anchors: the root, RFC 9483 4.1.1) into caPubs."""
-    content = CERT_REP_MESSAGE.clone()
-    if ca_pubs:
-        for anchor in ca_pubs:
-            content["caPubs"].append(univ.Any(anchor.public_bytes(_DER)))
-    response = CERT_RESPONSE.clone()
-    response["certReqId"] = cert_req_id
-    response["status"] = status_info(PKIStatus.accepted)
-    choice = response["certifiedKeyPair"]["certOrEncCert"]
-    choice["certificate"] = choice.componentType["certificate"].asn1Object.clone(certificate.public_bytes(_DER))
-    content["response"].append(response)
-    return ResponseBody(_ANSWER[message.body_type], encode(content), tuple(chain))
+    # CertRepMessage ::= SEQUENCE { caPubs [1] SEQUENCE OF CMPCertificate OPTIONAL, response SEQUENCE OF
+    #   CertResponse { certReqId, status PKIStatusInfo { accepted }, certifiedKeyPair { [0] certificate } } },
+    # written by hand (test_cmp_der holds it to pyasn1's encoding of the same)
+    anchors = tlv(0xA1, tlv(0x30, *(c.public_bytes(_DER) for c in ca_pubs))) if ca_pubs else b""
+    certified = tlv(0x30, tlv(0xA0, certificate.public_bytes(_DER)))
+    response = tlv(0x30, integer_der(cert_req_id), _ACCEPTED, certified)
+    content = tlv(0x30, anchors, tlv(0x30, response))
+    return ResponseBody(_ANSWER[message.body_type], content, tuple(chain))
 
 
 def refusal_body(error: CmpError, *, body_type: str | None = None, cert_req_id: int | None = None) -> ResponseBody:

@@ -21,7 +21,8 @@ from pyasn1.type import univ
 from pyasn1_modules import rfc3280
 
 from service.ca import cmp_asn1 as asn1
-from service.ca.cmp_message import BODY_TYPES, assemble, bit_string, build_header, fresh_nonce, protected_part
+from service.ca.cmp_der import AlgorithmId, bit_string, split
+from service.ca.cmp_message import BODY_TYPES, assemble, build_header, fresh_nonce, protected_part
 from service.ca.cmp_names import NULL_DN, directory_name
 from service.ca.cmp_protection import (
     MacAlgorithm,
@@ -217,7 +218,7 @@ def cert_req_messages(
         if pop == "signature":
             signer = pop_key or key
             popo = message["popo"]["signature"]
-            popo["algorithmIdentifier"] = signature_algorithm(signer)
+            popo["algorithmIdentifier"] = asn1.decode(signature_algorithm(signer).der(), rfc3280.AlgorithmIdentifier())
             popo["signature"] = univ.BitString.fromOctetString(sign(signer, asn1.encode(cert_req)))
         elif pop == "raVerified":
             message["popo"]["raVerified"] = ""
@@ -270,6 +271,12 @@ class Answer:
     extra_certs: list[x509.Certificate]
 
     @property
+    def protection_algorithm(self) -> AlgorithmId:
+        algorithm = self.header["protectionAlg"]
+        parameters = algorithm["parameters"].asOctets() if algorithm["parameters"].isValue else None
+        return AlgorithmId(str(algorithm["algorithm"]), parameters)
+
+    @property
     def status(self) -> Any:
         """The (first) PKIStatusInfo of an ip/cp/kup, rp or error."""
         if self.body_type in ("ip", "cp", "kup"):
@@ -299,17 +306,13 @@ _SPECS = {
 
 
 def read_answer(der: bytes) -> Answer:
-    parts = asn1.split(der)
+    parts = split(der)
     header = asn1.decode(parts[0][1], asn1.PKI_HEADER)
     body_type = BODY_TYPES[parts[1][0] - 0xA0]
-    content = asn1.split(parts[1][1])[0][1]
+    content = split(parts[1][1])[0][1]
     body = asn1.decode(content, _SPECS[body_type]) if body_type in _SPECS else content
-    protection = bit_string(asn1.split(parts[2][1])[0][1])
-    extra = (
-        [x509.load_der_x509_certificate(c) for _, c in asn1.split(asn1.split(parts[3][1])[0][1])]
-        if len(parts) > 3
-        else []
-    )
+    protection = bit_string(split(parts[2][1])[0][1])
+    extra = [x509.load_der_x509_certificate(c) for _, c in split(split(parts[3][1])[0][1])] if len(parts) > 3 else []
     return Answer(header, body_type, body, tlv(0x30, parts[0][1], parts[1][1]), protection, extra)
 
 

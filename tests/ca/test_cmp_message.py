@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from service.ca.cmp_asn1 import split
+from service.ca.cmp_der import split
 from service.ca.cmp_failures import CmpError, FailInfo
 from service.ca.cmp_message import MAX_MESSAGE_BYTES, check_message_time, load_pki_message
 from service.ca.cmp_names import NULL_DN

@@ -15,7 +15,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from service.ca.cmp_asn1 import decode, split
+from service.ca.cmp_asn1 import decode
+from service.ca.cmp_der import split
 from service.ca.cmp_failures import CmpError, FailInfo, as_cmp_error
 from service.ca.cmp_general import GeneralAnswers, answer_general_message, general_response
 from service.ca.cmp_message import CmpMessage, load_pki_message
@@ -85,7 +86,7 @@ def test_an_ip_answers_the_ir_and_is_signed_by_the_ra(kind: str) -> None:
     assert not header["generalInfo"].isValue  # implicit confirmation not granted: the client must confirm
     assert abs(header["messageTime"].asDateTime - now()) < dt.timedelta(minutes=1)
     verify_signature(
-        protection.certificate.public_key(), header["protectionAlg"], answer.protected_part, answer.protection
+        protection.certificate.public_key(), answer.protection_algorithm, answer.protected_part, answer.protection
     )
     assert answer.extra_certs == [protection.certificate]
     assert answer.certificate() == certificate
@@ -152,7 +153,7 @@ def test_a_mac_answer_uses_the_requests_algorithm_with_a_new_salt_and_the_same_s
     algorithm = load_mac_algorithm(ir.protection_algorithm)
     protection = MacWith(SECRET, algorithm, build_subject("CMP Test Root"), b"ref-1")
     answer = read_answer(build_response(ir.header, confirmation(), protection, now=now()).der)
-    used = load_mac_algorithm(answer.header["protectionAlg"])
+    used = load_mac_algorithm(answer.protection_algorithm)
     assert type(used) is type(algorithm) and used.iterations == algorithm.iterations
     assert used.salt != algorithm.salt
     assert compute_mac(used, SECRET, answer.protected_part) == answer.protection
