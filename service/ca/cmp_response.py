@@ -128,14 +128,14 @@ def build_response(
     """The whole PKIMessage answering `request` (None: a request too broken to have a header; the answer then
     carries a new transactionID, as RFC 9483 3.1 wants one in every message)."""
     nonce = fresh_nonce()
+    certificates: list[bytes] = []
     if isinstance(protection, SignedBy):
         sender, kid, algorithm = protection.sender, protection.key_id, protection.algorithm
-        certificates = [*protection.extra_certs, *(c.public_bytes(_DER) for c in body.extra_certs)]
+        certificates.extend(protection.extra_certs)
     else:
         sender, kid = directory_name(protection.sender), protection.reference
         mac = with_fresh_salt(protection.algorithm)
         algorithm = mac_algorithm_identifier(mac)
-        certificates = [c.public_bytes(_DER) for c in body.extra_certs]
     header = build_header(
         pvno=request.pvno if request is not None else PVNO_CMP2000,
         sender=sender,
@@ -148,6 +148,10 @@ def build_response(
         recip_nonce=request.sender_nonce if request is not None else None,
         implicit_confirm=implicit_confirm,
     )
+    for certificate in body.extra_certs:  # the new certificate's chain, each certificate once (RFC 9483 3.3)
+        der = certificate.public_bytes(_DER)
+        if der not in certificates:
+            certificates.append(der)
     tag = BODY_TYPES.index(body.body_type)
     signed = protected_part(header, tag, body.content)
     if isinstance(protection, SignedBy):

@@ -143,6 +143,9 @@ def test_extra_certs_are_the_signer_its_chain_then_the_new_certificates_chain_an
         build_response(ir.header, body, SignedBy(key, ra_certificate, (ca.certificate,)), now=now()).der
     )
     assert answer.extra_certs == [ra_certificate, ca.certificate, intermediate]
+    same_chain = SignedBy(key, ra_certificate, (intermediate,))  # one issuing CA for both: listed once
+    answer = read_answer(build_response(ir.header, body, same_chain, now=now()).der)
+    assert answer.extra_certs == [ra_certificate, intermediate]
     assert [x509.load_der_x509_certificate(c.asOctets()) for c in answer.body["caPubs"]] == [ca.certificate]
 
 
