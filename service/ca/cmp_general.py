@@ -4,8 +4,8 @@
     der = build_response(message.header, general_response(answers), protection, now=now).der
 
 Answered: caCerts (this CA's certificates), rootCaCert / rootCaKeyUpdate (no root key update to offer: the
-answer is rootCaKeyUpdate without a value, as RFC 9483 4.3.2 says), certReqTemplate (the profile's key types;
-the subject and subjectAltName left for the client to fill), signKeyPairTypes (the same key types, RFC 4210
+answer is rootCaKeyUpdate without a value, as RFC 9483 4.3.2 says), certReqTemplate (a subject whose CN the
+client fills in, and the profile's key types), signKeyPairTypes (the same key types, RFC 4210
 5.3.19.2) and currentCRL. Any other infoType gets no answer: the genp leaves it out (RFC 4210 5.3.19: a receiver
 may ignore what it does not support), and OpenSSL then prints "genp contains no ITAV".
 """

@@ -92,7 +92,7 @@ class CmpMessage:
 
     @property
     def protection_kind(self) -> str | None:
-        """ "mac", "signature", or None for an unprotected message."""
+        """Which protection the message carries: "mac", "signature", or None (unprotected)."""
         if self.protection_algorithm is None or self.protection is None:
             return None
         return "mac" if is_mac_algorithm(self.protection_algorithm) else "signature"

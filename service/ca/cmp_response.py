@@ -1,8 +1,10 @@
 """CMP answers: ip/cp/kup, pkiConf, rp, genp and error (RFC 4210 5.3, RFC 9483 4), protected and addressed.
 
-    body = certification_response(message, certificate)        # or refusal_body(error), revocation_response(), ...
-    der = build_response(message.header, body, SignedBy(ra_key, ra_certificate, chain), now=now,
-                         implicit_confirm=message.header.implicit_confirm and allowed)
+    body = certification_response(message, asked.cert_req_id, certificate, chain=chain, ca_pubs=roots)
+    # ... or refusal_body(error), confirmation(), revocation_response(), cmp_general.general_response(answers)
+    answer = build_response(message.header, body, SignedBy(ra_key, ra_certificate, chain), now=now,
+                            implicit_confirm=message.header.implicit_confirm and allowed)
+    answer.der            # the PKIMessage to send; answer.sender_nonce: keep it for the certConf
 
 The header answers the request's: the same pvno and transactionID, recipNonce = its senderNonce, a fresh
 senderNonce (`PreparedResponse.sender_nonce`: the caller keeps it for the certConf), recipient = its sender.
@@ -114,7 +116,7 @@ ResponseProtection = SignedBy | MacWith
 @dataclass(frozen=True)
 class PreparedResponse:
     der: bytes
-    sender_nonce: bytes  # ours: a certConf's recipNonce must be this (see cmp_request.PendingConfirmation)
+    sender_nonce: bytes  # ours: a certConf's recipNonce must be this (see cmp_confirm.PendingConfirmation)
 
 
 def build_response(

@@ -10,6 +10,7 @@ is the caller's question (it has the database): certRevoked.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -20,9 +21,10 @@ from service.ca.cmp_protection import MacAlgorithm, load_mac_algorithm, verify_m
 
 
 def mac_algorithm(message: CmpMessage) -> MacAlgorithm:
+    """The message's MAC algorithm (read by load_pki_message); CmpError(wrongIntegrity) when it has none."""
     if message.protection_kind != "mac" or message.protection_algorithm is None:
         raise message.error(FailInfo.wrongIntegrity, "the message is not MAC-protected")
-    return load_mac_algorithm(message.protection_algorithm)
+    return message.mac_algorithm or load_mac_algorithm(message.protection_algorithm)
 
 
 def verify_mac_protection(message: CmpMessage, secret: bytes) -> None:
@@ -36,7 +38,7 @@ def verify_mac_protection(message: CmpMessage, secret: bytes) -> None:
 
 
 def verify_signature_protection(
-    message: CmpMessage, issuers: tuple[x509.Certificate, ...] | list[x509.Certificate], *, now: dt.datetime
+    message: CmpMessage, issuers: Sequence[x509.Certificate], *, now: dt.datetime
 ) -> x509.Certificate:
     """The signer (the first extraCerts certificate) after checking that it names the header's sender (and
     senderKID, when given), was issued by one of `issuers`, is valid at `now` and may sign (digitalSignature), and
