@@ -222,9 +222,11 @@ def _trailer(parts: list[tuple[int, bytes]]) -> tuple[bytes | None, tuple[x509.C
 
 
 def _certificate(der: bytes) -> x509.Certificate:
-    """cryptography reads extensions lazily: a broken one must fail here (badDataFormat), not in a later check."""
+    """cryptography reads names, validity and extensions lazily: a broken one must fail here (badDataFormat), not
+    as a ValueError in a later check (the fuzzer found both)."""
     certificate = x509.load_der_x509_certificate(der)
-    _ = certificate.extensions
+    _ = (certificate.subject, certificate.issuer, certificate.extensions)
+    _ = (certificate.not_valid_before_utc, certificate.not_valid_after_utc)
     return certificate
 
 
