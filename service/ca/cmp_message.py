@@ -224,9 +224,15 @@ def _trailer(parts: list[tuple[int, bytes]]) -> tuple[bytes | None, tuple[x509.C
 def _certificate(der: bytes) -> x509.Certificate:
     """cryptography reads names, validity and extensions lazily: a broken one must fail here (badDataFormat), not
     as a ValueError in a later check (the fuzzer found both)."""
-    certificate = x509.load_der_x509_certificate(der)
-    _ = (certificate.subject, certificate.issuer, certificate.extensions)
-    _ = (certificate.not_valid_before_utc, certificate.not_valid_after_utc)
+    tbs = fields(fields(der)[0][1])
+    if integer(tbs[1 if tbs[0][0] == 0xA0 else 0][1]) <= 0:  # cryptography only warns (RFC 5280 4.1.2.2)
+        raise ValueError("a certificate whose serial number is not positive")
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+        _ = (certificate.subject, certificate.issuer, certificate.extensions)
+        _ = (certificate.not_valid_before_utc, certificate.not_valid_after_utc)
+    except Exception as exc:  # ValueError, and DuplicateExtension and friends, which are not ValueErrors
+        raise ValueError(f"an extraCerts certificate does not read ({type(exc).__name__})") from None
     return certificate
 
 

@@ -313,3 +313,20 @@ def test_a_message_time_that_is_no_time_is_bad_data_format() -> None:
     assert good in der
     error = refused(FailInfo.badDataFormat, load_pki_message, der.replace(good, b"20311324183000Z"))
     assert error.header is not None
+
+
+def test_an_extra_certificate_that_cryptography_would_only_warn_about_or_read_late_is_bad_data_format() -> None:
+    """Found by the fuzzer: a negative serial (cryptography warns), a broken subject (cryptography parses it on
+    first use, long after loading), a repeated extension (cryptography raises DuplicateExtension)."""
+    key, certificate = device()
+    der = request("genm", general_message(), Signature(key, certificate))
+    good = certificate.public_bytes(Encoding.DER)
+    serial = certificate.serial_number.to_bytes(20, "big")
+    negative = good.replace(serial, bytes((serial[0] | 0x80,)) + serial[1:], 1)
+    subject = certificate.subject.public_bytes()
+    broken_subject = good.replace(subject, subject.replace(b"\x0c\x0bdevice.test", b"\x0d\x0bdevice.test"), 1)
+    # extendedKeyUsage's OID made keyUsage's: two keyUsage extensions (DuplicateExtension, not a ValueError)
+    doubled = good.replace(bytes.fromhex("0603551d25"), bytes.fromhex("0603551d0f"), 1)
+    for broken in (negative, broken_subject, doubled):
+        assert broken != good
+        refused(FailInfo.badDataFormat, load_pki_message, der.replace(good, broken))
