@@ -17,6 +17,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from pyasn1.type import univ
 from pyasn1_modules import rfc3280
 
@@ -66,12 +67,14 @@ class ThrowawayCA:
         profile: Profile = BUILTIN_PROFILES["client"],
         not_before: dt.datetime | None = None,
         days: int = 30,
+        public_key: CertificatePublicKeyTypes | None = None,
     ) -> tuple[PrivateKey, x509.Certificate]:
+        """A leaf for `key` (a new P-256 key when None), or for `public_key` alone."""
         key = key or p256()
         spec = LeafSpec(build_subject(cn), cn, (parse_general_name(cn),), profile, days)
         builder = build_leaf_builder(
             spec,
-            key.public_key(),
+            public_key or key.public_key(),
             self.certificate,
             serial_number=random_serial_number(),
             now=not_before or now(),

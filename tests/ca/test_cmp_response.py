@@ -1,8 +1,9 @@
 """CMP answers: what they carry (header, body, protection, extraCerts), and that `openssl cmp` takes them.
 
 openssl reads our answers offline: it writes its request (-reqout), we answer it, and it reads the answer from a
-file (-reqin with its own request, -rspin with ours), validating everything it would over HTTP: the signature
-and its signer's keyUsage, transactionID, nonces, certReqId, the new certificate's key.
+file (-rspin), validating the signature and its signer (keyUsage digitalSignature), the status, certReqId and the
+new certificate. Not the transactionID nor the recipNonce: with -rspin openssl skips those two checks (it would
+see its fresh request's, not the one we answered); test_cmp_http.py has openssl check them over HTTP.
 """
 
 from __future__ import annotations
@@ -257,16 +258,14 @@ def test_unknown_questions_get_no_answer_and_known_ones_keep_their_order() -> No
 # --- openssl cmp takes them --------------------------------------------------------------------------------------
 
 
-def run_openssl(tmp_path: Path, arguments: list[str], requests: list[bytes], responses: list[bytes]) -> str:
-    """openssl cmp with its requests and our answers from files; its whole output."""
+def run_openssl(tmp_path: Path, arguments: list[str], responses: list[bytes]) -> str:
+    """openssl cmp taking our answers from files (-rspin); its whole output."""
     names = []
-    for index, (asked, answered) in enumerate(zip(requests, responses, strict=True)):
-        (tmp_path / f"q{index}.der").write_bytes(asked)
-        (tmp_path / f"a{index}.der").write_bytes(answered)
-        names.append((f"q{index}.der", f"a{index}.der"))
+    for index, answer in enumerate(responses):
+        (tmp_path / f"a{index}.der").write_bytes(answer)
+        names.append(str(tmp_path / f"a{index}.der"))
     result = subprocess.run(
-        [openssl(), "cmp", *arguments, "-reqin", ",".join(str(tmp_path / q) for q, _ in names),
-         "-rspin", ",".join(str(tmp_path / a) for _, a in names)],
+        [openssl(), "cmp", *arguments, "-rspin", ",".join(names)],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     return result.stdout + result.stderr
@@ -285,7 +284,7 @@ def test_openssl_takes_our_ip_with_implicit_confirmation_and_saves_the_certifica
     ip = build_response(
         ir.header, certification_response(ir, 0, certificate), signed_by("rsa"), now=now(), implicit_confirm=True
     )
-    output = run_openssl(tmp_path, arguments, [ir_der], [ip.der])
+    output = run_openssl(tmp_path, arguments, [ip.der])
     assert "received 1 enrolled certificate(s), saving to file" in output, output
     assert "sending CERTCONF" not in output
     assert x509.load_pem_x509_certificate((tmp_path / "cert.pem").read_bytes()) == certificate
@@ -300,9 +299,7 @@ def test_openssl_prints_the_fail_info_of_a_rejected_ip(tmp_path: Path) -> None:
     ir_der = openssl_request(tmp_path, *arguments)
     ir = load_pki_message(ir_der)
     refusal = refusal_body(ir.rejection(FailInfo.badCertTemplate, "the CN must be 'device1'"))
-    output = run_openssl(
-        tmp_path, arguments, [ir_der], [build_response(ir.header, refusal, signed_by(), now=now()).der]
-    )
+    output = run_openssl(tmp_path, arguments, [build_response(ir.header, refusal, signed_by(), now=now()).der])
     assert "PKIStatus: rejection; PKIFailureInfo: badCertTemplate; StatusString: \"the CN must be 'device1'\"" in output
 
 
@@ -321,7 +318,7 @@ def test_openssl_refuses_an_answer_signed_by_another_key(tmp_path: Path) -> None
     _, ra_certificate = ra()
     forged = SignedBy(p256(), ra_certificate)
     answer = build_response(ir.header, certification_response(ir, 0, certificate), forged, now=now())
-    output = run_openssl(tmp_path, arguments, [ir_der], [answer.der])
+    output = run_openssl(tmp_path, arguments, [answer.der])
     assert "error validating protection" in output
     assert "saving to file" not in output
 
@@ -333,7 +330,7 @@ def test_openssl_prints_the_types_in_our_genp(tmp_path: Path) -> None:
     genm = load_pki_message(genm_der)
     answers = answer_general_message(read_general_message(genm), GeneralAnswers([cmp_ca().certificate]))
     genp_der = build_response(genm.header, general_response(answers), signed_by(), now=now()).der
-    assert "genp contains ITAV of type: id-it-caCerts" in run_openssl(tmp_path, arguments, [genm_der], [genp_der])
+    assert "genp contains ITAV of type: id-it-caCerts" in run_openssl(tmp_path, arguments, [genp_der])
 
 
 def test_openssl_reads_our_rp(tmp_path: Path) -> None:
@@ -346,9 +343,26 @@ def test_openssl_reads_our_rp(tmp_path: Path) -> None:
     rr_der = openssl_request(tmp_path, *arguments)
     rr = load_pki_message(rr_der)
     accepted = build_response(rr.header, revocation_response(), signed_by(), now=now()).der
-    assert "revocation accepted (PKIStatus=accepted)" in run_openssl(tmp_path, arguments, [rr_der], [accepted])
+    assert "revocation accepted (PKIStatus=accepted)" in run_openssl(tmp_path, arguments, [accepted])
     refused = refusal_body(rr.rejection(FailInfo.certRevoked, "the certificate is already revoked"))
-    output = run_openssl(
-        tmp_path, arguments, [rr_der], [build_response(rr.header, refused, signed_by(), now=now()).der]
-    )
+    output = run_openssl(tmp_path, arguments, [build_response(rr.header, refused, signed_by(), now=now()).der])
     assert "PKIFailureInfo: certRevoked" in output
+
+
+def test_openssl_refuses_an_answer_whose_signer_may_not_sign(tmp_path: Path) -> None:
+    """The CMP/RA certificate needs keyUsage digitalSignature: the CA's own certificate (keyCertSign, cRLSign
+    only) will not do, even with the right key."""
+    arguments = [
+        "-cmd", "ir", "-ref", "r", "-secret", "pass:s", "-subject", "/CN=dev1.test",
+        "-newkey", str(write_pem(tmp_path, "k.pem", p256())), "-certout", str(tmp_path / "cert.pem"),
+        "-trusted", str(write_pem(tmp_path, "root.pem", cmp_ca().certificate)),
+    ]  # fmt: skip
+    ir_der = openssl_request(tmp_path, *arguments)
+    ir = load_pki_message(ir_der)
+    key = load_pem_private_key((tmp_path / "k.pem").read_bytes(), None)
+    _, certificate = cmp_ca().issue("dev1.test", key)  # type: ignore[arg-type]
+    as_the_ca = SignedBy(cmp_ca().key, cmp_ca().certificate)
+    answer = build_response(ir.header, certification_response(ir, 0, certificate), as_the_ca, now=now())
+    output = run_openssl(tmp_path, arguments, [answer.der])
+    assert "CMP error: missing key usage digitalsignature" in output, output
+    assert "saving to file" not in output
