@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
@@ -38,7 +39,7 @@ from service.ca.cmp_der import (
     split,
 )
 from service.ca.cmp_failures import CmpError, FailInfo
-from service.ca.cmp_names import name_of
+from service.ca.cmp_names import NULL_DN, name_of
 from service.ca.cmp_protection import MacAlgorithm, is_mac_algorithm, load_mac_algorithm
 from service.ca.der import tlv
 
@@ -234,6 +235,13 @@ def _certificate(der: bytes) -> x509.Certificate:
     except Exception as exc:  # ValueError, and DuplicateExtension and friends, which are not ValueErrors
         raise ValueError(f"an extraCerts certificate does not read ({type(exc).__name__})") from None
     return certificate
+
+
+def check_recipient(header: CmpHeader, names: Collection[x509.Name]) -> None:
+    """CmpError(wrongAuthority) unless the recipient is one of `names` (the RA's, this CA's issuers') or the
+    NULL-DN, which openssl cmp sends when given no -recipient, -srvcert, -issuer or -cert."""
+    if header.recipient != NULL_DN and header.recipient_name not in names:
+        raise CmpError(FailInfo.wrongAuthority, "the recipient is not this CA", header=header)
 
 
 def check_message_time(header: CmpHeader, *, now: dt.datetime, tolerance: dt.timedelta) -> None:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.ca.cmp_der import split
 from service.ca.cmp_failures import CmpError, FailInfo
-from service.ca.cmp_message import MAX_MESSAGE_BYTES, check_message_time, load_pki_message
+from service.ca.cmp_message import MAX_MESSAGE_BYTES, check_message_time, check_recipient, load_pki_message
 from service.ca.cmp_names import NULL_DN
 from service.ca.cmp_protection import MAX_ITERATIONS, MIN_ITERATIONS, compute_mac
 from service.ca.cmp_verify import verify_mac_protection, verify_signature_protection
@@ -330,3 +330,13 @@ def test_an_extra_certificate_that_cryptography_would_only_warn_about_or_read_la
     for broken in (negative, broken_subject, doubled):
         assert broken != good
         refused(FailInfo.badDataFormat, load_pki_message, der.replace(good, broken))
+
+
+def test_the_recipient_is_this_ca_or_the_null_dn(tmp_path: Path) -> None:
+    key = write_pem(tmp_path, "new.key", p256())
+    asked = ["-cmd", "ir", "-ref", "r", "-secret", "pass:s", "-subject", "/CN=a", "-newkey", str(key), "-certout", "c"]
+    ours = [cmp_ca().certificate.subject, build_subject("cmp-ra.test")]
+    check_recipient(load_pki_message(openssl_request(tmp_path, *asked)).header, ours)  # no -recipient: NULL-DN
+    check_recipient(load_pki_message(openssl_request(tmp_path, *asked, "-recipient", "/CN=cmp-ra.test")).header, ours)
+    other = load_pki_message(openssl_request(tmp_path, *asked, "-recipient", "/CN=Another CA")).header
+    refused(FailInfo.wrongAuthority, check_recipient, other, ours)
