@@ -165,7 +165,9 @@ class AlgorithmId:
 
 
 def integer_der(value: int) -> bytes:
-    return tlv(INTEGER, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+    """The minimal two's complement: -128 is one octet (0x80), -129 two."""
+    magnitude = ~value if value < 0 else value
+    return tlv(INTEGER, value.to_bytes(magnitude.bit_length() // 8 + 1, "big", signed=True))
 
 
 @functools.lru_cache(maxsize=256)
