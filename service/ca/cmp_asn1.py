@@ -30,15 +30,9 @@ def _it(number: int) -> univ.ObjectIdentifier:
     return univ.ObjectIdentifier(f"{ID_IT}.{number}")
 
 
-ID_IT_CA_PROT_ENC_CERT: Final = _it(1)
 ID_IT_SIGN_KEY_PAIR_TYPES: Final = _it(2)
-ID_IT_ENC_KEY_PAIR_TYPES: Final = _it(3)
-ID_IT_PREFERRED_SYMM_ALG: Final = _it(4)
-ID_IT_CA_KEY_UPDATE_INFO: Final = _it(5)
 ID_IT_CURRENT_CRL: Final = _it(6)
-ID_IT_UNSUPPORTED_OIDS: Final = _it(7)
 ID_IT_IMPLICIT_CONFIRM: Final = _it(13)
-ID_IT_CONFIRM_WAIT_TIME: Final = _it(14)
 ID_IT_CA_CERTS: Final = _it(17)  # RFC 9480 2.3.1
 ID_IT_ROOT_CA_KEY_UPDATE: Final = _it(18)  # RFC 9480 2.3.2
 ID_IT_CERT_REQ_TEMPLATE: Final = _it(19)  # RFC 9480 2.3.3
@@ -50,10 +44,6 @@ ID_REG_CTRL_RSA_KEY_LEN: Final = univ.ObjectIdentifier(f"{ID_REG_CTRL}.12")  # R
 
 def _explicit(number: int) -> tag.Tag:
     return tag.Tag(tag.tagClassContext, tag.tagFormatConstructed, number)
-
-
-def _implicit(number: int) -> tag.Tag:
-    return tag.Tag(tag.tagClassContext, tag.tagFormatSimple, number)
 
 
 # --- specs (pyasn1 schema objects: decode with one, `.clone()` it to build a value) --------------------------------
