@@ -43,8 +43,15 @@ class CertificationRequest:
 
     cert_req_id: int  # 0 for CRMF (RFC 9483), -1 for p10cr
     request: CertificateRequest
-    validity_days: int | None = None  # asked for in the template's validity, rounded up; None: the profile's
+    not_before: dt.datetime | None = None  # the template's validity, when it asks for one
+    not_after: dt.datetime | None = None
     old_certificate: tuple[x509.Name, int] | None = None  # kur: the oldCertID control (issuer, serial)
+
+    def validity_days(self, now: dt.datetime) -> int | None:
+        """The days asked for (from notBefore, or `now`, to notAfter, rounded up); None: the profile's default."""
+        if self.not_after is None:
+            return None
+        return max(1, -(-int((self.not_after - (self.not_before or now)).total_seconds()) // 86400))
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,8 @@ def read_certification_request(message: CmpMessage, *, allow_ra_verified: bool =
     subject = _subject(message, asked.template)
     request = CertificateRequest(subject, get_common_name(subject), _sans(message, asked.template), public_key)
     old = _old_certificate(message, asked) if message.body_type == "kur" else None
-    return CertificationRequest(0, request, _validity_days(asked.template), old)
+    template = asked.template
+    return CertificationRequest(0, request, template.not_before, template.not_after, old)
 
 
 def _p10cr(message: CmpMessage) -> CertificationRequest:
@@ -134,14 +142,6 @@ def _sans(message: CmpMessage, template: Template) -> tuple[x509.GeneralName, ..
             except (ValueError, UnicodeDecodeError) as exc:
                 raise message.rejection(FailInfo.badCertTemplate, f"the subjectAltName does not read ({exc})") from None
     return ()
-
-
-def _validity_days(template: Template) -> int | None:
-    """Days from notBefore (or now) to notAfter, rounded up; None when the template asks for no notAfter."""
-    if template.not_after is None:
-        return None
-    start = template.not_before or dt.datetime.now(dt.UTC)
-    return max(1, -(-int((template.not_after - start).total_seconds()) // 86400))
 
 
 def _old_certificate(message: CmpMessage, asked: CertReqMsg) -> tuple[x509.Name, int]:
