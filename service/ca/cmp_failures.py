@@ -117,10 +117,12 @@ def fail_info_for(error: Exception) -> FailInfo:
     return FailInfo.systemFailure
 
 
-def as_cmp_error(error: Exception) -> CmpError:
-    """A CmpError for any refusal; an unexpected error keeps its message out of the answer."""
+def as_cmp_error(error: Exception, *, header: CmpHeader | None = None, body_type: str | None = None) -> CmpError:
+    """A CmpError for any refusal, knowing the request it answers (`header`, `body_type`: pass the message's, so
+    the answer carries its transactionID and nonces, and a refused enrolment is a rejected ip/cp/kup); an
+    unexpected error keeps its message out of the answer."""
     if isinstance(error, CmpError):
         return error
     if isinstance(error, ServiceError):
-        return CmpError(fail_info_for(error), error.detail)
-    return CmpError(FailInfo.systemFailure, "internal error")
+        return CmpError(fail_info_for(error), error.detail, header=header, body_type=body_type)
+    return CmpError(FailInfo.systemFailure, "internal error", header=header)

@@ -210,9 +210,14 @@ def test_an_answer_to_a_message_without_a_header_still_has_a_transaction_id() ->
     ],
 )
 def test_the_authoritys_refusals_map_to_bits_and_a_bug_says_nothing(error: Exception, bit: FailInfo) -> None:
-    mapped = as_cmp_error(error)
+    ir = an_ir()
+    mapped = as_cmp_error(error, header=ir.header, body_type=ir.body_type)
     assert mapped.fail_info == bit
     assert "secret" not in mapped.detail
+    answer = read_answer(build_response(mapped.header, refusal_body(mapped), signed_by(), now=now()).der)
+    assert answer.header["transactionID"].asOctets() == ir.header.transaction_id
+    assert answer.body_type == ("error" if bit == FailInfo.systemFailure else "ip")
+    assert answer.fail_info == {bit}
 
 
 def test_an_rp_accepts() -> None:
