@@ -41,6 +41,7 @@ from service.ca.csr import build_csr, load_csr, read_request
 from service.ca.policy import decide
 from service.ca.profiles import BUILTIN_PROFILES
 from service.errors import InvalidCSRError, PolicyError
+from service.inputs import json_too_deep
 from tests.fuzz.conftest import CASES, KNOWN_BUGS, FuzzEnv, count, saw_status
 
 pytestmark = pytest.mark.anyio
@@ -865,6 +866,8 @@ async def test_api_malformed_json_and_content_types(
         assert_problem(response, 400)
     elif kind == "application/json" or kind.endswith("+json"):
         assert_problem(response, 400, 422)
+    elif content_type is None and json_too_deep(body):
+        assert_problem(response, 400)  # no Content-Type reads as JSON at the edge: too deep is refused there first
     else:
         assert_problem(response, 415)
 
