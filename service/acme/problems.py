@@ -74,10 +74,3 @@ def from_service_error(exc: errors.ServiceError) -> AcmeProblem:
     if isinstance(exc, errors.UnavailableError):
         return AcmeProblem("serverInternal", exc.detail, status=503)
     return malformed(exc.detail)
-
-
-def edge_refusal(exc: errors.ServiceError, status: int) -> JSONResponse:
-    """A refusal made before the ACME server saw the request (the request limits, a NUL in the path, JSON nested
-    too deep: service.api.middleware), as the ACME document a client of this prefix reads, with the edge's status."""
-    problem = from_service_error(exc)
-    return AcmeProblem(problem.kind, exc.detail, status=status, headers=problem.headers).response()

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
 
 from service.acme import jws
 from service.acme.accounts import Account, render
@@ -56,11 +57,27 @@ def install(app: FastAPI, config: AcmeConfig) -> None:
 
 async def get_server(request: Request) -> AcmeServer:
     """`async def`: FastAPI runs a plain `def` dependency in a worker thread, a hop that costs more than this."""
-    state = request.app.state
+    return _server(request.app.state)
+
+
+def _server(state: Any) -> AcmeServer:
     if state.acme is None or state.acme.authority is not state.authority:
         state.acme = AcmeServer(state.authority, state.acme_config)
     server: AcmeServer = state.acme
     return server
+
+
+def edge_refusal(exc: ServiceError, status: int, scope: Scope) -> Response:
+    """A refusal made before the ACME server saw the request (the request limits, a NUL in the path, JSON nested
+    too deep: service.api.middleware), as the ACME document a client of this prefix reads, with the edge's status
+    and, as every ACME answer, a fresh Replay-Nonce (RFC 8555 §6.5)."""
+    problem = from_service_error(exc)
+    refusal = AcmeProblem(problem.kind, exc.detail, status=status, headers=problem.headers)
+    state = scope["app"].state
+    if getattr(state, "authority", None) is None:  # before the lifespan made it: no nonce to give
+        return refusal.response()
+    server = _server(state)
+    return _problem(server, Urls(server.authority.public_url), refusal)
 
 
 ServerDep = Annotated[AcmeServer, Depends(get_server)]

@@ -13,7 +13,6 @@ from cryptography import x509
 from fastapi import FastAPI
 
 from service import __version__, metrics
-from service.acme import problems as acme_problems
 from service.acme import routes as acme
 from service.acme.challenges import ValidationConfig, parse_resolver
 from service.acme.limits import RateLimits
@@ -107,7 +106,7 @@ def create_app(
 
 
 # a refusal at the edge (service.api.middleware) in the words of the front door that owns the path
-REFUSALS = [(ACME_PREFIX + "/", acme_problems.edge_refusal), ("/ui/", pages.edge_refusal)]
+REFUSALS = [(ACME_PREFIX + "/", acme.edge_refusal), ("/ui/", pages.edge_refusal)]
 
 
 def reload_profiles(authority: Authority, paths: DataPaths) -> None:

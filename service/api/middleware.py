@@ -56,7 +56,7 @@ class Limits:
 
 
 # How a front door words a refusal made here: (path prefix, renderer); the ACME server answers ACME documents.
-Refusal = Callable[[ServiceError, int], Response]
+Refusal = Callable[[ServiceError, int, Scope], Response]
 Refusals = Sequence[tuple[str, Refusal]]
 
 
@@ -135,7 +135,7 @@ class LimitsMiddleware:
         path = scope["path"]
         for prefix, render in self.refusals:
             if path.startswith(prefix):
-                response = render(exc, status)
+                response = render(exc, status, scope)
                 break
         else:
             response = problem(status, exc.detail, title=exc.title, slug=slug_for(exc))

@@ -10,6 +10,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Scope
 
 from service.api.problems import status_for
 from service.ca.inspect import format_time
@@ -65,7 +66,7 @@ def error_page(exc: ServiceError, **context: Any) -> HTMLResponse:
     return render("error.html", status_code=status, status=status, title=exc.title, detail=exc.detail, **context)
 
 
-def edge_refusal(exc: ServiceError, status: int) -> HTMLResponse:
+def edge_refusal(exc: ServiceError, status: int, _scope: Scope) -> HTMLResponse:
     """A refusal made before the console saw the request (a body over the limit, a NUL in the query:
     service.api.middleware), as the page a browser shows."""
     return render("error.html", status_code=status, status=status, title=exc.title, detail=exc.detail)

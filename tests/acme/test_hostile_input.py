@@ -135,6 +135,7 @@ async def test_a_nul_in_an_id_in_the_path_is_malformed(acme_client: AcmeClient, 
     await acme_client.register()
     response = await acme_client.post(path, None)  # signed for exactly that URL, as a client copies it
     assert_acme_problem(response, 400, "malformed", "NUL")
+    assert response.headers["Replay-Nonce"]  # refused at the edge, yet answered as every ACME answer (RFC 8555 6.5)
 
 
 async def test_a_nul_in_the_renewal_info_id_is_malformed(acme_client: AcmeClient) -> None:
