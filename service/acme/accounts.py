@@ -238,9 +238,21 @@ class Accounts:
         require_scope(caller, "admin")
         if profile is not None and profile not in self.profiles:
             raise InvalidRequestError(f"unknown profile {profile!r}; known: {', '.join(sorted(self.profiles))}")
-        key = NewEABKey(secrets.token_urlsafe(16), jws.b64encode(secrets.token_bytes(32)), profile)
+        key = NewEABKey(
+            _typeable(lambda: secrets.token_urlsafe(16)),
+            _typeable(lambda: jws.b64encode(secrets.token_bytes(32))),
+            profile,
+        )
         with self.db.writer() as session:
             session.add(AcmeEABKeyRecord(kid=key.kid, hmac_key=key.hmac_key, profile=profile, created_at=self.clock()))
             self.audit.record(session, "acme.eab.create", caller, detail=f"kid={key.kid} profile={profile or '-'}")
         self.audit.emit(session)
         return key
+
+
+def _typeable(draw: Callable[[], str]) -> str:
+    """A base64url value that never begins with '-': certbot and lego read `--eab-kid -x…` as a missing value and
+    a flag, so one key in 32 could not be typed as the README shows. Redrawing costs the key under one bit."""
+    while (value := draw()).startswith("-"):
+        pass
+    return value

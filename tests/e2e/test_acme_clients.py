@@ -46,7 +46,8 @@ def certbot(server: AcmeServer, workdir: Path, *args: str, check: bool = True) -
     env = {**os.environ, "REQUESTS_CA_BUNDLE": str(server.live.ca_file)}
     result = subprocess.run([binary, *args, *dirs], capture_output=True, text=True, env=env, timeout=180, check=False)
     if check and result.returncode != 0:
-        log = (workdir / "logs" / "letsencrypt.log").read_text(errors="replace")[-4000:]
+        logfile = workdir / "logs" / "letsencrypt.log"  # absent when certbot stops at argument parsing
+        log = logfile.read_text(errors="replace")[-4000:] if logfile.exists() else "(certbot wrote no log)"
         raise AssertionError(f"certbot {args[0]} failed ({result.returncode}):\n{result.stderr}\n{log}")
     return result
 
