@@ -33,6 +33,14 @@ SIGNED_PATHS = [
 async def test_a_body_nested_20000_deep_is_malformed_on_every_acme_post(acme_client: AcmeClient, path: str) -> None:
     response = await acme_client.http.post(path, content=DEEP, headers=JOSE)
     assert_acme_problem(response, 400, "malformed", "deeper than 32 levels")
+    assert response.headers["Replay-Nonce"]  # refused at the edge, yet answered as every ACME answer (RFC 8555 6.5)
+
+
+@pytest.mark.parametrize("path", ["/acme/new-account", "/acme/new-order", "/acme/order/abc/finalize"])
+async def test_a_body_over_the_limit_is_an_acme_problem_with_a_nonce(acme_client: AcmeClient, path: str) -> None:
+    response = await acme_client.http.post(path, content=b"{" + b" " * (70 * 1024) + b"}", headers=JOSE)
+    assert_acme_problem(response, 413, "malformed", "over 65536 bytes")
+    assert response.headers["Replay-Nonce"]  # a client retries with it instead of fetching a new one
 
 
 @pytest.mark.parametrize("path", SIGNED_PATHS)

@@ -201,3 +201,44 @@ async def test_handing_out_nonces_writes_nothing(acme: tuple[httpx.AsyncClient, 
     spent = await account.post(f"{BASE}/acme/new-order", order(("dns", "n.internal")))
     assert spent.status_code == 201 and rows() == before + 1  # spent with the order, in its transaction
     db.dispose()
+
+
+async def test_finalize_asks_the_identifier_policy_again(tmp_path: Path) -> None:
+    """An order made and authorized while an address was allowed is not finalized once the operator denies it
+    (POCKETCA_ACME_DENY changed, the service restarted): finalize checks the policy again, as newOrder did."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from service.acme.jws import b64encode
+    from service.db.session import Database
+
+    settings = make_settings(tmp_path / "data")
+    bootstrap.prepare(settings)
+    async for http, _ in _acme(settings):
+        account = Account(http)
+        await account.register()
+        made = await new_order(account, ("ip", "10.9.9.9"))
+        assert made.status_code == 201, made.text
+        order_url, finalize_url = made.headers["Location"], made.json()["finalize"]
+    with Database(settings.sqlalchemy_url).writer() as session:  # as if its http-01 challenge had been met
+        session.execute(text("UPDATE acme_authorizations SET status = 'valid'"))
+        session.execute(text("UPDATE acme_orders SET status = 'ready'"))
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("10.9.9.9"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    payload = {"csr": b64encode(csr.public_bytes(serialization.Encoding.DER))}
+    denied = make_settings(tmp_path / "data", acme_deny="10.9.9.9/32")
+    async for http, _ in _acme(denied):
+        account.http = http
+        refused = await account.post(finalize_url, payload)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["type"] == ACME_ERROR + "rejectedIdentifier", refused.json()
+        assert "10.9.9.9" in refused.json()["detail"], refused.json()
+        assert (await account.post(order_url, None)).json()["status"] == "ready"  # nothing was issued
