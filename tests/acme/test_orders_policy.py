@@ -223,9 +223,13 @@ async def test_finalize_asks_the_identifier_policy_again(tmp_path: Path) -> None
         made = await new_order(account, ("ip", "10.9.9.9"))
         assert made.status_code == 201, made.text
         order_url, finalize_url = made.headers["Location"], made.json()["finalize"]
-    with Database(settings.sqlalchemy_url).writer() as session:  # as if its http-01 challenge had been met
-        session.execute(text("UPDATE acme_authorizations SET status = 'valid'"))
-        session.execute(text("UPDATE acme_orders SET status = 'ready'"))
+    db = Database(settings.sqlalchemy_url)
+    try:
+        with db.writer() as session:  # as if its http-01 challenge had been met
+            session.execute(text("UPDATE acme_authorizations SET status = 'valid'"))
+            session.execute(text("UPDATE acme_orders SET status = 'ready'"))
+    finally:
+        db.dispose()  # an open pooled connection left to the collector warns, and warnings are errors
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
