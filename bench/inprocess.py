@@ -34,7 +34,7 @@ from cryptography.x509.oid import NameOID
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from service import bootstrap
-from service.api.app import create_app
+from service.app import create_app
 from service.logs import log_config
 from service.settings import Settings
 

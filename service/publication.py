@@ -13,8 +13,8 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.middleware import AccessLogMiddleware
-from service.api.problems import problem
+from service.http.access import AccessLogMiddleware
+from service.http.problems import problem
 
 # (methods, path): the published objects; `/crl/{issuer id}` and `/ca.crt/{issuer id}` are each issuer's
 PUBLISHED: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (

@@ -160,7 +160,7 @@ else:  # pragma: no cover
 
 def uvicorn_config(settings: Settings, *, protocol: type[asyncio.Protocol] = DEFAULT_PROTOCOL) -> uvicorn.Config:
     config = uvicorn.Config(
-        "service.api.app:create_app_from_environment",
+        "service.app:create_app_from_environment",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -189,7 +189,7 @@ def _fork_workers() -> None:
     share. uvicorn 0.54 takes its multiprocessing context from this module attribute (pinned in pyproject)."""
     import uvicorn._subprocess
 
-    import service.api.app  # noqa: F401 - loaded once, here, for every worker
+    import service.app  # noqa: F401 - loaded once, here, for every worker
 
     if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
         uvicorn._subprocess.spawn = multiprocessing.get_context("fork")  # type: ignore[assignment]

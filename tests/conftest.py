@@ -19,10 +19,10 @@ import pytest
 import sqlalchemy
 
 from service import bootstrap
-from service.api.app import create_app
-from service.api.deps import peer_certificate
+from service.app import create_app
 from service.authority import Authority
 from service.db.session import Database
+from service.http.callers import peer_certificate
 from service.settings import Settings
 from service.tls import build_client_context
 from tests.helpers import ForeignCA, free_port

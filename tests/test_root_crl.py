@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from service import bootstrap
-from service.api.app import create_app
+from service.app import create_app
 from service.authority import Authority
 from service.ca.issue import issuer_id
 from service.cli import main

@@ -25,13 +25,14 @@ from service.acme.problems import AcmeProblem, from_service_error, malformed, un
 from service.acme.renewal import renewal_window
 from service.acme.server import AcmeConfig, AcmeServer
 from service.acme.urls import PREFIX, Urls
-from service.api.deps import CallerDep, _address  # _address: X-Forwarded-For's from a trusted proxy
-from service.api.lean import LeanRoute
-from service.api.schemas import RequestModel
 from service.authority import AcmeCaller, Authority, LocalCaller
 from service.ca.inspect import format_serial
 from service.db.acme import AcmeOrderRecord
 from service.errors import ServiceError
+from service.http.bodies import RequestModel
+from service.http.callers import CallerDep
+from service.http.lean import LeanRoute
+from service.http.proxy import client_address  # X-Forwarded-For's last hop from a trusted proxy
 
 log = logging.getLogger("pocketca.acme")
 router = APIRouter(prefix=PREFIX)
@@ -69,7 +70,7 @@ def _server(state: Any) -> AcmeServer:
 
 def edge_refusal(exc: ServiceError, status: int, scope: Scope) -> Response:
     """A refusal made before the ACME server saw the request (the request limits, a NUL in the path, JSON nested
-    too deep: service.api.middleware), as the ACME document a client of this prefix reads, with the edge's status
+    too deep: service.http.limits), as the ACME document a client of this prefix reads, with the edge's status
     and, as every ACME answer, a fresh Replay-Nonce (RFC 8555 §6.5)."""
     problem = from_service_error(exc)
     refusal = AcmeProblem(problem.kind, exc.detail, status=status, headers=problem.headers)
@@ -124,7 +125,7 @@ async def _signed(request: Request, server: AcmeServer, handler: Handler) -> Res
             if content_type != JOSE_JSON:
                 raise AcmeProblem("malformed", f"send Content-Type: {JOSE_JSON}", status=415)
             with server.nonces.spending():  # the nonce the JWS carries is spent before the answer leaves
-                return handler(server, urls, body, url, _address(request))
+                return handler(server, urls, body, url, client_address(request))
         except AcmeProblem as exc:
             return _problem(server, urls, exc)
         except ServiceError as exc:
@@ -182,7 +183,7 @@ async def directory(request: Request, server: ServerDep) -> JSONResponse:
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
 
 
-# the hottest ACME route, and the one anybody may call at any rate: served ahead of the router (api.lean)
+# the hottest ACME route, and the one anybody may call at any rate: served ahead of the router (http.lean)
 nonce_router = APIRouter(route_class=LeanRoute)
 
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from service.api.problems import PROBLEM_JSON
+from service.http.problems import PROBLEM_JSON
 
 _PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",

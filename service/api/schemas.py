@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Any, Literal
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr
 
 from service.authority import ClientIdentity, IssuedCertificate, StoredCertificate
 from service.ca.inspect import CertificateSummary
-from service.inputs import text_problem
+from service.http.bodies import RequestModel
 
 MAX_CSR_CHARS = 60_000
 
@@ -29,23 +29,6 @@ def _chain_pem(chain: tuple[x509.Certificate, ...]) -> list[str]:
 def chain_pem(chain: list[x509.Certificate]) -> list[str]:
     """The issuing chain in PEM, encoded once, not on every response."""
     return list(_chain_pem(tuple(chain)))
-
-
-class RequestModel(BaseModel):
-    """Every request body: unknown fields refused, and no text in any field (a list's items and a secret's value
-    too) holding a NUL or a lone surrogate, which no name, profile or password may hold and PostgreSQL cannot
-    store (pydantic itself refuses a lone surrogate only in JSON it parses, not in a value it is handed)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _text_is_text(cls, value: Any) -> Any:
-        for item in value if isinstance(value, list) else [value]:
-            text = item.get_secret_value() if isinstance(item, SecretStr) else item
-            if isinstance(text, str) and (problem := text_problem(text)):
-                raise ValueError(problem)
-        return value
 
 
 class CSRRequest(RequestModel):

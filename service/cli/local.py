@@ -393,7 +393,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_openapi(_: argparse.Namespace) -> int:
-    from service.api.app import create_app
+    from service.app import create_app
 
     print(json.dumps(create_app().openapi(), indent=2))
     return 0

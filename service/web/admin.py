@@ -10,10 +10,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.api.deps import AuthorityDep
 from service.authority import SCOPES
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH
 from service.errors import InvalidRequestError
+from service.http.callers import AuthorityDep
 from service.web.console import View, handle, parse_count, redirect
 
 router = APIRouter(prefix="/ui", include_in_schema=False)

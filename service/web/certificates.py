@@ -10,10 +10,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.api.deps import AuthorityDep
 from service.authority.core import STATUSES
 from service.ca.crl import REVOCATION_REASONS
 from service.errors import InvalidRequestError
+from service.http.callers import AuthorityDep
 from service.web.console import View, handle, parse_count, redirect
 from service.web.timeline import build_timeline
 

@@ -17,8 +17,6 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from service.api.deps import AuthorityDep, _address
-from service.api.problems import status_for
 from service.authority import Authority
 from service.authority.sessions import LOGIN_FORM_LIFETIME, SESSION_LIFETIME, ConsoleSession
 from service.errors import (
@@ -30,6 +28,9 @@ from service.errors import (
     ServiceError,
     UnsupportedMediaTypeError,
 )
+from service.http.callers import AuthorityDep
+from service.http.problems import status_for
+from service.http.proxy import client_address
 from service.inputs import text_problem
 from service.web.pages import error_page, render, secure
 
@@ -105,7 +106,7 @@ async def handle(request: Request, authority: Authority, handler: Handler, *, ch
     if not secret:
         return redirect("/ui/login")
     try:
-        console = await run_in_threadpool(authority.console_sessions.resume, secret, address=_address(request))
+        console = await run_in_threadpool(authority.console_sessions.resume, secret, address=client_address(request))
     except AuthenticationError:
         response = redirect("/ui/login?ended=1")
         response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict")
@@ -154,7 +155,7 @@ def _login_page(authority: Authority, cookie: str | None, status_code: int = 200
 @router.post("/login")
 async def login(request: Request, authority: AuthorityDep) -> Response:
     cookie = request.cookies.get(LOGIN_COOKIE)
-    address = _address(request)
+    address = client_address(request)
     sessions = authority.console_sessions
     try:
         authority.failures.check(address, LOGIN)  # 429 for an address past its failures, before any lookup

@@ -12,9 +12,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Scope
 
-from service.api.problems import status_for
 from service.ca.inspect import format_time
 from service.errors import ServiceError
+from service.http.problems import status_for
 
 HTML = "text/html"
 SECURITY_HEADERS = {
@@ -68,5 +68,5 @@ def error_page(exc: ServiceError, **context: Any) -> HTMLResponse:
 
 def edge_refusal(exc: ServiceError, status: int, _scope: Scope) -> HTMLResponse:
     """A refusal made before the console saw the request (a body over the limit, a NUL in the query:
-    service.api.middleware), as the page a browser shows."""
+    service.http.limits), as the page a browser shows."""
     return render("error.html", status_code=status, status=status, title=exc.title, detail=exc.detail)

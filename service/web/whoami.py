@@ -10,15 +10,15 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
 
-from service.api.deps import AuthorityDep, PeerCertificateDep, require_client
-from service.api.lean import LeanRoute
 from service.errors import AuthenticationError, RevokedCertificateError, ServiceError
+from service.http.callers import AuthorityDep, PeerCertificateDep, require_client
+from service.http.lean import LeanRoute
 from service.web.pages import render, wants_html
 
 
 class HTMLRoute(LeanRoute):
     """Matches only when the request's Accept names text/html: content negotiation between two routes. Lean, as
-    the JSON route is: both are installed on the app's own router, this one first (api.lean.install)."""
+    the JSON route is: both are installed on the app's own router, this one first (http.lean.install)."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http" or not wants_html(scope["headers"]):

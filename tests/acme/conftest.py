@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from service import bootstrap
 from service.acme.jws import b64encode
-from service.api.app import create_app
+from service.app import create_app
 from service.authority import Authority
 from service.db.session import Database
 from service.settings import Settings

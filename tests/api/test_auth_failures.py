@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from service.api.app import create_app
+from service.app import create_app
 from service.authority import Authority
 from service.settings import Settings
 from tests.api.conftest import bearer

@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Mount
 
 from service import bootstrap
 from service.acme.renewal import cert_id
-from service.api.app import create_app
+from service.app import create_app
 from service.authority import Authority
 from service.ca.issue import issuer_id
 from service.settings import Settings

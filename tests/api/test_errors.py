@@ -7,7 +7,7 @@ import logging
 import httpx
 import pytest
 
-from service.api.app import create_app
+from service.app import create_app
 from service.authority import Authority
 from tests.conftest import ApiClient
 

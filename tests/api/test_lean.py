@@ -1,4 +1,4 @@
-"""api.lean: LeanRoute serves what its signature declares, as FastAPI would, and refuses what it cannot serve."""
+"""http.lean: LeanRoute serves what its signature declares, as FastAPI would, and refuses what it cannot serve."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from service.api import lean, problems
-from service.api.app import create_app
-from service.api.lean import LeanDispatch, LeanRoute
+from service.app import create_app
 from service.authority import Authority
+from service.http import lean, problems
+from service.http.lean import LeanDispatch, LeanRoute
 
 pytestmark = pytest.mark.anyio
 calls: list[str] = []

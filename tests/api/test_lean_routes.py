@@ -1,7 +1,7 @@
 """POST /csr on its LeanRoute answers exactly as FastAPI's own APIRoute answers for the same endpoint.
 
 Each case goes to two apps over one authority: the app as `serve` builds it (the route is a `LeanRoute`, reached
-through api.lean.LeanDispatch), and the same app with that route swapped for FastAPI's `APIRoute` of the same
+through http.lean.LeanDispatch), and the same app with that route swapped for FastAPI's `APIRoute` of the same
 endpoint (FastAPI's dependency solver, parameter validation and exception wrapping). The answers, the audit rows
 and the access log line must match, except for what differs between any two issuances (serial, fingerprint,
 certificate, dates).
@@ -28,10 +28,10 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select
 from starlette.types import Receive, Scope, Send
 
-from service.api.app import create_app
-from service.api.lean import LeanRoute
+from service.app import create_app
 from service.authority import Authority, build_renewal_token
 from service.db.models import AuditRecord
+from service.http.lean import LeanRoute
 from service.settings import Settings
 from tests.api.conftest import Holder, bearer
 from tests.helpers import cert_pem, csr_pem, p256

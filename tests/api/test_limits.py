@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from service.api.app import create_app
-from service.api.middleware import Limits
+from service.app import create_app
 from service.authority import Authority
+from service.http.limits import Limits
 from tests.api.conftest import bearer
 from tests.conftest import ApiClient
 from tests.helpers import csr_pem, p256

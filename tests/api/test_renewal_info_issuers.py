@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from service.acme.renewal import cert_id
-from service.api.app import create_app
+from service.app import create_app
 from service.settings import Settings
 from tests.helpers import ForeignCA
 from tests.hierarchy import Hierarchy, build, make_hierarchy

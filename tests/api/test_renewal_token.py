@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 
-from service.api.app import create_app
+from service.app import create_app
 from service.authority import Authority, build_renewal_token
 from service.ca.keys import PrivateKey
 from service.db.models import AuditRecord

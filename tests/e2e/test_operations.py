@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.api.app import create_app
+from service.app import create_app
 from service.bootstrap import DataPaths, prepare
 from tests.conftest import LiveServer, authority_at, make_settings, start_server
 from tests.helpers import csr_pem, p256

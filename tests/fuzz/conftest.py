@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from service import bootstrap
-from service.api.app import create_app
+from service.app import create_app
 from service.authority import Authority
 from service.settings import Settings
 from tests.conftest import make_settings

@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from service.acme.jws import b64encode
-from service.api.app import create_app
+from service.app import create_app
 from tests.fuzz.conftest import FuzzEnv, count, saw_status
 from tests.helpers import csr_pem, p256
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import ignored_auth, not_a_server_error
 
-from service.api.app import create_app
+from service.app import create_app
 from tests.fuzz.conftest import CASES, INFORMATIONAL, FuzzEnv, count, saw_status
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"

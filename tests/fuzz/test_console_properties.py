@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from service.api.app import create_app
+from service.app import create_app
 from tests.fuzz.conftest import FuzzEnv, count, saw_status
 
 pytestmark = pytest.mark.anyio

@@ -917,7 +917,7 @@ import asyncio, json, sys, time
 from pathlib import Path
 import httpx
 from service import bootstrap
-from service.api.app import create_app
+from service.app import create_app
 from tests.conftest import make_settings
 
 async def main() -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from service.api.app import create_app
+from service.app import create_app
 from service.authority import Authority
 from tests.api.conftest import issue_holder  # noqa: F401 (the /whoami page tests play certificates)
 from tests.helpers import p256

@@ -1,7 +1,7 @@
 """GET /whoami with Accept: text/html: a page for people, the same refusals as the JSON (401/403).
 
 Run twice: with a dependency override playing the certificate, and with the certificate in the ASGI TLS scope as
-uvicorn's TLS layer puts it (then api.lean.LeanDispatch hands JSON requests straight to the JSON route, and must
+uvicorn's TLS layer puts it (then http.lean.LeanDispatch hands JSON requests straight to the JSON route, and must
 leave HTML to the page's route)."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from starlette.types import Receive, Scope, Send
 
-from service.api.app import create_app
-from service.api.deps import peer_certificate
+from service.app import create_app
 from service.authority import Authority
+from service.http.callers import peer_certificate
 from tests.api.conftest import Holder
 from tests.helpers import ForeignCA
 

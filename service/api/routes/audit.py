@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from service.api.deps import AuthorityDep, CallerDep
 from service.api.schemas import AuditEventResponse, AuditListResponse
+from service.http.callers import AuthorityDep, CallerDep
 
 router = APIRouter(tags=["audit"])
 

@@ -9,10 +9,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import AuthorityDep
-from service.api.media import PEM_CHAIN, PEM_FILE, PKIX_CERT, PKIX_CRL
 from service.api.schemas import pem
 from service.authority import CRLDocument
+from service.http.callers import AuthorityDep
+from service.http.media import PEM_CHAIN, PEM_FILE, PKIX_CERT, PKIX_CRL
 
 router = APIRouter(tags=["ca"])
 

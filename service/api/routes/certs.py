@@ -8,8 +8,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import AuthorityDep, CallerDep
-from service.api.media import PEM_CHAIN, wants_pem_chain
 from service.api.schemas import (
     CertificateListItem,
     CertificateListResponse,
@@ -17,6 +15,8 @@ from service.api.schemas import (
     RevokeRequest,
     pem,
 )
+from service.http.callers import AuthorityDep, CallerDep
+from service.http.media import PEM_CHAIN, wants_pem_chain
 
 router = APIRouter(prefix="/certs", tags=["certificates"])
 

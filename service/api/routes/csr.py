@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from service.api.deps import AuthorityDep, CallerDep
-from service.api.lean import LeanRoute
-from service.api.media import PEM_CHAIN, wants_pem_chain
 from service.api.schemas import CSRRequest, IssuedCertificateResponse, chain_pem, pem
 from service.errors import UnsupportedMediaTypeError
+from service.http.callers import AuthorityDep, CallerDep
+from service.http.lean import LeanRoute
+from service.http.media import PEM_CHAIN, wants_pem_chain
 
-router = APIRouter(tags=["certificates"], route_class=LeanRoute)  # the hot path: see api.lean
+router = APIRouter(tags=["certificates"], route_class=LeanRoute)  # the hot path: see http.lean
 
 PKCS10 = "application/pkcs10"
 _REQUEST_BODY: dict[str, Any] = {

@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from service import metrics
-from service.api.deps import AuthorityDep, CallerDep
 from service.api.schemas import HealthResponse, ReadyResponse
 from service.authority import Authority
 from service.authority.callers import require_scope
+from service.http.callers import AuthorityDep, CallerDep
 
 router = APIRouter(tags=["operations"])
 

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
-from service.api.deps import AuthorityDep
 from service.authority import Authority
 from service.ca.ocsp import build_unsuccessful
+from service.http.callers import AuthorityDep
 
 
 class _Anything(Convertor[str]):

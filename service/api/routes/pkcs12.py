@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import AuthorityDep, CallerDep
 from service.api.schemas import PKCS12Request
+from service.http.callers import AuthorityDep, CallerDep
 
 router = APIRouter(tags=["certificates"])
 PKCS12 = "application/x-pkcs12"

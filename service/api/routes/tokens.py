@@ -7,8 +7,8 @@ import datetime as dt
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import AuthorityDep, CallerDep
 from service.api.schemas import TokenCreatedResponse, TokenCreateRequest, TokenListResponse, TokenResponse
+from service.http.callers import AuthorityDep, CallerDep
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 

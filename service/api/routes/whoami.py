@@ -4,12 +4,12 @@ import functools
 
 from fastapi import APIRouter, Response
 
-from service.api.deps import ClientDep
-from service.api.lean import LeanRoute
 from service.api.schemas import IdentityResponse
 from service.ca.inspect import CertificateSummary
+from service.http.callers import ClientDep
+from service.http.lean import LeanRoute
 
-router = APIRouter(tags=["identity"], route_class=LeanRoute)  # the hot path: see api.lean
+router = APIRouter(tags=["identity"], route_class=LeanRoute)  # the hot path: see http.lean
 
 
 @router.get(

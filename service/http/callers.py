@@ -12,9 +12,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service import metrics
-from service.api.proxy import ProxyConfig, forwarded_certificate
 from service.authority import Authority, Caller, ClientIdentity, is_renewal_token
 from service.errors import AuthenticationError, InvalidCredentialsError, RevokedCertificateError
+from service.http.proxy import NO_PROXY, ProxyConfig, client_address, forwarded_certificate, peer_address
 
 
 async def get_authority(request: Request) -> Authority:
@@ -29,12 +29,10 @@ async def peer_certificate(request: Request) -> bytes | None:
     chain = tls.get("client_cert_chain") or []
     if chain:
         return _der(chain[0])
-    proxy: ProxyConfig = getattr(request.app.state, "proxy", _NO_PROXY)
+    proxy: ProxyConfig = getattr(request.app.state, "proxy", NO_PROXY)
     value = request.headers.get(proxy.certificate_header)
-    return forwarded_certificate(proxy, _peer_address(request), value)
+    return forwarded_certificate(proxy, peer_address(request), value)
 
-
-_NO_PROXY = ProxyConfig()
 
 
 @functools.lru_cache(maxsize=1024)
@@ -52,7 +50,7 @@ async def optional_caller(request: Request, authority: AuthorityDep, peer: PeerC
     header = request.headers.get("authorization")
     caller: Caller | None = None
     if header is not None:
-        address = _address(request)
+        address = client_address(request)
         authority.failures.check(address, BEARER)  # 429 for an address past its failures, before any lookup
         try:
             caller = _bearer(request, authority, header, address)
@@ -98,26 +96,10 @@ async def require_client(request: Request, authority: AuthorityDep, peer: PeerCe
 
 def _identify(request: Request, authority: Authority, peer: bytes) -> ClientIdentity:
     try:
-        return authority.identify_client(peer, address=_address(request))
+        return authority.identify_client(peer, address=client_address(request))
     except RevokedCertificateError as exc:
         request.state.caller = f"revoked-cert:{exc.serial}"  # so the access log names who was refused
         raise
-
-
-def _peer_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def _address(request: Request) -> str | None:
-    """The client's address, for the audit: X-Forwarded-For's last hop when a trusted proxy sent it."""
-    peer = _peer_address(request)
-    proxy: ProxyConfig = getattr(request.app.state, "proxy", _NO_PROXY)
-    if not proxy.trusted:  # the usual case: no header to look at
-        return peer
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and proxy.is_trusted(peer):
-        return forwarded.split(",")[-1].strip()[:64] or peer
-    return peer
 
 
 CallerDep = Annotated[Caller, Depends(require_caller)]

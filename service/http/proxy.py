@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from starlette.requests import Request
 
 log = logging.getLogger("pocketca.proxy")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -55,3 +56,22 @@ def forwarded_certificate(config: ProxyConfig, peer_address: str | None, value: 
     except ValueError:
         log.warning("unreadable %s header from proxy %s", config.certificate_header, peer_address)
         return b""  # present but unreadable: the authority refuses it (401), rather than falling back to nothing
+
+
+NO_PROXY = ProxyConfig()
+
+
+def peer_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address, for the audit: X-Forwarded-For's last hop when a trusted proxy sent it."""
+    peer = peer_address(request)
+    proxy: ProxyConfig = getattr(request.app.state, "proxy", NO_PROXY)
+    if not proxy.trusted:  # the usual case: no header to look at
+        return peer
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and proxy.is_trusted(peer):
+        return forwarded.split(",")[-1].strip()[:64] or peer
+    return peer

@@ -1,4 +1,5 @@
-"""The ASGI application. A composition root: the only API module that reads Settings."""
+"""The ASGI application: the composition root, the one module that imports every front door (api, acme, web)
+and builds the app from them, over what they share (service.http). It reads Settings."""
 
 from __future__ import annotations
 
@@ -18,15 +19,17 @@ from service.acme.challenges import ValidationConfig, parse_resolver
 from service.acme.limits import RateLimits
 from service.acme.server import AcmeConfig
 from service.acme.urls import PREFIX as ACME_PREFIX
-from service.api import lean, openapi, problems
-from service.api.middleware import AccessLogMiddleware, Limits, LimitsMiddleware, PublicOriginMiddleware
-from service.api.proxy import ProxyConfig
+from service.api import openapi
 from service.api.routes import audit, ca, certs, csr, health, ocsp, pkcs12, tokens, whoami
 from service.authority import Authority
 from service.authority.crls import CRLRefresher
 from service.bootstrap import DataPaths, ServerCertificateKeeper, build_authority, load_profiles
 from service.ca.identifiers import IdentifierPolicy
 from service.errors import ConfigurationError
+from service.http import lean, problems
+from service.http.access import AccessLogMiddleware, PublicOriginMiddleware
+from service.http.limits import Limits, LimitsMiddleware
+from service.http.proxy import ProxyConfig
 from service.settings import Settings, get_settings
 from service.web import admin, certificates, console, pages
 from service.web import whoami as whoami_page
@@ -85,7 +88,7 @@ def create_app(
         proxy = app.state.proxy = ProxyConfig.parse(settings.trusted_proxies, settings.client_cert_header)
     problems.install(app)
     openapi.install(app)
-    # the hot routes on the app's own router, first (api.lean); the /whoami page (Accept: text/html only) before
+    # the hot routes on the app's own router, first (http.lean); the /whoami page (Accept: text/html only) before
     # the JSON route
     lean.install(app, csr.router, whoami_page.router, whoami.router, acme.nonce_router)
     for module in (certs, pkcs12, tokens, audit, ca, ocsp, health):
@@ -105,7 +108,7 @@ def create_app(
     return app
 
 
-# a refusal at the edge (service.api.middleware) in the words of the front door that owns the path
+# a refusal at the edge (service.http.limits) in the words of the front door that owns the path
 REFUSALS = [(ACME_PREFIX + "/", acme.edge_refusal), ("/ui/", pages.edge_refusal)]
 
 
