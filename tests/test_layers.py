@@ -103,3 +103,99 @@ def test_the_guard_catches_forbidden_imports(source: str) -> None:
 )
 def test_the_guard_lets_allowed_imports_through(source: str) -> None:
     assert forbidden_imports(source) == []
+
+
+# The front doors: each parses its protocol, calls the authority and renders the answer. They never import each
+# other; what they share lives below them, in service/http; only the composition root imports them all.
+SERVICE = CA_PACKAGE.parent
+FRONT_DOORS = ("api", "acme", "web", "enroll", "est", "scep", "cmp")
+COMPOSITION_ROOT = "service.app"
+# (importer, front-door module) pairs outside the composition root, each a debt with its reason
+KNOWN_REACHES = {
+    ("service.cli.local", "service.acme.accounts"),  # `pocketca acme eab create`: ACME's EAB keys, not yet in authority
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SERVICE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_of(path: Path) -> str:
+    name = module_name(path)
+    return name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+
+def front_door(module: str) -> str | None:
+    """The front door a module belongs to (`service.web.console` -> `web`), or None."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "service" and parts[1] in FRONT_DOORS else None
+
+
+def service_modules() -> list[Path]:
+    return sorted(SERVICE.rglob("*.py"))
+
+
+def front_door_imports(path: Path) -> list[tuple[str, str]]:
+    """(importer, imported) for every front-door module the file imports outside its own front door."""
+    importer = module_name(path)
+    own = front_door(importer)
+    imported = imported_modules(path.read_text(), package_of(path))
+    return sorted((importer, m) for m in imported if front_door(m) is not None and front_door(m) != own)
+
+
+def described(pairs: list[tuple[str, str]]) -> list[str]:
+    return [f"{importer} imports {imported}" for importer, imported in pairs]
+
+
+def test_the_front_doors_and_the_composition_root_are_where_we_think() -> None:
+    names = {module_name(path) for path in service_modules()}
+    assert {COMPOSITION_ROOT, "service.http", "service.api", "service.acme", "service.web"} <= names
+
+
+def test_no_front_door_imports_another() -> None:
+    offenders = [
+        pair for path in service_modules() if front_door(module_name(path)) for pair in front_door_imports(path)
+    ]
+    assert described(offenders) == []
+
+
+def test_http_imports_no_front_door() -> None:
+    offenders = [pair for path in sorted((SERVICE / "http").rglob("*.py")) for pair in front_door_imports(path)]
+    assert described(offenders) == []
+
+
+def test_only_the_composition_root_imports_the_front_doors() -> None:
+    offenders = [
+        pair
+        for path in service_modules()
+        if front_door(module_name(path)) is None and module_name(path) != COMPOSITION_ROOT
+        for pair in front_door_imports(path)
+        if pair not in KNOWN_REACHES
+    ]
+    assert described(offenders) == []
+
+
+def test_the_composition_root_imports_every_front_door_that_has_routes() -> None:
+    doors = {front_door(m) for _, m in front_door_imports(SERVICE / "app.py")}
+    assert {"api", "acme", "web"} <= doors
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "expected"),
+    [
+        ("web/console.py", "from service.api.deps import CallerDep", ["service.web.console imports service.api.deps"]),
+        ("acme/routes.py", "from ..web import pages", ["service.acme.routes imports service.web"]),
+        ("http/problems.py", "from service import acme", ["service.http.problems imports service.acme"]),
+        ("web/console.py", "from . import pages\nfrom service.http.callers import AuthorityDep", []),
+        ("api/routes/csr.py", "from ..schemas import CSRRequest", []),
+    ],
+)
+def test_the_front_door_guard_names_the_offending_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str, source: str, expected: list[str]
+) -> None:
+    fake = tmp_path / "service" / path
+    fake.parent.mkdir(parents=True)
+    fake.write_text(source)
+    monkeypatch.setattr(sys.modules[__name__], "SERVICE", tmp_path / "service")
+    assert described(front_door_imports(fake)) == expected
