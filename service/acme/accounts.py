@@ -8,13 +8,14 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.acme import jws
 from service.acme.limits import DEFAULT_LIMITS, RateLimits, address_key, check_new_account
+from service.acme.nonces import SpendingDatabase
 from service.acme.problems import AcmeProblem, malformed, unauthorized
 from service.acme.urls import Urls
 from service.authority import AcmeCaller, Caller
@@ -22,9 +23,6 @@ from service.authority.audit import Auditor
 from service.authority.callers import require_scope
 from service.db.acme import AcmeAccountRecord, AcmeEABKeyRecord
 from service.db.session import Database
-
-if TYPE_CHECKING:
-    from service.acme.nonces import SpendingDatabase
 from service.errors import InvalidRequestError
 
 MAX_CONTACTS = 4
@@ -97,11 +95,6 @@ class Accounts:
         self.clock = clock
         self.eab_required = eab_required
         self.limits = limits
-
-    def key_for(self, kid: str, urls: Urls) -> dict[str, Any]:
-        """The JWK behind a `kid`, for jws.verify_request; an unknown or closed account is refused."""
-        account = self.by_kid(kid, urls)
-        return account.jwk
 
     def by_kid(self, kid: str, urls: Urls) -> Account:
         account_id = urls.account_id(kid)
