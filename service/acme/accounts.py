@@ -23,7 +23,7 @@ from service.authority.audit import Auditor
 from service.authority.callers import require_scope
 from service.db.acme import AcmeAccountRecord, AcmeEABKeyRecord
 from service.db.session import Database
-from service.errors import InvalidRequestError
+from service.errors import UnknownProfileError
 
 MAX_CONTACTS = 4
 
@@ -230,7 +230,7 @@ class Accounts:
     def create_eab_key(self, *, caller: Caller, profile: str | None = None) -> NewEABKey:
         require_scope(caller, "admin")
         if profile is not None and profile not in self.profiles:
-            raise InvalidRequestError(f"unknown profile {profile!r}; known: {', '.join(sorted(self.profiles))}")
+            raise UnknownProfileError(profile, self.profiles)
         key = NewEABKey(
             _typeable(lambda: secrets.token_urlsafe(16)),
             _typeable(lambda: jws.b64encode(secrets.token_bytes(32))),

@@ -67,8 +67,10 @@ def from_service_error(exc: errors.ServiceError) -> AcmeProblem:
         return unauthorized(exc.detail)
     if isinstance(exc, errors.NotFoundError):
         return malformed(exc.detail, status=404)
+    if isinstance(exc, errors.AlreadyRevokedError):
+        return AcmeProblem("alreadyRevoked", exc.detail)
     if isinstance(exc, errors.ConflictError):
-        return AcmeProblem("alreadyRevoked", exc.detail) if "revoked" in exc.detail else malformed(exc.detail, 409)
+        return malformed(exc.detail, 409)
     if isinstance(exc, errors.PayloadTooLargeError):
         return malformed(exc.detail, status=413)
     if isinstance(exc, errors.UnavailableError):

@@ -10,7 +10,7 @@ from cryptography import x509
 
 from service import metrics
 from service.ca.inspect import CertificateSummary
-from service.errors import PermissionDeniedError
+from service.errors import PermissionDeniedError, ScopeDeniedError
 
 SCOPES = ("admin", "issue", "revoke", "read")
 TOKEN_PREFIX = "pca_"  # noqa: S105 (a marker, not a secret)
@@ -127,4 +127,4 @@ def require_scope(caller: Caller, *scopes: str) -> None:
         return
     if caller.scope not in scopes:  # enrollment tokens have scope "issue": they only ever issue
         metrics.token_refused("scope")
-        raise PermissionDeniedError(f"a {caller.scope!r} token may not do this")
+        raise ScopeDeniedError(caller.scope)

@@ -73,16 +73,21 @@ from service.db.models import CertificateRecord
 from service.db.repositories import REVOCATIONS, CertificateRepository, CounterRepository
 from service.db.session import Database
 from service.errors import (
+    AlreadyRevokedError,
     AuthenticationError,
-    ConflictError,
+    CertificateNotFoundError,
+    CRLExpiredError,
+    CRLNotPublishedError,
     InvalidRequestError,
-    NotFoundError,
+    IssuanceRateLimitedError,
+    IssuerNotFoundError,
+    PasswordTooShortError,
     PermissionDeniedError,
     PolicyError,
-    RateLimitedError,
     RevokedCertificateError,
     ServiceError,
     UnavailableError,
+    UnknownStatusError,
 )
 from service.inputs import as_utc
 
@@ -326,7 +331,7 @@ class Authority:
             if isinstance(caller, ClientIdentity):  # renewal is for CSRs; a server-made key needs a token
                 raise PermissionDeniedError("PKCS#12 bundles need an admin, issue or enrollment token")
             if len(password) < MIN_PASSWORD_LENGTH:  # checked before any key is made
-                raise InvalidRequestError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+                raise PasswordTooShortError(MIN_PASSWORD_LENGTH)
             key = ec.generate_private_key(ec.SECP256R1())
             request = self._request_for(key.public_key(), cn, sans)
             ctx, chosen = self._context(caller, profile)
@@ -381,10 +386,7 @@ class Authority:
         if count >= self.issue_rate_per_minute:
             retry_after = max(1, math.ceil(((first or now) + window - now).total_seconds()))
             who = "account" if isinstance(caller, AcmeCaller) else "token"
-            raise RateLimitedError(
-                f"this {who} may issue {self.issue_rate_per_minute} certificates a minute; retry in {retry_after} s",
-                retry_after=retry_after,
-            )
+            raise IssuanceRateLimitedError(who, self.issue_rate_per_minute, retry_after)
 
     def _prepare(
         self,
@@ -470,7 +472,7 @@ class Authority:
         with self.db.reader() as session:
             record = CertificateRepository(session).get(serial)
         if record is None:
-            raise NotFoundError(f"no certificate with serial {serial}")
+            raise CertificateNotFoundError(serial)
         return self._stored(record)
 
     def list_certificates(
@@ -485,7 +487,7 @@ class Authority:
     ) -> Page[CertificateListing]:
         require_scope(caller, "admin", "read")
         if status is not None and status not in STATUSES:
-            raise InvalidRequestError(f"status must be one of {', '.join(STATUSES)}")
+            raise UnknownStatusError(status, STATUSES)
         if expires_before is not None:
             try:
                 expires_before = as_utc(expires_before)
@@ -523,9 +525,9 @@ class Authority:
                 self.tokens.spend_in(session, caller)
                 record = CertificateRepository(session).get(serial, for_update=True)
                 if record is None:
-                    raise NotFoundError(f"no certificate with serial {serial}")
+                    raise CertificateNotFoundError(serial)
                 if record.status == "revoked":
-                    raise ConflictError(f"certificate {serial} is already revoked")
+                    raise AlreadyRevokedError(serial)
                 record.status = "revoked"
                 record.revoked_at = self.clock()
                 record.revocation_reason = reason_name
@@ -586,10 +588,9 @@ class Authority:
         if issuer in self.root_crls.roots or issuer in self.root_crls.aliases:  # an offline root's (`ca crl`)
             published = self.root_crls.current(issuer)
             if published is None:
-                raise NotFoundError(f"no CRL of the root {issuer} is published yet: `pocketca ca crl` signs one")
+                raise CRLNotPublishedError(issuer)
             return published.document
-        known = ", ".join([*self.crl_publishers, *self.root_crls.roots])
-        raise NotFoundError(f"no issuer {issuer[:40]!r}; known: {known}")
+        raise IssuerNotFoundError(issuer, [*self.crl_publishers, *self.root_crls.roots])
 
     def issuer_certificate(self, issuer: str) -> x509.Certificate:
         found = self.issuers.get(issuer)
@@ -597,7 +598,7 @@ class Authority:
             return found.certificate
         if issuer in self.root_crls.roots:
             return self.root_crls.roots[issuer][0]
-        raise NotFoundError(f"no issuer {issuer[:40]!r}; known: {', '.join([*self.issuers, *self.root_crls.roots])}")
+        raise IssuerNotFoundError(issuer, [*self.issuers, *self.root_crls.roots])
 
     def answer_ocsp(self, request: bytes) -> tuple[bytes, dt.datetime | None]:
         """Each issuer answers for its own certificates; a question naming no issuer of ours is `unauthorized`."""
@@ -639,7 +640,7 @@ class Authority:
         if state is None:
             raise UnavailableError("no CRL has been published yet")
         if self.clock() >= state[2]:
-            raise UnavailableError(f"the CRL expired at {state[2].isoformat()} and no fresh one was built")
+            raise CRLExpiredError(state[2])
         expired, _ = self.root_crls.problems()
         if expired:
             raise UnavailableError("; ".join(expired))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from service.errors import InvalidRequestError
+from service.errors import InvalidRequestError, LimitOutOfRangeError
 
 MAX_LIMIT = 1000
 
@@ -28,5 +28,5 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 def check_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequestError(f"limit must be between 1 and {MAX_LIMIT}")
+        raise LimitOutOfRangeError(limit, MAX_LIMIT)
     return limit

@@ -26,7 +26,7 @@ from typing import Final
 
 from service import metrics
 from service.authority.audit import Auditor
-from service.errors import RateLimitedError
+from service.errors import TooManyFailuresError
 
 LIMIT: Final = 10  # failures per address per window (POCKETCA_AUTH_FAILURES_PER_MINUTE); the next is refused
 WINDOW: Final = 60.0  # seconds
@@ -88,9 +88,7 @@ class FailureThrottle:
             current.refused += 1
             retry = max(1, math.ceil(current.ends - now))
         metrics.auth_throttled(kind)
-        raise RateLimitedError(
-            f"too many failed logins and bearer tokens from this address; retry in {retry} s", retry_after=retry
-        )
+        raise TooManyFailuresError(retry)
 
     def failed(self, address: str | None, kind: str) -> None:
         """Counts one failure of `kind` (`bearer token`, `console login`) from the address."""

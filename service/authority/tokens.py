@@ -21,7 +21,12 @@ from service.db.hot import TokenRow
 from service.db.models import TokenRecord
 from service.db.repositories import TokenRepository
 from service.db.session import Database
-from service.errors import AuthenticationError, InvalidCredentialsError, InvalidRequestError, NotFoundError
+from service.errors import (
+    AuthenticationError,
+    InvalidCredentialsError,
+    InvalidRequestError,
+    TokenNotFoundError,
+)
 
 ENROLLMENT_TTL = dt.timedelta(hours=24)
 MAX_TTL = dt.timedelta(days=3650)
@@ -162,7 +167,7 @@ class TokenManager:
             repo = TokenRepository(session)
             record = repo.get(token_id)
             if record is None:
-                raise NotFoundError(f"no token with id {token_id}")
+                raise TokenNotFoundError(token_id)
             repo.delete(record)
             self.audit.record(session, "token.delete", caller, token_id=token_id)
         self.audit.emit(session)

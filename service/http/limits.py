@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.errors import (
     HeadersTooLargeError,
     InvalidRequestError,
+    JSONTooDeepError,
     PayloadTooLargeError,
     RequestTimeoutError,
     ServiceError,
@@ -55,13 +56,12 @@ class LimitsMiddleware:
         for name, value in scope["headers"]:
             head += len(name) + len(value) + 4
             if name == b"content-length" and (not value.isdigit() or int(value) > limits.max_body_bytes):
-                await refuse(scope, receive, send, PayloadTooLargeError(_too_large(limits)))
+                await refuse(scope, receive, send, PayloadTooLargeError(limits.max_body_bytes))
                 return
             if name == b"content-type":
                 json_body = _is_json(value)
         if head > limits.max_header_bytes:
-            detail = f"the request head is over {limits.max_header_bytes} bytes"
-            await refuse(scope, receive, send, HeadersTooLargeError(detail))
+            await refuse(scope, receive, send, HeadersTooLargeError(limits.max_header_bytes))
             return
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             await refuse(scope, receive, send, InvalidRequestError(_NUL))
@@ -78,19 +78,18 @@ class LimitsMiddleware:
                 async with asyncio.timeout_at(deadline):  # no task per message, unlike wait_for
                     message = await receive()
             except TimeoutError:
-                detail = f"the request body did not arrive within {limits.body_timeout:g} s"
-                await refuse(scope, receive, send, RequestTimeoutError(detail))
+                await refuse(scope, receive, send, RequestTimeoutError(limits.body_timeout))
                 return
             if message["type"] != "http.request":  # the client went away: let the app see it
                 break
             body += message.get("body", b"")
             if len(body) > limits.max_body_bytes:
-                await refuse(scope, receive, send, PayloadTooLargeError(_too_large(limits)))
+                await refuse(scope, receive, send, PayloadTooLargeError(limits.max_body_bytes))
                 return
             if not message.get("more_body", False):
                 break
         if json_body and json_too_deep(bytes(body)):
-            await refuse(scope, receive, send, InvalidRequestError(_TOO_DEEP))
+            await refuse(scope, receive, send, JSONTooDeepError(MAX_JSON_DEPTH))
             return
         replayed = False
 
@@ -118,7 +117,6 @@ class LimitsMiddleware:
 
 
 _NUL = "a NUL character (%00) is never part of a path or a query here"
-_TOO_DEEP = f"the JSON body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -128,7 +126,3 @@ def _is_json(content_type: bytes) -> bool:
 
 def _announces_body(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name in (b"content-length", b"transfer-encoding") for name, _ in headers)
-
-
-def _too_large(limits: Limits) -> str:
-    return f"the request body is over {limits.max_body_bytes} bytes"

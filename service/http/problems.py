@@ -58,16 +58,12 @@ def problem(
 
 
 def slug_for(exc: errors.ServiceError) -> str:
-    """InvalidCSRError -> invalid-csr, PayloadTooLargeError -> payload-too-large (acronyms stay one word)."""
-    if type(exc) in _SAME_SLUG_AS:  # a distinction made inside, not a new problem type for clients
-        return slug_for(_SAME_SLUG_AS[type(exc)](exc.detail))
-    name = type(exc).__name__.removesuffix("Error")
+    """InvalidCSRError -> invalid-csr, PayloadTooLargeError -> payload-too-large (acronyms stay one word). A class
+    `shown_as_parent` (a distinction made inside: data it carries, a guess counted) is no new problem type for
+    clients: the slug is its nearest ancestor's that is shown (CertificateNotFoundError -> not-found)."""
+    cls = next(c for c in type(exc).__mro__ if not c.__dict__.get("shown_as_parent", False))
+    name = cls.__name__.removesuffix("Error")
     return _WORDS.sub("-", name).lower()
-
-
-_SAME_SLUG_AS: dict[type[errors.ServiceError], type[errors.ServiceError]] = {
-    errors.InvalidCredentialsError: errors.AuthenticationError,  # urn:pocketca:problem:authentication, as before
-}
 
 
 _WORDS = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")

@@ -14,7 +14,8 @@ from service.authority import SCOPES
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH
 from service.errors import InvalidRequestError
 from service.http.callers import AuthorityDep
-from service.web.console import View, handle, parse_count, redirect
+from service.web.console import View, handle, redirect
+from service.web.forms import parse_count
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PKCS12 = "application/x-pkcs12"

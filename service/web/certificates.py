@@ -12,37 +12,23 @@ from starlette.responses import Response
 
 from service.authority.core import STATUSES
 from service.ca.crl import REVOCATION_REASONS
-from service.errors import InvalidRequestError
+from service.errors import UnknownStatusError
 from service.http.callers import AuthorityDep
-from service.web.console import View, handle, parse_count, redirect
+from service.http.media import PEM_CHAIN
+from service.web.console import View, handle, redirect
+from service.web.forms import parse_count, parse_when
 from service.web.timeline import build_timeline
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE_SIZE = 25
-PEM_CHAIN = "application/pem-certificate-chain"
 NOTICES = {"revoked": "The certificate has been revoked. The CRL and OCSP say so from now on."}
-
-
-def parse_when(text: str) -> dt.datetime | None:
-    """A date (2030-01-31, from <input type=date>: midnight UTC) or an RFC 3339 time with a zone."""
-    if not text:
-        return None
-    try:
-        if len(text) == 10:
-            return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequestError(f"expires before {text!r}: use a date such as 2030-01-31") from None
-    if when.tzinfo is None:
-        raise InvalidRequestError("expires before needs a time zone (RFC 3339, e.g. 2030-01-01T00:00:00Z)")
-    return when
 
 
 def _list(view: View) -> Response:
     cn, status, before = view.query("cn"), view.query("status", 16), view.query("expires_before", 40)
     filters = {"cn": cn, "status": status, "expires_before": before, "limit": view.query("limit", 4)}
     if status and status not in STATUSES:
-        raise InvalidRequestError(f"status must be one of {', '.join(STATUSES)}")
+        raise UnknownStatusError(status, STATUSES)
     page = view.authority.list_certificates(
         caller=view.caller,
         cn=cn or None,

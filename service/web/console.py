@@ -1,4 +1,4 @@
-"""The console's frame: sessions (cookie in, caller out), CSRF on every change, forms, login and logout.
+"""The console's frame: sessions (cookie in, caller out), CSRF on every change, login and logout (forms: web.forms).
 
 Every page goes through `handle`: no session -> the login page; a POST without the session's CSRF token -> 403;
 a refusal of the authority -> an HTML error page with the same status the API would give. Handlers are plain
@@ -7,7 +7,6 @@ functions of a `View`, run in a worker thread (they read and write the database 
 from __future__ import annotations
 
 import hmac
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,16 +21,14 @@ from service.authority.sessions import LOGIN_FORM_LIFETIME, SESSION_LIFETIME, Co
 from service.errors import (
     AuthenticationError,
     InvalidCredentialsError,
-    InvalidRequestError,
     PermissionDeniedError,
     RateLimitedError,
     ServiceError,
-    UnsupportedMediaTypeError,
 )
 from service.http.callers import AuthorityDep
 from service.http.problems import status_for
 from service.http.proxy import client_address
-from service.inputs import text_problem
+from service.web.forms import read_form
 from service.web.pages import error_page, render, secure
 
 # `__Host-`: the browser takes these cookies only from this very origin over HTTPS, with Path=/ and no Domain, so
@@ -40,8 +37,6 @@ SESSION_COOKIE = "__Host-pocketca_session"
 LOGIN_COOKIE = "__Host-pocketca_login"  # binds the login form (authority.sessions): there is no session yet
 COOKIE_PATH = "/"
 LOGIN = "console login"  # what a failed login counts as (authority.throttle)
-FORM = "application/x-www-form-urlencoded"
-MAX_FIELDS = 50
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -69,36 +64,6 @@ Handler = Callable[[View], Response]
 
 def redirect(url: str) -> Response:
     return secure(RedirectResponse(url, status_code=303))
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """A urlencoded form (the body is already bounded by the request limits); the first value of each field."""
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != FORM:
-        raise UnsupportedMediaTypeError(f"send the form as {FORM}")
-    body = (await request.body()).decode("utf-8", errors="replace")
-    try:
-        pairs = urllib.parse.parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FIELDS)
-    except ValueError:
-        raise UnsupportedMediaTypeError(f"a form has at most {MAX_FIELDS} fields") from None
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        problem = text_problem(name) or text_problem(value)
-        if problem:
-            raise InvalidRequestError(f"the form's field {name[:40]!r} {problem}")
-        form.setdefault(name, value)
-    return form
-
-
-def parse_count(text: str, what: str, maximum: int) -> int | None:
-    """A whole number from 1 to `maximum` typed into a form or a query, or None for nothing; ASCII digits only
-    (`³` is a digit to str.isdigit, not to int)."""
-    text = text.strip()
-    if not text:
-        return None
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
-        raise InvalidRequestError(f"{what} must be a whole number from 1 to {maximum}")
-    return int(text)
 
 
 async def handle(request: Request, authority: Authority, handler: Handler, *, change: bool = False) -> Response:

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from service.api.schemas import CSRRequest, IssuedCertificateResponse, chain_pem, pem
-from service.errors import UnsupportedMediaTypeError
+from service.errors import MediaTypeNotAcceptedError
 from service.http.callers import AuthorityDep, CallerDep
 from service.http.lean import LeanRoute
 from service.http.media import PEM_CHAIN, wants_pem_chain
@@ -52,7 +52,7 @@ async def sign_csr(
             raise RequestValidationError(exc.errors(include_input=False)) from None
         csr, profile, validity_days = parsed.csr.encode(), parsed.profile, parsed.validity_days
     else:
-        raise UnsupportedMediaTypeError(f"send application/json or {PKCS10}, not {content_type or 'nothing'!r}")
+        raise MediaTypeNotAcceptedError(("application/json", PKCS10), content_type)
     # on the event loop: parsing and signing hold the GIL in any thread; the loop serves others during the commit
     issued = await authority.sign_csr_async(csr, caller=caller, profile=profile, validity_days=validity_days)
     headers = {"Location": f"/certs/{issued.summary.serial}"}
