@@ -50,7 +50,7 @@ from service.ca.leaf import sign_leaf
 from service.ca.names import build_subject, parse_general_name
 from service.ca.policy import LeafSpec, decide
 from service.ca.profiles import BUILTIN_PROFILES, Profile
-from service.keystore import FileKeyStore
+from service.keys.file_key import FileKeyStore
 
 SECRET = b"bench secret"
 PROFILE = BUILTIN_PROFILES["client"]

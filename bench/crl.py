@@ -64,7 +64,7 @@ from service.db.migrate import upgrade
 from service.db.models import CertificateRecord
 from service.db.repositories import REVOCATIONS, CertificateRepository, CounterRepository
 from service.db.session import Database
-from service.keystore import FileKeyStore
+from service.keys.file_key import FileKeyStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (10_000, 100_000, 1_000_000)

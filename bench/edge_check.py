@@ -22,7 +22,8 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service import bootstrap
+from service.datadir.build import build_authority
+from service.datadir.prepare import prepare
 from service.db.models import CertificateRecord
 from service.settings import Settings
 
@@ -33,8 +34,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         settings = Settings(_env_file=None, data_dir=Path(scratch) / "data")  # type: ignore[call-arg]
-        bootstrap.prepare(settings)
-        authority = bootstrap.build_authority(settings)
+        prepare(settings)
+        authority = build_authority(settings)
         now = dt.datetime.now(dt.UTC)
         rows = [
             {

@@ -31,8 +31,9 @@ from service.ca.issue import build_leaf_builder, build_root_builder, random_seri
 from service.ca.names import build_subject
 from service.ca.policy import LeafSpec
 from service.ca.profiles import BUILTIN_PROFILES
-from service.hsm import Pkcs11KeyStore, _stand_in, parse_pkcs11_uri
-from service.keystore import FileKeyStore
+from service.keys.file_key import FileKeyStore
+from service.keys.pkcs11_key import Pkcs11KeyStore, _stand_in
+from service.keys.pkcs11_uri import parse_pkcs11_uri
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 

@@ -33,8 +33,9 @@ from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service import bootstrap
 from service.app import create_app
+from service.datadir.build import build_authority
+from service.datadir.prepare import prepare
 from service.logs import log_config
 from service.settings import Settings
 
@@ -107,8 +108,8 @@ async def run(n: int) -> None:
     logging.getLogger("pocketca").handlers[0].stream = open(os.devnull, "w")  # type: ignore[attr-defined]  # noqa: SIM115
     with tempfile.TemporaryDirectory() as scratch:
         settings = Settings(_env_file=None, data_dir=Path(scratch) / "data", issue_rate_per_minute=0)  # type: ignore[call-arg]
-        prepared = bootstrap.prepare(settings)
-        authority = bootstrap.build_authority(settings)
+        prepared = prepare(settings)
+        authority = build_authority(settings)
         app = create_app(settings, authority=authority)
         token = prepared.admin_token or ""
         bodies = _csr_bodies(100)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic import context
+from cryptography import x509
 from sqlalchemy import Connection
 
+from service.ca.issue import issuer_id
 from service.db.base import Base
 from service.db.models import CertificateRecord  # noqa: F401  (registers the tables)
 from service.db.session import make_engine
@@ -24,12 +28,22 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
+def _current_issuer(ca_cert: Path) -> str | None:
+    """The issuer id of the data dir's CA, which rows from before issuers go to (revision 0017)."""
+    try:
+        return issuer_id(x509.load_pem_x509_certificate(ca_cert.read_bytes()))
+    except (OSError, ValueError):
+        return None
+
+
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
         _run(connection)
         return
-    url = config.get_main_option("sqlalchemy.url") or get_settings().sqlalchemy_url
+    settings = get_settings()
+    url = config.get_main_option("sqlalchemy.url") or settings.sqlalchemy_url
+    config.attributes.setdefault("current_issuer", _current_issuer(settings.data_dir / "ca.pem"))
     engine = make_engine(url)
     try:
         with engine.connect() as conn:

@@ -23,8 +23,11 @@ from service.api import openapi
 from service.api.routes import audit, ca, certs, csr, health, ocsp, pkcs12, tokens, whoami
 from service.authority import Authority
 from service.authority.crls import CRLRefresher
-from service.bootstrap import DataPaths, ServerCertificateKeeper, build_authority, load_profiles
 from service.ca.identifiers import IdentifierPolicy
+from service.datadir.build import build_authority
+from service.datadir.layout import DataPaths
+from service.datadir.profiles import load_profiles
+from service.datadir.server_cert import ServerCertificateKeeper
 from service.errors import ConfigurationError
 from service.http import lean, problems
 from service.http.access import AccessLogMiddleware, PublicOriginMiddleware

@@ -33,7 +33,7 @@ from service.ca.keys import dump_private_key
 from service.ca.names import get_common_name
 from service.client import ClientError, PocketCAClient
 from service.errors import ConfigurationError, UnreachableError
-from service.keystore import write_private_file, write_public_file
+from service.keys.files import write_private_file, write_public_file
 
 RENEW_AT = 2 / 3  # of the lifetime
 JITTER = 1 / 20  # of the lifetime: renewals of many certificates issued together spread out, always before 2/3

@@ -28,7 +28,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
 from service import metrics
-from service.bootstrap import DataPaths
+from service.datadir.layout import DataPaths
 from service.errors import ConfigurationError
 from service.logs import log_config
 from service.publication import PublicationApp

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         None, description="encrypt the CA key with this (prefer the _FILE form)"
     )
     ca_key_passphrase_file: Path | None = Field(None, description="file whose first line is the CA key passphrase")
-    # the CA key in a PKCS#11 token: an RFC 7512 URI (service.hsm); secret, as it may carry pin-value
+    # the CA key in a PKCS#11 token: an RFC 7512 URI (service.keys.pkcs11_uri); secret, as it may carry pin-value
     ca_key_uri: SecretStr | None = Field(
         None, description="the CA key in a PKCS#11 token: an RFC 7512 pkcs11: URI (prefer pin-source=file:)"
     )

@@ -14,8 +14,8 @@ from typing import Any
 
 from cryptography import x509
 
-from service.bootstrap import DataPaths
 from service.ca.keys import load_private_key, public_keys_match
+from service.datadir.layout import DataPaths
 from service.errors import ConfigurationError
 
 log = logging.getLogger("pocketca.tls")

@@ -18,9 +18,11 @@ import psycopg
 import pytest
 import sqlalchemy
 
-from service import bootstrap
 from service.app import create_app
 from service.authority import Authority
+from service.datadir.build import build_authority
+from service.datadir.issuers import load_ca
+from service.datadir.prepare import Prepared, prepare
 from service.db.session import Database
 from service.http.callers import peer_certificate
 from service.settings import Settings
@@ -105,27 +107,27 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def prepared(settings: Settings) -> bootstrap.Prepared:
+def prepared(settings: Settings) -> Prepared:
     """A data dir as the first `pocketca serve` leaves it: CA, schema, admin token, server certificate."""
-    return bootstrap.prepare(settings)
+    return prepare(settings)
 
 
 @pytest.fixture
-def admin_token(prepared: bootstrap.Prepared) -> str:
+def admin_token(prepared: Prepared) -> str:
     assert prepared.admin_token is not None
     return prepared.admin_token
 
 
 @pytest.fixture
-def authority(settings: Settings, prepared: bootstrap.Prepared) -> Iterator[Authority]:
-    authority = bootstrap.build_authority(settings)
+def authority(settings: Settings, prepared: Prepared) -> Iterator[Authority]:
+    authority = build_authority(settings)
     yield authority
     authority.close()
 
 
 def authority_at(settings: Settings, when: dt.datetime) -> Authority:
     """The same CA and database with the clock set to `when`: for expired and back-dated certificates."""
-    keystore, certificate = bootstrap.load_ca(settings)
+    keystore, certificate = load_ca(settings)
     return Authority(
         Database(settings.sqlalchemy_url), keystore, certificate, public_url=settings.public_url, clock=lambda: when
     )

@@ -8,9 +8,13 @@ from pathlib import Path
 
 from cryptography import x509
 
-from service import bootstrap
 from service.authority import Authority, LocalCaller
 from service.ca.issue import issuer_id
+from service.datadir.build import build_authority
+from service.datadir.layout import load_parents
+from service.datadir.offline_root import init_intermediate
+from service.datadir.prepare import prepare
+from service.datadir.rotation import rotate_with_root
 from service.settings import Settings
 from tests.helpers import p256
 
@@ -38,9 +42,9 @@ class Hierarchy:
 def make_hierarchy(settings: Settings, root_file: Path, *, rotate: bool = True) -> Hierarchy:
     """`init --intermediate`, the first start, two certificates of the first issuer (one revoked), then (by default)
     `ca rotate --root-file`: the first issuer is retired and still answers for them."""
-    bootstrap.init_intermediate(settings, root_file, ROOT_PASSPHRASE)
-    bootstrap.prepare(settings)
-    authority = bootstrap.build_authority(settings)
+    init_intermediate(settings, root_file, ROOT_PASSPHRASE)
+    prepare(settings)
+    authority = build_authority(settings)
     try:
         old = authority.ca_certificate
         good, revoked = (
@@ -52,12 +56,12 @@ def make_hierarchy(settings: Settings, root_file: Path, *, rotate: bool = True) 
         authority.revoke(format(revoked.serial_number, "x"), reason="keyCompromise", caller=LocalCaller("test"))
     finally:
         authority.close()
-    root = bootstrap.load_parents(settings.data_dir)[-1]
+    root = load_parents(settings.data_dir)[-1]
     if rotate:
-        bootstrap.rotate_with_root(settings, root_file, ROOT_PASSPHRASE)
-        bootstrap.prepare(settings)
+        rotate_with_root(settings, root_file, ROOT_PASSPHRASE)
+        prepare(settings)
     return Hierarchy(settings, root_file, root, old, good, revoked)
 
 
 def build(hierarchy: Hierarchy) -> Authority:
-    return bootstrap.build_authority(hierarchy.settings)
+    return build_authority(hierarchy.settings)

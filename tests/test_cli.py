@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from service.cli import main
+from service.datadir.build import build_authority
 from service.settings import Settings
 
 COMMANDS = ["serve", "init", "ca", "token", "issue", "enroll", "renew", "revoke", "openapi"]
@@ -71,8 +72,6 @@ def test_a_database_without_the_schema_says_to_run_serve(tmp_path: Path, capsys:
 
 
 def test_token_create_prints_a_token_of_that_scope(settings: Settings, prepared, capsys) -> None:  # type: ignore[no-untyped-def]
-    from service.bootstrap import build_authority
-
     assert main(["token", "create", *_where(settings), "--scope", "read", "--ttl", "1h"]) == 0
     token = capsys.readouterr().out.strip()
     authority = build_authority(settings)

@@ -16,10 +16,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
 from service.ca.crl import build_crl_der, encode_revoked_entry
-from service.ca.issue import build_root_builder
+from service.ca.issue import build_root_builder, issuer_id
 from service.ca.ocsp import OCSPAnswer, OCSPQuestion, build_ocsp_response, responder_key_hash
+from service.datadir.build import build_authority
+from service.datadir.offline_root import init_intermediate
+from service.datadir.prepare import prepare
+from service.datadir.rotation import rotate_with_root
 from service.errors import ConfigurationError
-from service.hsm import Pkcs11KeyStore, parse_pkcs11_uri
+from service.keys.pkcs11_key import Pkcs11KeyStore
+from service.keys.pkcs11_uri import parse_pkcs11_uri
 
 PIN = "unit-pin-Qx7"  # letters too: digits alone turn up in timestamps and paths
 
@@ -117,22 +122,21 @@ def test_the_token_signs_certificates_crls_and_ocsp(token: Path, key_type: str) 
 def test_rotation_with_the_key_in_the_token(token: Path, tmp_path: Path) -> None:
     """`ca rotate --root-file` makes the next issuing key in the same token, as a new object; the retired
     issuer's key stays there and keeps signing its CRL and OCSP."""
-    from service import bootstrap
     from tests.conftest import make_settings
 
     key_uri = f"pkcs11:token=unit;object=issuing?module-path={MODULE}&pin-source=file:{token}"
     settings = make_settings(tmp_path / "data", ca_key_uri=key_uri)
     root = tmp_path / "root.pem"
-    first = bootstrap.init_intermediate(settings, root, b"correct horse")
+    first = init_intermediate(settings, root, b"correct horse")
     assert not (tmp_path / "data" / "ca.key").exists()
-    bootstrap.prepare(settings)  # the server certificate, signed in the token by the first issuer
-    second = bootstrap.rotate_with_root(settings, root, b"correct horse")
+    prepare(settings)  # the server certificate, signed in the token by the first issuer
+    second = rotate_with_root(settings, root, b"correct horse")
     marker = (tmp_path / "data" / "ca.key.pkcs11").read_text()
     assert "object=pocketca-ca-" in marker and PIN not in marker
-    bootstrap.prepare(settings)  # re-issues the server certificate from the second issuer
-    authority = bootstrap.build_authority(settings)
+    prepare(settings)  # re-issues the server certificate from the second issuer
+    authority = build_authority(settings)
     try:
-        assert list(authority.issuers) == [bootstrap.issuer_id(second), bootstrap.issuer_id(first)]
+        assert list(authority.issuers) == [issuer_id(second), issuer_id(first)]
         assert all(isinstance(i.signer, Pkcs11KeyStore) for i in authority.issuers.values())
         from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
 
@@ -140,7 +144,7 @@ def test_rotation_with_the_key_in_the_token(token: Path, tmp_path: Path) -> None
             ec_keys.generate_private_key(ec_keys.SECP256R1()).public_key(), cn="leaf", sans=["leaf.example"]
         )
         issued.certificate.verify_directly_issued_by(second)
-        old = x509.load_der_x509_crl(authority.issuer_crl(bootstrap.issuer_id(first)).der)
+        old = x509.load_der_x509_crl(authority.issuer_crl(issuer_id(first)).der)
         assert old.issuer == first.subject and old.is_signature_valid(first.public_key())  # type: ignore[arg-type]
     finally:
         authority.close()

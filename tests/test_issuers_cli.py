@@ -8,6 +8,10 @@ import pytest
 from cryptography import x509
 
 from service.cli import main
+from service.datadir.issuers import load_retired
+from service.datadir.offline_root import init_intermediate
+from service.datadir.prepare import prepare
+from service.datadir.rotation import rotate_with_root
 
 
 def _err(capsys: pytest.CaptureFixture[str]) -> str:
@@ -77,24 +81,23 @@ def test_rotate_refusals(tmp_path: Path, passphrase: Path, capsys: pytest.Captur
 def test_a_retired_issuer_answers_until_its_last_certificate_expires(tmp_path: Path, passphrase: Path) -> None:
     import datetime as dt
 
-    from service import bootstrap
     from service.db.session import Database
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path / "d")
     root = tmp_path / "root.pem"
-    bootstrap.init_intermediate(settings, root, b"correct horse")
-    bootstrap.prepare(settings)  # the server certificate: the first issuer's only certificate, for 90 days
+    init_intermediate(settings, root, b"correct horse")
+    prepare(settings)  # the server certificate: the first issuer's only certificate, for 90 days
     server = x509.load_pem_x509_certificate((tmp_path / "d" / "server.pem").read_bytes())
-    first = bootstrap.rotate_with_root(settings, root, b"correct horse")
+    first = rotate_with_root(settings, root, b"correct horse")
     assert first.subject.rfc4514_string() == "CN=pocketca issuing CA 2"
     db = Database(settings.sqlalchemy_url)
     try:
-        before = bootstrap.load_retired(settings, db, server.not_valid_after_utc - dt.timedelta(seconds=1))
-        after = bootstrap.load_retired(settings, db, server.not_valid_after_utc)
+        before = load_retired(settings, db, server.not_valid_after_utc - dt.timedelta(seconds=1))
+        after = load_retired(settings, db, server.not_valid_after_utc)
     finally:
         db.dispose()
     assert [i.certificate.subject.rfc4514_string() for i in before] == ["CN=pocketca issuing CA 1"]
     assert after == []
-    prepared = bootstrap.prepare(settings)  # a rotation: the server certificate comes from the new issuer now
+    prepared = prepare(settings)  # a rotation: the server certificate comes from the new issuer now
     assert prepared.server_certificate_issued

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.keystore import write_private_file, write_public_file
+from service.keys.files import write_private_file, write_public_file
 
 
 def test_a_replaced_key_is_swapped_whole_never_rewritten_in_place(tmp_path: Path) -> None:

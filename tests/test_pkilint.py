@@ -17,11 +17,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
-from service import bootstrap
 from service.authority import AcmeCaller, Authority, LocalCaller
 from service.ca.constraints import ConstraintSpec
-from service.ca.issue import random_serial_number
+from service.ca.issue import issuer_id, random_serial_number
 from service.cli import main
+from service.datadir.build import build_authority
+from service.datadir.offline_root import init_intermediate
+from service.datadir.prepare import prepare
+from service.datadir.rotation import rotate_with_root
 from tests.hierarchy import ROOT_PASSPHRASE
 
 PUBLICATION = "http://ca.example.com:8080"  # a name relying parties resolve (to pkilint "localhost" is none)
@@ -115,7 +118,7 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tu
     )
     found["intermediate with name constraints"] = (
         "cert",
-        bootstrap.init_intermediate(constrained, base / "root-c.pem", ROOT_PASSPHRASE, constraints=spec).public_bytes(
+        init_intermediate(constrained, base / "root-c.pem", ROOT_PASSPHRASE, constraints=spec).public_bytes(
             Encoding.DER
         ),
     )
@@ -124,10 +127,10 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tu
     settings.data_dir.mkdir(parents=True, mode=0o700)
     (settings.data_dir / "profiles.toml").write_text(PROFILES)
     root_file = base / "root.pem"
-    first = bootstrap.init_intermediate(settings, root_file, ROOT_PASSPHRASE)
+    first = init_intermediate(settings, root_file, ROOT_PASSPHRASE)
     found["intermediate"] = ("cert", first.public_bytes(Encoding.DER))
-    bootstrap.prepare(settings)
-    authority: Authority = bootstrap.build_authority(settings)
+    prepare(settings)
+    authority: Authority = build_authority(settings)
     try:
         found["root"] = ("cert", authority.chain[-1].public_bytes(Encoding.DER))
         sans = ["svc.example.com", "10.0.0.7", "2001:db8::7", "ops@example.com", "spiffe://example.com/svc"]
@@ -171,13 +174,13 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tu
     finally:
         authority.close()
 
-    bootstrap.rotate_with_root(settings, root_file, ROOT_PASSPHRASE)
+    rotate_with_root(settings, root_file, ROOT_PASSPHRASE)
     found["intermediate after a rotation"] = (
         "cert",
         x509.load_pem_x509_certificate((settings.data_dir / "ca.pem").read_bytes()).public_bytes(Encoding.DER),
     )
     (base / "pass").write_bytes(ROOT_PASSPHRASE + b"\n")
-    old_id = bootstrap.issuer_id(first)
+    old_id = issuer_id(first)
     revoke = ["--revoke", old_id, "--reason", "keyCompromise"]
     assert main(["ca", "crl", "--data-dir", str(settings.data_dir), "--root-file", str(root_file),
                  "--root-passphrase-file", str(base / "pass"), *revoke]) == 0  # fmt: skip

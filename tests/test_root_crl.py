@@ -16,11 +16,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
-from service import bootstrap
 from service.app import create_app
 from service.authority import Authority
 from service.ca.issue import issuer_id
 from service.cli import main
+from service.datadir.build import build_authority
+from service.datadir.offline_root import read_root_file
+from service.datadir.prepare import prepare
 from tests.hierarchy import ROOT_PASSPHRASE, Hierarchy, build, make_hierarchy
 
 PUBLICATION = "http://ca.example.com:8080"
@@ -107,7 +109,7 @@ def test_ca_crl_revokes_a_retired_issuer_offline_and_numbers_grow(
     assert _number(_crl(path)) == 4 and len(_crl(path)) == 1
 
     # nothing of the root key in the data dir, in any form
-    root_key, _ = bootstrap.read_root_file(hierarchy.root_file, ROOT_PASSPHRASE)
+    root_key, _ = read_root_file(hierarchy.root_file, ROOT_PASSPHRASE)
     secret = root_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
     pem = root_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     for file in (f for f in data.rglob("*") if f.is_file()):
@@ -260,8 +262,8 @@ async def test_an_external_roots_crl_as_the_ceremony_documents_it(
     points = intermediate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert [n.value for p in points for n in p.full_name or []] == [f"http://ca.internal:8080/crl/{root_id}"]
 
-    bootstrap.prepare(settings)
-    authority = bootstrap.build_authority(settings)
+    prepare(settings)
+    authority = build_authority(settings)
     transport = httpx.ASGITransport(app=create_app(authority=authority), raise_app_exceptions=False)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:

@@ -26,7 +26,7 @@ BACKDATE: Final = dt.timedelta(minutes=5)  # tolerate clients whose clocks run a
 
 
 class Signer(Protocol):
-    """Signs for the caller without handing out the key (see service.keystore)."""
+    """Signs for the caller without handing out the key (see service.keys)."""
 
     def public_key(self) -> CertificatePublicKeyTypes: ...
 

@@ -35,18 +35,19 @@ from service.cli.common import (
 )
 from service.db.session import Database, check_database
 from service.errors import ConfigurationError
-from service.keystore import write_private_file, write_public_file
+from service.keys.files import write_private_file, write_public_file
 from service.settings import Settings
 
 # --- server side ------------------------------------------------------------------------------------
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from service import bootstrap, server
+    from service import server
+    from service.datadir.prepare import prepare
 
     settings = settings_from(args)
     _check_listen(settings)  # before anything is made in the data dir
-    prepared = bootstrap.prepare(settings)
+    prepared = prepare(settings)
     if prepared.admin_token:
         print(f"Admin token (shown once; also in {prepared.paths.admin_token}):\n{prepared.admin_token}", flush=True)
     publication = f"  publication: http://{settings.host}:{settings.http_port}" if settings.http_port else ""
@@ -80,7 +81,7 @@ def _check_listen(settings: Settings) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from service import bootstrap
+    from service.datadir import ceremony, offline_root
 
     settings = settings_from(args)
     if bool(args.import_key) != bool(args.import_cert):
@@ -102,11 +103,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     if not constraints.is_empty() and not args.intermediate:
         raise ConfigurationError("name constraints go on an intermediate: add --intermediate --root-out FILE")
     if args.import_key:
-        certificate = bootstrap.import_ca(settings, args.import_key, args.import_cert, chain_file=args.import_chain)
+        certificate = ceremony.import_ca(settings, args.import_key, args.import_cert, chain_file=args.import_chain)
     elif args.intermediate:
         passphrase = _root_passphrase(args.root_passphrase_file, confirm=True)
         key_type = parse_key_type(args.key_type) if args.key_type else None
-        certificate = bootstrap.init_intermediate(
+        certificate = offline_root.init_intermediate(
             settings,
             args.root_out,
             passphrase,
@@ -119,7 +120,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"its CRL (`pocketca ca crl`); the intermediate names {settings.publication_url} for both")
     else:
         key_type = parse_key_type(args.key_type) if args.key_type else None
-        certificate = bootstrap.init_ca(settings, key_type=key_type, common_name=args.cn)
+        certificate = ceremony.init_ca(settings, key_type=key_type, common_name=args.cn)
     print(f"CA {certificate.subject.rfc4514_string()} in {settings.data_dir}")
     return 0
 
@@ -142,9 +143,10 @@ def _root_passphrase(path: Path | None, *, confirm: bool = False) -> bytes:
 
 
 def cmd_ca_rotate(args: argparse.Namespace) -> int:
-    from service import bootstrap
+    from service.datadir import rotation
+    from service.datadir.urls import with_recorded_urls
 
-    settings = bootstrap.with_recorded_urls(settings_from(args))  # the intermediate's CRL address: serve's
+    settings = with_recorded_urls(settings_from(args))  # the intermediate's CRL address: serve's
     modes = [bool(args.root_file), bool(args.csr_out), bool(args.import_cert)]
     if sum(modes) != 1:
         raise ConfigurationError(
@@ -152,25 +154,25 @@ def cmd_ca_rotate(args: argparse.Namespace) -> int:
             " or --import-cert FILE (step 2)"
         )
     if args.csr_out:
-        bootstrap.rotate_request(settings, args.csr_out)
+        rotation.rotate_request(settings, args.csr_out)
         print(f"CSR for the new issuing CA in {args.csr_out}: have the root sign it (CA:TRUE, pathlen:0), then run")
         print("  pocketca ca rotate --import-cert NEW.pem --import-chain ROOT.pem")
         return 0
     if args.root_file:
         passphrase = _root_passphrase(args.root_passphrase_file)
-        certificate = bootstrap.rotate_with_root(settings, args.root_file, passphrase)
+        certificate = rotation.rotate_with_root(settings, args.root_file, passphrase)
     else:
-        certificate = bootstrap.rotate_import(settings, args.import_cert, args.import_chain)
+        certificate = rotation.rotate_import(settings, args.import_cert, args.import_chain)
     print(f"issuing CA now {certificate.subject.rfc4514_string()} ({issuer_id(certificate)});")
     print("restart `pocketca serve`: new certificates come from it, the old CA keeps its CRL and OCSP")
     return 0
 
 
 def cmd_ca_crl(args: argparse.Namespace) -> int:
-    from service import rootcrl
+    from service.datadir.offline_root import sign_root_crl
 
     passphrase = _root_passphrase(args.root_passphrase_file)
-    signed = rootcrl.sign_root_crl(
+    signed = sign_root_crl(
         settings_from(args),
         args.root_file,
         passphrase,
@@ -232,10 +234,10 @@ def _check_current(db: Database) -> None:
 
 @contextlib.contextmanager
 def _local_authority(settings: Settings) -> Iterator[Authority]:
-    from service import bootstrap
+    from service.datadir.build import build_authority
 
     check_database(settings.sqlalchemy_url)
-    authority = bootstrap.build_authority(settings)
+    authority = build_authority(settings)
     try:
         _check_current(authority.db)
         yield authority
@@ -246,11 +248,11 @@ def _local_authority(settings: Settings) -> Iterator[Authority]:
 @contextlib.contextmanager
 def _local_tokens(args: argparse.Namespace) -> Iterator[TokenManager]:
     """Token commands need the database, never the CA key."""
-    from service import bootstrap
+    from service.datadir.build import build_token_manager
 
     settings = settings_from(args)
     check_database(settings.sqlalchemy_url)
-    tokens = bootstrap.build_token_manager(settings)
+    tokens = build_token_manager(settings)
     try:
         _check_current(tokens.db)
         yield tokens
@@ -310,9 +312,9 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
-    from service import bootstrap
+    from service.datadir.urls import with_recorded_urls
 
-    settings = bootstrap.with_recorded_urls(settings_from(args))  # the URLs `serve` writes, unless given here
+    settings = with_recorded_urls(settings_from(args))  # the URLs `serve` writes, unless given here
     out: Path = args.out_dir
     # nothing is issued before the files are known to be writable, and none would be replaced unasked
     check_new_files([Path(f) for f in files_document(out).values()], force=args.force, instead="--out-dir DIR")
@@ -376,7 +378,7 @@ def _p12_password(path: Path | None) -> bytes:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from service import backup
+    from service.datadir import backup
 
     check_new_files([args.file], force=args.force, instead="another FILE")  # an older backup may hold an older CA key
     summary = backup.backup(settings_from(args), args.file)
@@ -385,7 +387,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from service import backup
+    from service.datadir import backup
 
     summary = backup.restore(settings_from(args), args.file, force=args.force)
     print(f"restored {summary.certificates} certificates and {', '.join(summary.files)} from {summary.path}")

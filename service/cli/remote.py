@@ -26,7 +26,7 @@ from service.cli.common import (
     summary_document,
 )
 from service.errors import ConfigurationError
-from service.keystore import write_private_file, write_public_file
+from service.keys.files import write_private_file, write_public_file
 from service.settings import ClientSettings
 
 if TYPE_CHECKING:

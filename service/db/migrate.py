@@ -60,8 +60,10 @@ def stored_revision(db: Database) -> str | None:
     return str(revision) if revision is not None else None
 
 
-def upgrade(db: Database) -> None:
-    """Runs pending migrations inside one write transaction (on SQLite, under BEGIN IMMEDIATE)."""
+def upgrade(db: Database, *, current_issuer: str | None = None) -> None:
+    """Runs pending migrations inside one write transaction (on SQLite, under BEGIN IMMEDIATE). `current_issuer`:
+    the issuer id of the CA in the data dir, which migration 0017 gives rows from before issuers (the database
+    does not hold the CA certificate)."""
     if stored_revision(db) == head_revision():
         return
     from alembic import command
@@ -71,6 +73,7 @@ def upgrade(db: Database) -> None:
         if connection.dialect.name == "postgresql":  # replicas starting together migrate one after the other
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('pocketca:migrate'))")
         config.attributes["connection"] = connection
+        config.attributes["current_issuer"] = current_issuer
         command.upgrade(config, "head")
 
 

@@ -32,7 +32,7 @@ class CertificateRecord(Base):
     der: Mapped[bytes] = mapped_column(LargeBinary)
     # this certificate's entry in the CRL, DER, written when it is revoked: a CRL build only joins these
     crl_entry: Mapped[bytes | None] = mapped_column(LargeBinary)
-    # the CA that signed it (service.ca.issue.issuer_id); NULL only for rows older than issuers, adopted at start-up
+    # the CA that signed it (service.ca.issue.issuer_id); NULL only for rows older than issuers, until migration 0017
     issuer_id: Mapped[str | None] = mapped_column(String(16))
 
 

@@ -76,14 +76,6 @@ class CertificateRepository:
         ).first()
         return (row[0], row[1], row[2], row[3]) if row is not None else None
 
-    def adopt(self, issuer_id: str) -> int:
-        """Gives rows from before issuers (issuer_id NULL) to `issuer_id`, the CA that signed them all."""
-        done = self._session.execute(
-            update(CertificateRecord).where(CertificateRecord.issuer_id.is_(None)).values(issuer_id=issuer_id)
-        )
-        self._session.execute(update(CRLRecord).where(CRLRecord.issuer_id.is_(None)).values(issuer_id=issuer_id))
-        return int(done.rowcount or 0)  # type: ignore[attr-defined]
-
     def latest_expiry(self, issuer_id: str) -> dt.datetime | None:
         """When the last certificate `issuer_id` signed expires: until then it keeps its CRL and OCSP."""
         return self._session.scalar(

@@ -16,10 +16,10 @@ import pytest
 from acme import jws as acme_jws
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from service import bootstrap
 from service.acme.jws import b64encode
 from service.app import create_app
 from service.authority import Authority
+from service.datadir.issuers import load_ca
 from service.db.session import Database
 from service.settings import Settings
 
@@ -37,7 +37,7 @@ class Clock:
 
 async def _acme(settings: Settings, **client: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Clock]]:
     clock = Clock()
-    keystore, certificate = bootstrap.load_ca(settings)
+    keystore, certificate = load_ca(settings)
     authority = Authority(
         Database(settings.sqlalchemy_url), keystore, certificate, public_url=settings.public_url, clock=clock
     )

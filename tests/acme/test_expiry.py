@@ -11,8 +11,8 @@ import josepy as jose
 import pytest
 from acme import jws as acme_jws
 
-from service import bootstrap
 from service.acme.orders import ORDER_LIFETIME
+from service.datadir.prepare import Prepared
 from service.db.session import Database
 from service.settings import Settings
 from tests.acme.conftest import BASE, Account, Clock, _acme, settled
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def acme(settings: Settings, prepared: bootstrap.Prepared) -> AsyncIterator[tuple[httpx.AsyncClient, Clock]]:
+async def acme(settings: Settings, prepared: Prepared) -> AsyncIterator[tuple[httpx.AsyncClient, Clock]]:
     async for pair in _acme(settings):
         yield pair
 
@@ -92,7 +92,7 @@ async def test_a_challenge_answered_is_processing_with_retry_after_then_invalid_
     assert order["status"] == "invalid" and order["error"]["detail"].startswith("no.invalid: http-01: cannot resolve")
 
 
-async def test_a_database_outage_is_a_503_problem_not_a_500(settings: Settings, prepared: bootstrap.Prepared) -> None:
+async def test_a_database_outage_is_a_503_problem_not_a_500(settings: Settings, prepared: Prepared) -> None:
     from sqlalchemy import text
 
     async for http, _ in _acme(settings):

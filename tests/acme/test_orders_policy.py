@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from service import bootstrap
+from service.datadir.prepare import prepare
 from service.settings import Settings
 from tests.acme.conftest import BASE, Account, Clock, _acme
 from tests.conftest import make_settings
@@ -37,7 +37,7 @@ HOSTILE = [
 
 async def app_for(tmp_path: Path, **overrides: object) -> AsyncIterator[tuple[httpx.AsyncClient, Clock, Settings]]:
     settings = make_settings(tmp_path / "data", **overrides)
-    bootstrap.prepare(settings)
+    prepare(settings)
     async for http, clock in _acme(settings):
         yield http, clock, settings
 
@@ -93,7 +93,7 @@ async def test_the_services_own_names_are_refused_whatever_the_settings(tmp_path
     """Everything allowed, nothing denied: still not the names and addresses of the service's own certificate --
     those configured now, and those the certificate in the data dir carries (made with other names earlier)."""
     first = make_settings(tmp_path / "data", server_names=["ca.example.internal", "10.0.0.53", "localhost"])
-    bootstrap.prepare(first)  # the service's certificate is made for these
+    prepare(first)  # the service's certificate is made for these
     wide_open = make_settings(
         tmp_path / "data", acme_allow="0.0.0.0/0,::/0,.", acme_deny="", server_names=["localhost", "127.0.0.1", "::1"]
     )
@@ -216,7 +216,7 @@ async def test_finalize_asks_the_identifier_policy_again(tmp_path: Path) -> None
     from service.db.session import Database
 
     settings = make_settings(tmp_path / "data")
-    bootstrap.prepare(settings)
+    prepare(settings)
     async for http, _ in _acme(settings):
         account = Account(http)
         await account.register()

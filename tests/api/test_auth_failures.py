@@ -12,6 +12,7 @@ import pytest
 
 from service.app import create_app
 from service.authority import Authority
+from service.datadir.build import build_authority
 from service.settings import Settings
 from tests.api.conftest import bearer
 from tests.conftest import query
@@ -141,8 +142,6 @@ async def test_failures_are_audited_as_one_row_per_address_and_window(
 
 
 async def test_the_last_windows_are_written_when_the_service_stops(settings: Settings, prepared: object) -> None:
-    from service.bootstrap import build_authority
-
     authority = build_authority(settings)
     for _ in range(4):
         authority.failures.failed("192.0.2.99", "console login")

@@ -27,11 +27,12 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount
 
-from service import bootstrap
 from service.acme.renewal import cert_id
 from service.app import create_app
 from service.authority import Authority
 from service.ca.issue import issuer_id
+from service.datadir.build import build_authority
+from service.datadir.prepare import prepare
 from service.settings import Settings
 from tests.api.conftest import Holder, bearer
 from tests.conftest import ApiClient, authority_at, make_settings
@@ -244,9 +245,9 @@ def matrix_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 def fixed(matrix_settings: Settings, foreign_ca: ForeignCA) -> Iterator[Fixed]:
-    prepared = bootstrap.prepare(matrix_settings)
+    prepared = prepare(matrix_settings)
     assert prepared.admin_token is not None
-    authority = bootstrap.build_authority(matrix_settings)
+    authority = build_authority(matrix_settings)
     admin_caller = authority.authenticate_token(prepared.admin_token)
 
     used_up = authority.create_token(scope="admin", uses=1).token

@@ -11,11 +11,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from service import bootstrap
 from service.authority import Authority
 from service.ca.keys import PrivateKey
 from service.ca.names import parse_general_name
 from service.cli import main
+from service.datadir.build import build_authority
+from service.datadir.prepare import prepare
 from service.errors import ConfigurationError, PolicyError
 from service.settings import Settings
 from tests.helpers import free_port
@@ -42,8 +43,8 @@ min_rsa_bits = 3072
 def shaped(settings: Settings) -> Iterator[Authority]:
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "profiles.toml").write_text(PROFILES)
-    bootstrap.prepare(settings)
-    authority = bootstrap.build_authority(settings)
+    prepare(settings)
+    authority = build_authority(settings)
     yield authority
     authority.close()
 
@@ -133,7 +134,7 @@ def test_bad_profiles_file_stops_start_with_a_clear_error(
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "profiles.toml").write_text(text)
     with pytest.raises(ConfigurationError) as error:
-        bootstrap.prepare(settings)
+        prepare(settings)
     assert fragment in str(error.value)
     # free ports of its own: the defaults (8443, 8080) may be the Quick start's service, running beside the suite
     where = ["--data-dir", str(settings.data_dir), "--database-url", settings.sqlalchemy_url]

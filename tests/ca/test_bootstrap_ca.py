@@ -16,15 +16,17 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from service import bootstrap
 from service.ca.inspect import is_ca_certificate
 from service.ca.issue import build_leaf_builder, random_serial_number
 from service.ca.keys import KEY_TYPES, KeyType, describe_public_key, public_keys_match
 from service.ca.names import build_subject, parse_general_name
 from service.ca.policy import LeafSpec
 from service.ca.profiles import BUILTIN_PROFILES
+from service.datadir.ceremony import DEFAULT_CA_NAME, import_ca, init_ca
+from service.datadir.issuers import load_ca
+from service.datadir.layout import DataPaths, has_ca
 from service.errors import ConfigurationError
-from service.keystore import FileKeyStore
+from service.keys.file_key import FileKeyStore
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.helpers import p256
@@ -99,8 +101,8 @@ def issue_one(keystore: FileKeyStore, ca_cert: x509.Certificate) -> x509.Certifi
 
 @pytest.mark.parametrize("key_type", KEY_TYPES)
 def test_init_ca_for_each_key_type(settings: Settings, key_type: KeyType) -> None:
-    certificate = bootstrap.init_ca(settings, key_type=key_type)
-    paths = bootstrap.DataPaths(settings.data_dir)
+    certificate = init_ca(settings, key_type=key_type)
+    paths = DataPaths(settings.data_dir)
     assert mode(settings.data_dir) == 0o700
     assert mode(paths.ca_key) == 0o600
     assert paths.ca_key.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
@@ -109,19 +111,19 @@ def test_init_ca_for_each_key_type(settings: Settings, key_type: KeyType) -> Non
     assert on_disk == certificate
     assert is_ca_certificate(on_disk)
     assert describe_public_key(on_disk.public_key()) == key_type
-    assert on_disk.subject.rfc4514_string() == f"CN={bootstrap.DEFAULT_CA_NAME}"
+    assert on_disk.subject.rfc4514_string() == f"CN={DEFAULT_CA_NAME}"
     on_disk.verify_directly_issued_by(on_disk)
     now = dt.datetime.now(dt.UTC)
     assert on_disk.not_valid_before_utc <= now < on_disk.not_valid_after_utc
 
-    keystore, loaded = bootstrap.load_ca(settings)
+    keystore, loaded = load_ca(settings)
     assert loaded == certificate
     assert public_keys_match(keystore.public_key(), certificate.public_key())
 
 
 def test_init_ca_uses_the_settings_key_type_and_a_given_name(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data", key_type="p384")
-    certificate = bootstrap.init_ca(settings, common_name="Acme Root")
+    certificate = init_ca(settings, common_name="Acme Root")
     assert describe_public_key(certificate.public_key()) == "p384"
     assert certificate.subject.rfc4514_string() == "CN=Acme Root"
 
@@ -129,60 +131,60 @@ def test_init_ca_uses_the_settings_key_type_and_a_given_name(tmp_path: Path) -> 
 def test_init_ca_tightens_an_existing_data_dir(settings: Settings) -> None:
     settings.data_dir.mkdir(mode=0o755)
     settings.data_dir.chmod(0o755)
-    bootstrap.init_ca(settings)
+    init_ca(settings)
     assert mode(settings.data_dir) == 0o700
 
 
 def test_init_ca_with_a_passphrase_encrypts_the_key(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    certificate = bootstrap.init_ca(make_settings(data_dir, ca_key_passphrase=PASSPHRASE))
-    key_file = bootstrap.DataPaths(data_dir).ca_key
+    certificate = init_ca(make_settings(data_dir, ca_key_passphrase=PASSPHRASE))
+    key_file = DataPaths(data_dir).ca_key
     assert key_file.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     assert PASSPHRASE.encode() not in key_file.read_bytes()
     assert mode(key_file) == 0o600
 
-    keystore, loaded = bootstrap.load_ca(make_settings(data_dir, ca_key_passphrase=PASSPHRASE))
+    keystore, loaded = load_ca(make_settings(data_dir, ca_key_passphrase=PASSPHRASE))
     assert loaded == certificate
     issue_one(keystore, loaded)
 
     with pytest.raises(ConfigurationError) as caught:
-        bootstrap.load_ca(make_settings(data_dir, ca_key_passphrase="not the passphrase"))
+        load_ca(make_settings(data_dir, ca_key_passphrase="not the passphrase"))
     assert "not the passphrase" not in str(caught.value)
     with pytest.raises(ConfigurationError):
-        bootstrap.load_ca(make_settings(data_dir))  # no passphrase at all
+        load_ca(make_settings(data_dir))  # no passphrase at all
 
 
 def test_init_ca_reads_the_passphrase_file(tmp_path: Path) -> None:
     secret = tmp_path / "passphrase"
     secret.write_text(PASSPHRASE + "\n")
     data_dir = tmp_path / "data"
-    bootstrap.init_ca(make_settings(data_dir, ca_key_passphrase_file=secret))
-    assert bootstrap.DataPaths(data_dir).ca_key.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
-    bootstrap.load_ca(make_settings(data_dir, ca_key_passphrase=PASSPHRASE))  # the newline is not part of it
+    init_ca(make_settings(data_dir, ca_key_passphrase_file=secret))
+    assert DataPaths(data_dir).ca_key.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    load_ca(make_settings(data_dir, ca_key_passphrase=PASSPHRASE))  # the newline is not part of it
 
 
 def test_init_ca_twice_is_refused(settings: Settings) -> None:
-    bootstrap.init_ca(settings)
-    paths = bootstrap.DataPaths(settings.data_dir)
+    init_ca(settings)
+    paths = DataPaths(settings.data_dir)
     key_before, cert_before = paths.ca_key.read_bytes(), paths.ca_cert.read_bytes()
     with pytest.raises(ConfigurationError, match="already exists"):
-        bootstrap.init_ca(settings, key_type="ed25519")
+        init_ca(settings, key_type="ed25519")
     assert paths.ca_key.read_bytes() == key_before
     assert paths.ca_cert.read_bytes() == cert_before
 
 
 def test_load_ca_without_a_ca(settings: Settings) -> None:
     with pytest.raises(ConfigurationError, match="no CA"):
-        bootstrap.load_ca(settings)
+        load_ca(settings)
 
 
 def test_load_ca_refuses_a_key_that_does_not_match(tmp_path: Path) -> None:
     first, second = make_settings(tmp_path / "one"), make_settings(tmp_path / "two")
-    bootstrap.init_ca(first)
-    bootstrap.init_ca(second)
-    shutil.copy(bootstrap.DataPaths(second.data_dir).ca_key, bootstrap.DataPaths(first.data_dir).ca_key)
+    init_ca(first)
+    init_ca(second)
+    shutil.copy(DataPaths(second.data_dir).ca_key, DataPaths(first.data_dir).ca_key)
     with pytest.raises(ConfigurationError, match="does not match"):
-        bootstrap.load_ca(first)
+        load_ca(first)
 
 
 # --- import -----------------------------------------------------------------------------------------
@@ -191,13 +193,13 @@ def test_load_ca_refuses_a_key_that_does_not_match(tmp_path: Path) -> None:
 def test_import_an_openssl_made_ca(settings: Settings, openssl_root: tuple[Path, Path]) -> None:
     key_file, cert_file = openssl_root
     openssl_cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    imported = bootstrap.import_ca(settings, key_file, cert_file)
+    imported = import_ca(settings, key_file, cert_file)
     assert imported == openssl_cert
 
-    paths = bootstrap.DataPaths(settings.data_dir)
+    paths = DataPaths(settings.data_dir)
     assert mode(settings.data_dir) == 0o700
     assert mode(paths.ca_key) == 0o600
-    keystore, loaded = bootstrap.load_ca(settings)
+    keystore, loaded = load_ca(settings)
     assert loaded == openssl_cert
     assert loaded.subject.rfc4514_string() == "CN=Test"
     leaf = issue_one(keystore, loaded)
@@ -206,12 +208,12 @@ def test_import_an_openssl_made_ca(settings: Settings, openssl_root: tuple[Path,
 
 def test_import_with_a_passphrase_stores_the_key_encrypted(tmp_path: Path, openssl_root: tuple[Path, Path]) -> None:
     data_dir = tmp_path / "data"
-    bootstrap.import_ca(make_settings(data_dir, ca_key_passphrase=PASSPHRASE), *openssl_root)
-    assert bootstrap.DataPaths(data_dir).ca_key.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
-    keystore, certificate = bootstrap.load_ca(make_settings(data_dir, ca_key_passphrase=PASSPHRASE))
+    import_ca(make_settings(data_dir, ca_key_passphrase=PASSPHRASE), *openssl_root)
+    assert DataPaths(data_dir).ca_key.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    keystore, certificate = load_ca(make_settings(data_dir, ca_key_passphrase=PASSPHRASE))
     issue_one(keystore, certificate)
     with pytest.raises(ConfigurationError):
-        bootstrap.load_ca(make_settings(data_dir, ca_key_passphrase="wrong"))
+        load_ca(make_settings(data_dir, ca_key_passphrase="wrong"))
 
 
 def test_import_an_encrypted_openssl_ec_key(settings: Settings, tmp_path: Path) -> None:
@@ -229,25 +231,25 @@ def test_import_an_encrypted_openssl_ec_key(settings: Settings, tmp_path: Path) 
     )  # fmt: skip
     assert (directory / "ec.key").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     with pytest.raises(ConfigurationError):
-        bootstrap.import_ca(settings, directory / "ec.key", directory / "ec.crt")  # no passphrase given
-    assert not bootstrap.has_ca(bootstrap.DataPaths(settings.data_dir))
-    bootstrap.import_ca(settings, directory / "ec.key", directory / "ec.crt", b"openssl-secret")
-    keystore, certificate = bootstrap.load_ca(settings)
+        import_ca(settings, directory / "ec.key", directory / "ec.crt")  # no passphrase given
+    assert not has_ca(DataPaths(settings.data_dir))
+    import_ca(settings, directory / "ec.key", directory / "ec.crt", b"openssl-secret")
+    keystore, certificate = load_ca(settings)
     assert describe_public_key(certificate.public_key()) == "p256"
     issue_one(keystore, certificate)
 
 
 def assert_nothing_imported(settings: Settings) -> None:
-    assert not bootstrap.has_ca(bootstrap.DataPaths(settings.data_dir))
+    assert not has_ca(DataPaths(settings.data_dir))
     with pytest.raises(ConfigurationError, match="no CA"):
-        bootstrap.load_ca(settings)
+        load_ca(settings)
 
 
 def test_import_refuses_a_key_that_does_not_match(
     settings: Settings, other_key: Path, openssl_root: tuple[Path, Path]
 ) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        bootstrap.import_ca(settings, other_key, openssl_root[1])
+        import_ca(settings, other_key, openssl_root[1])
     assert str(caught.value) == "cannot import this CA: the key does not match the certificate"
     assert_nothing_imported(settings)
 
@@ -260,7 +262,7 @@ def test_import_refuses_a_certificate_that_is_not_a_ca(
     certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
     assert certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
     with pytest.raises(ConfigurationError) as caught:
-        bootstrap.import_ca(settings, key_file, cert_file)
+        import_ca(settings, key_file, cert_file)
     assert "not a CA" in str(caught.value) and "does not match" not in str(caught.value)
     assert_nothing_imported(settings)
 
@@ -271,7 +273,7 @@ def test_import_refuses_a_ca_without_key_cert_sign(
     key_file = openssl_root[0]
     cert_file = openssl_req_x509(tmp_path, key_file, "ku", "-addext", "keyUsage=critical,digitalSignature")
     with pytest.raises(ConfigurationError, match="keyCertSign"):
-        bootstrap.import_ca(settings, key_file, cert_file)
+        import_ca(settings, key_file, cert_file)
     assert_nothing_imported(settings)
 
 
@@ -279,14 +281,14 @@ def test_import_refuses_an_rsa_1024_ca(settings: Settings, tmp_path: Path) -> No
     key_file, cert_file = openssl_ca(tmp_path / "weak", "weak", 1024)
     assert is_ca_certificate(x509.load_pem_x509_certificate(cert_file.read_bytes()))
     with pytest.raises(ConfigurationError, match="1024 bits"):
-        bootstrap.import_ca(settings, key_file, cert_file)
+        import_ca(settings, key_file, cert_file)
     assert_nothing_imported(settings)
 
 
 def test_import_refuses_a_file_that_is_not_a_certificate(settings: Settings, openssl_root: tuple[Path, Path]) -> None:
     key_file, _ = openssl_root
     with pytest.raises(ConfigurationError, match="not a PEM certificate"):
-        bootstrap.import_ca(settings, key_file, key_file)
+        import_ca(settings, key_file, key_file)
     assert_nothing_imported(settings)
 
 
@@ -294,15 +296,15 @@ def test_import_refuses_a_der_certificate(settings: Settings, tmp_path: Path, op
     der = tmp_path / "rootCA.der"
     der.write_bytes(x509.load_pem_x509_certificate(openssl_root[1].read_bytes()).public_bytes(Encoding.DER))
     with pytest.raises(ConfigurationError):
-        bootstrap.import_ca(settings, openssl_root[0], der)
+        import_ca(settings, openssl_root[0], der)
     assert_nothing_imported(settings)
 
 
 def test_import_refuses_when_a_ca_exists(settings: Settings, openssl_root: tuple[Path, Path]) -> None:
-    made = bootstrap.init_ca(settings)
+    made = init_ca(settings)
     with pytest.raises(ConfigurationError, match="already exists"):
-        bootstrap.import_ca(settings, *openssl_root)
-    assert bootstrap.load_ca(settings)[1] == made
+        import_ca(settings, *openssl_root)
+    assert load_ca(settings)[1] == made
 
 
 def test_import_lists_every_problem(settings: Settings, tmp_path: Path, other_key: Path) -> None:
@@ -311,7 +313,7 @@ def test_import_lists_every_problem(settings: Settings, tmp_path: Path, other_ke
         tmp_path, tmp_path / "weak.key", "bad", "-addext", "basicConstraints=critical,CA:FALSE"
     )
     with pytest.raises(ConfigurationError) as caught:
-        bootstrap.import_ca(settings, other_key, cert_file)
+        import_ca(settings, other_key, cert_file)
     message = str(caught.value)
     assert "1024 bits" in message and "not a CA" in message and "does not match" in message
     assert_nothing_imported(settings)

@@ -20,7 +20,7 @@ from service.ca.crl import (
 )
 from service.ca.issue import build_ca_certificate, random_serial_number
 from service.ca.keys import PrivateKey, describe_public_key, generate_private_key
-from service.keystore import FileKeyStore
+from service.keys.file_key import FileKeyStore
 from tests.helpers import p256
 
 

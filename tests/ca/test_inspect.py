@@ -24,7 +24,7 @@ from service.ca.issue import build_ca_certificate, build_leaf_builder
 from service.ca.names import build_subject, parse_general_name
 from service.ca.policy import LeafSpec
 from service.ca.profiles import BUILTIN_PROFILES
-from service.keystore import FileKeyStore
+from service.keys.file_key import FileKeyStore
 from tests.helpers import p256
 
 SERIAL = 0x0123456789ABCDEF0123456789ABCDEF01234567 >> 1  # 159 bits at most, like ours

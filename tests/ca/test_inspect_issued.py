@@ -21,7 +21,7 @@ from service.ca.keys import PrivateKey, signature_hash
 from service.ca.names import build_subject, parse_general_name
 from service.ca.policy import LeafSpec, decide
 from service.ca.profiles import BUILTIN_PROFILES
-from service.keystore import FileKeyStore
+from service.keys.file_key import FileKeyStore
 from tests.helpers import p256
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)  # X.509 times hold whole seconds

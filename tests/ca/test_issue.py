@@ -16,7 +16,7 @@ from service.ca.keys import KEY_TYPES, PrivateKey, describe_public_key, generate
 from service.ca.names import build_subject, parse_general_name
 from service.ca.policy import LeafSpec
 from service.ca.profiles import BUILTIN_PROFILES
-from service.keystore import FileKeyStore
+from service.keys.file_key import FileKeyStore
 from tests.helpers import p256
 
 PUBLIC_URL = "https://ca.example.test:8443"

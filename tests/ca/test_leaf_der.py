@@ -27,7 +27,7 @@ from service.ca.policy import LeafSpec
 from service.ca.profiles import BUILTIN_PROFILES, parse_profiles
 from service.ca.subject import check_issued, encode_subject
 from service.errors import InvalidRequestError
-from service.keystore import FileKeyStore
+from service.keys.file_key import FileKeyStore
 from tests.hostile import REENCODED, name_of
 
 PUBLIC_URL = "https://ca.example.test:8443/"

@@ -14,10 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from service import bootstrap
 from service.authority import Authority
 from service.ca.keys import PrivateKey
 from service.ca.profiles import parse_profiles
+from service.datadir.build import build_authority
+from service.datadir.prepare import prepare
 from service.settings import Settings
 
 PROFILES = """
@@ -52,8 +53,8 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Authority, Pat
     data.mkdir(mode=0o700)
     (data / "profiles.toml").write_text(PROFILES)
     settings: Settings = make_settings(data)
-    bootstrap.prepare(settings)
-    authority = bootstrap.build_authority(settings)
+    prepare(settings)
+    authority = build_authority(settings)
     yield authority, data / "ca.pem"  # type: ignore[misc]
     authority.close()
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect, text
 
 from service.db import migrate
 from service.db.base import Base
+from service.db.models import CertificateRecord, CRLRecord
 from service.db.session import Database
 from tests.conftest import PG_URL, make_settings
 
@@ -50,3 +53,53 @@ def test_the_head_read_from_the_files_is_alembics_head() -> None:
     from alembic.script import ScriptDirectory
 
     assert migrate.head_revision() == ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+
+
+def _rows(db: Database, table: str) -> list[dict[str, object]]:
+    with db.engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(text(f"SELECT * FROM {table} ORDER BY 1"))]
+
+
+def test_rows_from_before_issuers_go_to_the_current_ca_once_as_adopt_did(tmp_path: Path) -> None:
+    """Revision 0017 does what `CertificateRepository.adopt(current CA)` did at every start until it: certificates
+    and CRLs with no issuer go to the data dir's CA; rows with an issuer, and every other column, stay as they
+    were."""
+    db = Database(make_settings(tmp_path / "data").sqlalchemy_url if PG_URL else f"sqlite:///{tmp_path / 'm.db'}")
+    config = migrate.alembic_config()
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0016")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    certificate = {
+        "cn": "old",
+        "subject": "CN=old",
+        "sans": [],
+        "profile": "server",
+        "not_before": now,
+        "not_after": now + dt.timedelta(days=90),
+        "status": "valid",
+        "fingerprint_sha256": "00" * 32,
+        "issued_by": "token:t1",
+        "issued_via": "token",
+        "created_at": now,
+        "der": b"\x30\x00",
+    }
+    with db.engine.begin() as connection:  # as the code before issuers wrote them: no issuer_id
+        rows = [{**certificate, "serial": "0a"}, {**certificate, "serial": "0b", "issuer_id": "f" * 16}]
+        connection.execute(insert(CertificateRecord.__table__), rows)
+        connection.execute(
+            insert(CRLRecord.__table__),
+            [{"number": 1, "this_update": now, "next_update": now, "revision": 0, "der": b"\x30\x00"}],
+        )
+    before = {table: _rows(db, table) for table in ("certificates", "crls")}
+    adopted = {
+        table: [{**row, "issuer_id": row["issuer_id"] or "0123456789abcdef"} for row in rows]
+        for table, rows in before.items()
+    }
+    with pytest.raises(RuntimeError, match="before issuers"):  # not without the CA that signed them
+        migrate.upgrade(db)
+    assert {table: _rows(db, table) for table in before} == before
+    migrate.upgrade(db, current_issuer="0123456789abcdef")
+    assert migrate.is_current(db)
+    assert {table: _rows(db, table) for table in before} == adopted
+    db.dispose()

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.bootstrap import DataPaths, prepare
+from service.datadir.layout import DataPaths
+from service.datadir.prepare import prepare
 from tests.conftest import LiveServer, authority_at, make_settings, start_server
 from tests.helpers import csr_pem, p256
 

@@ -31,13 +31,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from service import bootstrap
 from service.authority import LocalCaller
 from service.authority.callers import hash_secret
 from service.ca.inspect import get_sans
 from service.ca.keys import dump_private_key
+from service.datadir.prepare import prepare
+from service.datadir.server_cert import server_certificate_due
 from service.db import migrate
-from service.keystore import write_private_file, write_public_file
+from service.keys.files import write_private_file, write_public_file
 from tests.conftest import LiveServer, authority_at, make_settings, start_server
 from tests.helpers import csr_pem, free_port, key_pem, p256
 
@@ -290,7 +291,7 @@ def test_a_signal_stops_serve_cleanly(tmp_path: Path, signum: signal.Signals, wo
 def test_a_server_certificate_past_two_thirds_of_its_life_is_renewed_on_start_and_served(tmp_path: Path) -> None:
     data = tmp_path / "data"
     settings = make_settings(data)
-    bootstrap.prepare(settings)
+    prepare(settings)
     now = dt.datetime.now(dt.UTC)
     aged_authority = authority_at(settings, now - dt.timedelta(days=70))
     try:
@@ -310,7 +311,7 @@ def test_a_server_certificate_past_two_thirds_of_its_life_is_renewed_on_start_an
         aged_authority.db.dispose()
     aged_der = aged.certificate.public_bytes(Encoding.DER)
     assert _leaf(data).public_bytes(Encoding.DER) == aged_der
-    assert bootstrap.server_certificate_due(aged.certificate, SERVER_NAMES, now)
+    assert server_certificate_due(aged.certificate, SERVER_NAMES, now)
     aged_key = (data / "server.key").read_bytes()
 
     with _running(data) as server:
@@ -318,7 +319,7 @@ def test_a_server_certificate_past_two_thirds_of_its_life_is_renewed_on_start_an
         assert renewed.public_bytes(Encoding.DER) != aged_der
         assert renewed.not_valid_before_utc > aged.certificate.not_valid_before_utc
         assert renewed.not_valid_before_utc > now - dt.timedelta(days=1)
-        assert not bootstrap.server_certificate_due(renewed, SERVER_NAMES, dt.datetime.now(dt.UTC))
+        assert not server_certificate_due(renewed, SERVER_NAMES, dt.datetime.now(dt.UTC))
         assert (data / "server.key").read_bytes() != aged_key
         assert stat.S_IMODE((data / "server.key").stat().st_mode) == 0o600
         on_the_wire = _peer_certificate("127.0.0.1", server.port, "localhost", server.ca_file)
@@ -475,7 +476,7 @@ def _access_lines(log: str) -> list[str]:
 
 def test_the_log_has_one_line_per_request_naming_the_caller_and_no_secrets(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    prepared = bootstrap.prepare(make_settings(data))  # the token is made (and would be printed) here, not below
+    prepared = prepare(make_settings(data))  # the token is made (and would be printed) here, not below
     assert prepared.admin_token is not None
     token = prepared.admin_token
     token_id, secret = _split_token(token)

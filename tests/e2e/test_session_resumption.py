@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from service import bootstrap, tls
+from service import tls
+from service.datadir.prepare import Prepared
 from service.tls import build_client_context, build_server_context, share_session_tickets
 from tests.conftest import LiveServer, start_server
 from tests.e2e.test_revocation_live import _issue, _revoke
@@ -60,7 +61,7 @@ def _exchange(port: int, client: ssl.SSLContext, session: ssl.SSLSession | None 
 
 @pytest.mark.parametrize("shared", [True, False])
 def test_a_session_from_one_context_resumes_on_another_only_with_shared_keys(
-    prepared: bootstrap.Prepared, shared: bool
+    prepared: Prepared, shared: bool
 ) -> None:
     paths = prepared.paths
     first, second = build_server_context(paths), build_server_context(paths)
@@ -82,7 +83,7 @@ def test_a_session_from_one_context_resumes_on_another_only_with_shared_keys(
             next(stop, None)
 
 
-def test_ticket_keys_must_be_the_openssl_block(prepared: bootstrap.Prepared) -> None:
+def test_ticket_keys_must_be_the_openssl_block(prepared: Prepared) -> None:
     with pytest.raises(ValueError, match="80 bytes"):
         share_session_tickets(build_server_context(prepared.paths), b"short")
 

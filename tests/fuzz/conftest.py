@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service import bootstrap
 from service.app import create_app
 from service.authority import Authority
+from service.datadir.build import build_authority
+from service.datadir.prepare import prepare
 from service.settings import Settings
 from tests.conftest import make_settings
 
@@ -76,9 +77,9 @@ def fuzz_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzEnv]:
     shm = Path("/dev/shm")
     base = Path(tempfile.mkdtemp(prefix="pocketca-fuzz-", dir=shm)) if shm.is_dir() else tmp_path_factory.mktemp("fuzz")
     settings = make_settings(base / "data")
-    prepared = bootstrap.prepare(settings)
+    prepared = prepare(settings)
     assert prepared.admin_token is not None
-    authority = bootstrap.build_authority(settings)
+    authority = build_authority(settings)
     env = FuzzEnv(settings, authority, prepared.admin_token)
     logger = logging.getLogger("pocketca")
     logger.addHandler(env.trap)

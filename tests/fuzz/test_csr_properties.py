@@ -916,14 +916,15 @@ _TEN_THOUSAND_CHILD = """
 import asyncio, json, sys, time
 from pathlib import Path
 import httpx
-from service import bootstrap
 from service.app import create_app
 from tests.conftest import make_settings
+from service.datadir.build import build_authority
+from service.datadir.prepare import prepare
 
 async def main() -> None:
     settings = make_settings(Path(sys.argv[1]))
-    token = bootstrap.prepare(settings).admin_token
-    authority = bootstrap.build_authority(settings)
+    token = prepare(settings).admin_token
+    authority = build_authority(settings)
     transport = httpx.ASGITransport(app=create_app(authority=authority), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="https://testserver", timeout=600) as http:
         print("ready", flush=True)

@@ -15,12 +15,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.bootstrap import DataPaths, has_ca
-from service.db import migrate
+from cryptography import x509
+
+from service.datadir.layout import DataPaths, has_ca
+from service.datadir.schema import upgrade
 from service.db.repositories import CRL_FLOOR, CertificateRepository, CounterRepository
 from service.db.session import Database
 from service.errors import ConfigurationError
-from service.keystore import write_private_file
+from service.keys.files import write_private_file
 from service.settings import Settings
 
 FORMAT = "pocketca-backup/1"
@@ -118,7 +120,8 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> BackupS
             (paths.root / name).chmod(0o644)
     db = Database(settings.sqlalchemy_url)
     try:
-        migrate.upgrade(db)  # a backup from an older version comes up to this version's schema
+        ca_certificate = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes()) if paths.ca_cert.exists() else None
+        upgrade(db, ca_certificate)  # a backup from an older version comes up to this version's schema
         with db.writer() as session:  # CRL numbers published after the backup was taken must never come back
             CounterRepository(session).set(CRL_FLOOR, int(time.time()))
         with db.reader() as session:

@@ -1,9 +1,7 @@
-"""The CA key, kept in one place. The key store signs for its callers; nobody else holds the key."""
+"""The CA key in a PEM file, kept in one place. The key store signs for its callers; nobody else holds the key."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography import x509
@@ -14,36 +12,7 @@ from cryptography.x509 import ocsp
 from service.ca.crl import is_tbs_certlist
 from service.ca.keys import PrivateKey, dump_private_key, load_private_key, signature_hash
 from service.ca.leaf import is_tbs_certificate
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Writes atomically (temp file, fsync, rename) with mode 0600 from the first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def write_public_file(path: Path, data: bytes) -> None:
-    write_private_file(path, data)
-    path.chmod(0o644)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from service.keys.files import write_private_file
 
 
 class FileKeyStore:
@@ -97,6 +66,9 @@ class FileKeyStore:
         if isinstance(key, rsa.RSAPrivateKey):  # what the builders' sign does for RSA
             return key.sign(tbs, padding.PKCS1v15(), self._hash)
         raise TypeError(f"cannot sign with {type(key).__name__}")
+
+    def close(self) -> None:
+        """Nothing to let go: the key is in this process's memory (a token's store closes its session)."""
 
     def __repr__(self) -> str:  # never show key material, even in a debugger or traceback
         return f"<FileKeyStore {type(self._key).__name__}>"

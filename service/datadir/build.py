@@ -1,0 +1,46 @@
+"""What a data dir serves with: the authority (its issuers, profiles, recorded roots' CRLs), and the token manager
+the local `pocketca token` commands use without the CA key."""
+
+from __future__ import annotations
+
+from service.authority import Authority, utcnow
+from service.authority.audit import Auditor
+from service.authority.rootcrls import RootCRLs
+from service.authority.tokens import TokenManager
+from service.datadir.issuers import load_ca, load_retired
+from service.datadir.layout import DataPaths, has_ca, load_parents
+from service.datadir.profiles import load_profiles
+from service.db.session import Database
+from service.errors import ConfigurationError
+from service.settings import Settings
+
+
+def build_authority(settings: Settings) -> Authority:
+    keystore, certificate = load_ca(settings)
+    paths = DataPaths(settings.data_dir)
+    profiles = load_profiles(paths)
+    db = Database(settings.sqlalchemy_url)
+    retired = load_retired(settings, db, utcnow()) if paths.retired() else []
+    roots = {root_id: (root, paths.root_crl(root_id)) for root_id, root in paths.roots().items()}
+    return Authority(
+        db,
+        keystore,
+        certificate,
+        public_url=settings.public_url,
+        publication_url=settings.publication_url,
+        profiles=profiles,
+        issue_rate_per_minute=settings.issue_rate_per_minute,
+        auth_failures_per_minute=settings.auth_failures_per_minute,
+        parents=load_parents(paths.root),
+        retired=retired,
+        root_crls=RootCRLs(roots, utcnow),
+    )
+
+
+def build_token_manager(settings: Settings) -> TokenManager:
+    """Tokens need the database and the profiles, never the CA key (`pocketca token ...` does not decrypt it)."""
+    paths = DataPaths(settings.data_dir)
+    if not has_ca(paths):
+        raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` or `pocketca serve`")
+    db = Database(settings.sqlalchemy_url)
+    return TokenManager(db, Auditor(db, utcnow), load_profiles(paths), utcnow)
