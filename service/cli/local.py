@@ -43,11 +43,12 @@ from service.settings import Settings
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from service import server
+    from service.datadir.issuers import KeyAccess
     from service.datadir.prepare import prepare
 
     settings = settings_from(args)
     _check_listen(settings)  # before anything is made in the data dir
-    prepared = prepare(settings)
+    prepared = prepare(settings, KeyAccess.from_settings(settings))  # the passphrase read once for all of it
     if prepared.admin_token:
         print(f"Admin token (shown once; also in {prepared.paths.admin_token}):\n{prepared.admin_token}", flush=True)
     publication = f"  publication: http://{settings.host}:{settings.http_port}" if settings.http_port else ""

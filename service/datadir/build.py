@@ -3,11 +3,18 @@ the local `pocketca token` commands use without the CA key."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from cryptography import x509
+
 from service.authority import Authority, utcnow
 from service.authority.audit import Auditor
 from service.authority.rootcrls import RootCRLs
 from service.authority.tokens import TokenManager
-from service.datadir.issuers import load_ca, load_retired
+from service.authority.values import Issuer
+from service.ca.issue import Signer
+from service.ca.profiles import Profile
+from service.datadir.issuers import KeyAccess, load_ca, load_retired
 from service.datadir.layout import DataPaths, has_ca, load_parents
 from service.datadir.profiles import load_profiles
 from service.db.session import Database
@@ -15,16 +22,31 @@ from service.errors import ConfigurationError
 from service.settings import Settings
 
 
-def build_authority(settings: Settings) -> Authority:
-    keystore, certificate = load_ca(settings)
+def build_authority(settings: Settings, keys: KeyAccess | None = None) -> Authority:
+    """The authority the data dir serves with; `keys` read from `settings` when not given."""
+    keys = keys or KeyAccess.from_settings(settings)
+    keystore, certificate = load_ca(settings, keys)
     paths = DataPaths(settings.data_dir)
     profiles = load_profiles(paths)
     db = Database(settings.sqlalchemy_url)
-    retired = load_retired(settings, db, utcnow()) if paths.retired() else []
+    retired = load_retired(settings, db, utcnow(), keys) if paths.retired() else []
+    return compose_authority(settings, db, keystore, certificate, retired, profiles)
+
+
+def compose_authority(
+    settings: Settings,
+    db: Database,
+    signer: Signer,
+    certificate: x509.Certificate,
+    retired: list[Issuer],
+    profiles: Mapping[str, Profile],
+) -> Authority:
+    """An authority over what is already open: the database, the current issuer's key store, the retired ones."""
+    paths = DataPaths(settings.data_dir)
     roots = {root_id: (root, paths.root_crl(root_id)) for root_id, root in paths.roots().items()}
     return Authority(
         db,
-        keystore,
+        signer,
         certificate,
         public_url=settings.public_url,
         publication_url=settings.publication_url,

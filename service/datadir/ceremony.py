@@ -14,6 +14,7 @@ from service.authority import utcnow
 from service.ca.issue import build_root_builder
 from service.ca.keys import KeyType, load_private_key, public_keys_match
 from service.datadir.issuers import (
+    KeyAccess,
     ca_problems,
     new_ca_key,
     read_certificate,
@@ -38,22 +39,24 @@ def init_ca(settings: Settings, *, key_type: KeyType | None = None, common_name:
     with exclusive(paths):
         if has_ca(paths):
             raise ConfigurationError(f"a CA already exists in {paths.root}")
-        settings.passphrase()  # a passphrase file that cannot be read stops us before the key is made
+        keys = KeyAccess.from_settings(
+            settings
+        )  # a passphrase file that cannot be read stops us before the key is made
         check_database(settings.sqlalchemy_url)
-        certificate = make_ca(settings, paths, key_type or settings.key_type, common_name or DEFAULT_CA_NAME)
+        certificate = make_ca(keys, paths, key_type or settings.key_type, common_name or DEFAULT_CA_NAME)
         create_schema(settings, certificate)
         return certificate
 
 
-def make_ca(settings: Settings, paths: DataPaths, key_type: KeyType, common_name: str) -> x509.Certificate:
-    store, key = new_ca_key(settings, paths, key_type)
+def make_ca(keys: KeyAccess, paths: DataPaths, key_type: KeyType, common_name: str) -> x509.Certificate:
+    store, key = new_ca_key(keys, paths, key_type)
     try:
         builder = build_root_builder(store.public_key(), common_name, now=utcnow(), lifetime=CA_LIFETIME)
         certificate = store.sign_certificate(builder)
     finally:
         store.close()
     if key is not None:
-        FileKeyStore.create(paths.ca_key, key, settings.passphrase())
+        FileKeyStore.create(paths.ca_key, key, keys.passphrase)
     write_public_file(paths.ca_cert, certificate.public_bytes(Encoding.PEM))
     return certificate
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,8 +32,22 @@ if TYPE_CHECKING:
     from service.keys.pkcs11_key import Pkcs11KeyStore
 
 
+@dataclass(frozen=True)
+class KeyAccess:
+    """What opens a data dir's CA keys, read from the settings once (a passphrase file is read here, a token's
+    PIN only when its session opens): the passphrase of the key files, and the PKCS#11 key URI."""
+
+    passphrase: bytes | None = field(repr=False)
+    token_uri: str | None = field(repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeyAccess:
+        uri = settings.ca_key_uri.get_secret_value() if settings.ca_key_uri is not None else None
+        return cls(settings.passphrase(), uri)
+
+
 def token_store(
-    settings: Settings, *, create: KeyType | None = None, marker: Path | None = None, label: str | None = None
+    keys: KeyAccess, *, create: KeyType | None = None, marker: Path | None = None, label: str | None = None
 ) -> Pkcs11KeyStore:
     """A CA key in the PKCS#11 token POCKETCA_CA_KEY_URI names (made there when `create` says so). The module,
     token and PIN come from the setting; the key object from `marker` (a data dir's ca.key.pkcs11, which a
@@ -40,10 +55,10 @@ def token_store(
     from service.keys.pkcs11_key import Pkcs11KeyStore
     from service.keys.pkcs11_uri import parse_pkcs11_uri
 
-    if settings.ca_key_uri is None:
+    if keys.token_uri is None:
         raise ConfigurationError("the CA key is in a PKCS#11 token: set POCKETCA_CA_KEY_URI (pkcs11:...)")
     try:
-        uri = parse_pkcs11_uri(settings.ca_key_uri.get_secret_value())
+        uri = parse_pkcs11_uri(keys.token_uri)
         if marker is not None:
             named = parse_pkcs11_uri(marker.read_text().strip())
             uri = dataclasses.replace(uri, object=named.object, id=named.id)
@@ -54,29 +69,30 @@ def token_store(
     return Pkcs11KeyStore(uri, create=create)
 
 
-def new_ca_key(settings: Settings, paths: DataPaths, key_type: KeyType) -> tuple[KeyStore, PrivateKey | None]:
+def new_ca_key(keys: KeyAccess, paths: DataPaths, key_type: KeyType) -> tuple[KeyStore, PrivateKey | None]:
     """The new CA's key store: in the token when POCKETCA_CA_KEY_URI is set (made there, or the one found),
     else a new key for the data dir (returned too, to be written once the certificate is made)."""
-    if settings.ca_key_uri is not None:
-        store = token_store(settings, create=key_type)
+    if keys.token_uri is not None:
+        store = token_store(keys, create=key_type)
         write_public_file(paths.ca_key_in_token, (store.uri.redacted() + "\n").encode())
         return store, None
     key = generate_private_key(key_type)
     return FileKeyStore(key), key
 
 
-def load_ca(settings: Settings) -> tuple[KeyStore, x509.Certificate]:
+def load_ca(settings: Settings, keys: KeyAccess | None = None) -> tuple[KeyStore, x509.Certificate]:
+    """The current issuer's key store and certificate; `keys` read from `settings` when not given."""
     paths = DataPaths(settings.data_dir)
     if not has_ca(paths):
         raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` or `pocketca serve`")
-    return load_issuer_files(paths.root, settings)
+    return load_issuer_files(paths.root, keys or KeyAccess.from_settings(settings))
 
 
-def load_issuer_files(directory: Path, settings: Settings) -> tuple[KeyStore, x509.Certificate]:
+def load_issuer_files(directory: Path, keys: KeyAccess) -> tuple[KeyStore, x509.Certificate]:
     """An issuer's key store (a key file, or the token object its ca.key.pkcs11 names) and certificate."""
     marker = directory / "ca.key.pkcs11"
     if not (directory / "ca.key").exists() and marker.exists():
-        store = token_store(settings, marker=marker)
+        store = token_store(keys, marker=marker)
         certificate = x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
         if not public_keys_match(store.public_key(), certificate.public_key()):
             store.close()
@@ -84,9 +100,9 @@ def load_issuer_files(directory: Path, settings: Settings) -> tuple[KeyStore, x5
         return store, certificate
     key_file, cert_file = directory / "ca.key", directory / "ca.pem"
     try:
-        keystore = FileKeyStore.open(key_file, settings.passphrase())
+        keystore = FileKeyStore.open(key_file, keys.passphrase)
     except ConfigurationError as exc:
-        hint = "" if settings.passphrase() else " (is it encrypted? set POCKETCA_CA_KEY_PASSPHRASE_FILE)"
+        hint = "" if keys.passphrase else " (is it encrypted? set POCKETCA_CA_KEY_PASSPHRASE_FILE)"
         raise ConfigurationError(f"{key_file}: {exc}{hint}") from None
     certificate = read_certificate(cert_file, "the CA certificate")
     if not public_keys_match(keystore.public_key(), certificate.public_key()):
@@ -94,14 +110,15 @@ def load_issuer_files(directory: Path, settings: Settings) -> tuple[KeyStore, x5
     return keystore, certificate
 
 
-def load_retired(settings: Settings, db: Database, now: dt.datetime) -> list[Issuer]:
+def load_retired(settings: Settings, db: Database, now: dt.datetime, keys: KeyAccess | None = None) -> list[Issuer]:
     """The retired issuers that still answer: those with a certificate not yet expired."""
     found = []
     for directory in DataPaths(settings.data_dir).retired():
         with db.reader() as session:
             last = CertificateRepository(session).latest_expiry(directory.name)
         if last is not None and last > now:
-            keystore, certificate = load_issuer_files(directory, settings)
+            keys = keys or KeyAccess.from_settings(settings)
+            keystore, certificate = load_issuer_files(directory, keys)
             found.append(Issuer(issuer_id(certificate), certificate, keystore, tuple(load_parents(directory))))
     return found
 

@@ -30,7 +30,7 @@ from service.ca.keys import (
     signature_hash,
 )
 from service.ca.names import parse_general_name
-from service.datadir.issuers import new_ca_key, write_issuer_certificates
+from service.datadir.issuers import KeyAccess, new_ca_key, write_issuer_certificates
 from service.datadir.layout import DataPaths, ensure_data_dir, exclusive, has_ca, load_parents
 from service.datadir.schema import create_schema
 from service.errors import ConfigurationError
@@ -90,7 +90,8 @@ def init_intermediate(
             root_key, f"{base} root CA", now=now, lifetime=ROOT_LIFETIME, publication_url=settings.publication_url
         )
         write_private_file(root_out, root.public_bytes(Encoding.PEM) + dump_private_key(root_key, root_passphrase))
-        store, key = new_ca_key(settings, paths, chosen)  # the intermediate's: in the token, or a file
+        keys = KeyAccess.from_settings(settings)
+        store, key = new_ca_key(keys, paths, chosen)  # the intermediate's: in the token, or a file
         public_key = store.public_key()
         store.close()
         builder = build_intermediate_builder(
@@ -105,7 +106,7 @@ def init_intermediate(
         )
         certificate = builder.sign(root_key, signature_hash(root_key))
         if key is not None:
-            FileKeyStore.create(paths.ca_key, key, settings.passphrase())
+            FileKeyStore.create(paths.ca_key, key, keys.passphrase)
         write_issuer_certificates(paths.root, certificate, [root])
         # the root's first CRL, empty: a relying party that checks the whole chain finds it from the first start
         signer, until = FileKeyStore(root_key), now + ROOT_CRL_LIFETIME

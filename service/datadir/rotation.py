@@ -25,6 +25,7 @@ from service.ca.keys import (
 )
 from service.ca.names import get_common_name
 from service.datadir.issuers import (
+    KeyAccess,
     ca_problems,
     load_ca,
     read_certificate,
@@ -46,6 +47,7 @@ def rotate_with_root(settings: Settings, root_file: Path, root_passphrase: bytes
     """A new issuing intermediate signed by the offline root; the old issuer retires (see `_install_issuer`)."""
     root_key, root = read_root_file(root_file, root_passphrase)
     paths = DataPaths(settings.data_dir)
+    keys = KeyAccess.from_settings(settings)
     current, parents = _current_certificates(paths)
     if parents[-1] != root:
         raise ConfigurationError(f"{root_file} is not the root of the current issuing CA")
@@ -54,7 +56,7 @@ def rotate_with_root(settings: Settings, root_file: Path, root_passphrase: bytes
     key: PrivateKey | str
     if paths.ca_key_in_token.exists():  # the new key in the same token, as a new object
         label = f"pocketca-ca-{utcnow():%Y%m%d%H%M%S}"
-        store = token_store(settings, create=_key_type_of(current), label=label)
+        store = token_store(keys, create=_key_type_of(current), label=label)
         public_key = store.public_key()
         key = store.uri.redacted()
         store.close()
@@ -73,7 +75,7 @@ def rotate_with_root(settings: Settings, root_file: Path, root_passphrase: bytes
         publication_url=settings.publication_url,
     )
     certificate = builder.sign(root_key, signature_hash(root_key))
-    _install_issuer(settings, paths, key, certificate, parents)
+    _install_issuer(settings, keys, paths, key, certificate, parents)
     return certificate
 
 
@@ -97,7 +99,7 @@ def rotate_request(settings: Settings, csr_out: Path) -> Path:
         .sign(key, signature_hash(key))
     )
     with exclusive(paths):
-        FileKeyStore.create(paths.pending / "ca.key", key, settings.passphrase())
+        FileKeyStore.create(paths.pending / "ca.key", key, KeyAccess.from_settings(settings).passphrase)
         write_public_file(paths.pending / "ca.csr", csr.public_bytes(Encoding.PEM))
     write_public_file(csr_out, csr.public_bytes(Encoding.PEM))
     return csr_out
@@ -108,7 +110,8 @@ def rotate_import(settings: Settings, cert_file: Path, chain_file: Path | None) 
     paths = DataPaths(settings.data_dir)
     if not (paths.pending / "ca.key").exists():
         raise ConfigurationError("no rotation is pending: run `pocketca ca rotate --csr-out FILE` first")
-    key = load_private_key((paths.pending / "ca.key").read_bytes(), settings.passphrase())
+    keys = KeyAccess.from_settings(settings)
+    key = load_private_key((paths.pending / "ca.key").read_bytes(), keys.passphrase)
     certificate = read_certificate(cert_file)
     _, current_parents = _current_certificates(paths)
     parents = read_chain(chain_file) if chain_file is not None else current_parents
@@ -117,7 +120,7 @@ def rotate_import(settings: Settings, cert_file: Path, chain_file: Path | None) 
         problems.append("the certificate is not for the pending key (from `pocketca ca rotate --csr-out`)")
     if problems:
         raise ConfigurationError("cannot rotate to this CA: " + "; ".join(problems))
-    _install_issuer(settings, paths, key, certificate, parents)
+    _install_issuer(settings, keys, paths, key, certificate, parents)
     for name in ("ca.key", "ca.csr"):
         (paths.pending / name).unlink(missing_ok=True)
     return certificate
@@ -153,6 +156,7 @@ def _next_name(common_name: str) -> str:
 
 def _install_issuer(
     settings: Settings,
+    keys: KeyAccess,
     paths: DataPaths,
     key: PrivateKey | str,
     certificate: x509.Certificate,
@@ -161,7 +165,7 @@ def _install_issuer(
     """The current issuer moves to issuers/<id>/ (it keeps its CRL and OCSP); the new one takes its place. Rows
     from before issuers are first given to the old one. A running service picks this up when restarted."""
     with exclusive(paths):
-        store, old = load_ca(settings)
+        store, old = load_ca(settings, keys)
         store.close()
         db = Database(settings.sqlalchemy_url)
         try:
@@ -181,6 +185,6 @@ def _install_issuer(
             write_public_file(paths.ca_key_in_token, (key + "\n").encode())
             paths.ca_key.unlink(missing_ok=True)
         else:
-            FileKeyStore.create(paths.ca_key, key, settings.passphrase())
+            FileKeyStore.create(paths.ca_key, key, keys.passphrase)
             paths.ca_key_in_token.unlink(missing_ok=True)
         write_issuer_certificates(paths.root, certificate, parents)

@@ -16,6 +16,7 @@ from service.ca.inspect import format_serial, get_sans
 from service.ca.keys import dump_private_key
 from service.ca.names import format_general_name, parse_general_name
 from service.datadir.layout import DataPaths, exclusive
+from service.db.session import Database
 from service.errors import ConfigurationError
 from service.keys.files import write_private_file, write_public_file
 
@@ -36,19 +37,32 @@ def server_certificate_due(certificate: x509.Certificate, names: list[str], now:
     return set(get_sans(certificate)) != wanted
 
 
-def is_revoked(authority: Authority, certificate: x509.Certificate) -> bool:
+def is_revoked(db: Database, certificate: x509.Certificate) -> bool:
     """Whether the database says this certificate is revoked (an indexed read on the hot path's connection)."""
-    state = authority.db.hot.identity_state(authority.db.raw(), format_serial(certificate.serial_number))
+    state = db.hot.identity_state(db.raw(), format_serial(certificate.serial_number))
     return state is not None and state[0] == "revoked"
 
 
+def needs_server_certificate(
+    paths: DataPaths, names: list[str], ca_certificate: x509.Certificate, db: Database, now: dt.datetime
+) -> bool:
+    """None yet, or the one there is due, revoked, or signed by an issuer a rotation retired."""
+    if not (paths.server_cert.exists() and paths.server_key.exists()):
+        return True
+    current = x509.load_pem_x509_certificate(paths.server_cert.read_bytes())
+    rotated = current.issuer != ca_certificate.subject  # after a rotation the new issuer signs it
+    due = server_certificate_due(current, names, now) or is_revoked(db, current)
+    return rotated or due
+
+
 def ensure_server_certificate(authority: Authority, paths: DataPaths, names: list[str]) -> bool:
-    if paths.server_cert.exists() and paths.server_key.exists():
-        current = x509.load_pem_x509_certificate(paths.server_cert.read_bytes())
-        rotated = current.issuer != authority.ca_certificate.subject  # after a rotation the new issuer signs it
-        due = server_certificate_due(current, names, authority.clock()) or is_revoked(authority, current)
-        if not rotated and not due:
-            return False
+    if not needs_server_certificate(paths, names, authority.ca_certificate, authority.db, authority.clock()):
+        return False
+    issue_server_certificate(authority, paths, names)
+    return True
+
+
+def issue_server_certificate(authority: Authority, paths: DataPaths, names: list[str]) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     issued = authority.issue_for_key(
         key.public_key(),
@@ -61,7 +75,6 @@ def ensure_server_certificate(authority: Authority, paths: DataPaths, names: lis
     write_private_file(paths.server_key, dump_private_key(key))
     chain = [issued.certificate, *authority.chain]
     write_public_file(paths.server_cert, b"".join(c.public_bytes(Encoding.PEM) for c in chain))
-    return True
 
 
 class ServerCertificateKeeper:
@@ -98,7 +111,7 @@ class ServerCertificateKeeper:
         if certificate is None or server_certificate_due(certificate, self.names, self.authority.clock()):
             return True
         try:
-            return is_revoked(self.authority, certificate)
+            return is_revoked(self.authority.db, certificate)
         except Exception:  # the database is away: keep serving what we have; /readyz and the CRL say so
             return False
 
