@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import errno
 import getpass
 import json
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from service import __version__
-from service.authority import Authority, LocalCaller
+from service.authority import LocalCaller
 from service.authority.core import CLI
-from service.authority.tokens import TokenManager
 from service.ca.constraints import ConstraintSpec
 from service.ca.inspect import format_time
 from service.ca.issue import issuer_id
@@ -33,7 +30,7 @@ from service.cli.common import (
     settings_from,
     summary_document,
 )
-from service.db.session import Database, check_database
+from service.datadir.build import local_authority, local_tokens
 from service.errors import ConfigurationError
 from service.keys.files import write_private_file, write_public_file
 from service.settings import Settings
@@ -199,7 +196,7 @@ def cmd_ca_crl(args: argparse.Namespace) -> int:
 
 
 def cmd_ca_list(args: argparse.Namespace) -> int:
-    with _local_authority(settings_from(args)) as authority:
+    with local_authority(settings_from(args)) as authority:
         issuers = [
             {
                 "id": issuer.id,
@@ -226,43 +223,8 @@ def cmd_ca_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_current(db: Database) -> None:
-    from service.db import migrate
-
-    if not migrate.is_current(db):
-        raise ConfigurationError("the database is not initialised: run `pocketca serve` once first")
-
-
-@contextlib.contextmanager
-def _local_authority(settings: Settings) -> Iterator[Authority]:
-    from service.datadir.build import build_authority
-
-    check_database(settings.sqlalchemy_url)
-    authority = build_authority(settings)
-    try:
-        _check_current(authority.db)
-        yield authority
-    finally:
-        authority.close()
-
-
-@contextlib.contextmanager
-def _local_tokens(args: argparse.Namespace) -> Iterator[TokenManager]:
-    """Token commands need the database, never the CA key."""
-    from service.datadir.build import build_token_manager
-
-    settings = settings_from(args)
-    check_database(settings.sqlalchemy_url)
-    tokens = build_token_manager(settings)
-    try:
-        _check_current(tokens.db)
-        yield tokens
-    finally:
-        tokens.db.dispose()
-
-
 def cmd_token_create(args: argparse.Namespace) -> int:
-    with _local_tokens(args) as tokens:
+    with local_tokens(settings_from(args)) as tokens:
         new = tokens.create(
             caller=CLI, scope=args.scope, cn=args.cn, sans=args.san, profile=args.profile, ttl=args.ttl, uses=args.uses
         )
@@ -276,7 +238,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 def cmd_acme_eab_create(args: argparse.Namespace) -> int:
     from service.acme.accounts import Accounts
 
-    with _local_tokens(args) as tokens:  # the database and the profiles; never the CA key
+    with local_tokens(settings_from(args)) as tokens:  # the database and the profiles; never the CA key
         accounts = Accounts(tokens.db, tokens.audit, tokens.profiles, tokens.clock, eab_required=False)
         key = accounts.create_eab_key(caller=LocalCaller("acme-eab"), profile=args.profile)
     if args.json:
@@ -288,7 +250,7 @@ def cmd_acme_eab_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    with _local_tokens(args) as tokens:
+    with local_tokens(settings_from(args)) as tokens:
         infos = tokens.list(caller=LocalCaller("token-list"))
     if args.json:
         print_json({"items": [{**dataclasses.asdict(info), "kind": info.kind} for info in infos]})
@@ -303,7 +265,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    with _local_tokens(args) as tokens:
+    with local_tokens(settings_from(args)) as tokens:
         tokens.delete(args.id, caller=LocalCaller("token-revoke"))
     if args.json:
         print_json({"deleted": args.id})
@@ -325,7 +287,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
     check_writable(out, "--out-dir")
     if args.p12:
         check_writable(args.p12.parent, "--p12")
-    with _local_authority(settings) as authority:
+    with local_authority(settings) as authority:
         if args.profile not in authority.profiles:
             raise ConfigurationError(
                 f"--profile {args.profile!r} is not configured; use one of {', '.join(sorted(authority.profiles))}"

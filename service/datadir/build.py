@@ -3,7 +3,8 @@ the local `pocketca token` commands use without the CA key."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 
 from cryptography import x509
 
@@ -17,7 +18,8 @@ from service.ca.profiles import Profile
 from service.datadir.issuers import KeyAccess, load_ca, load_retired
 from service.datadir.layout import DataPaths, has_ca, load_parents
 from service.datadir.profiles import load_profiles
-from service.db.session import Database
+from service.datadir.schema import require_current
+from service.db.session import Database, check_database
 from service.errors import ConfigurationError
 from service.settings import Settings
 
@@ -66,3 +68,27 @@ def build_token_manager(settings: Settings) -> TokenManager:
         raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` or `pocketca serve`")
     db = Database(settings.sqlalchemy_url)
     return TokenManager(db, Auditor(db, utcnow), load_profiles(paths), utcnow)
+
+
+@contextlib.contextmanager
+def local_authority(settings: Settings) -> Iterator[Authority]:
+    """The authority for one local command (`issue`, `ca list`), over a database at the newest schema."""
+    check_database(settings.sqlalchemy_url)
+    authority = build_authority(settings)
+    try:
+        require_current(authority.db)
+        yield authority
+    finally:
+        authority.close()
+
+
+@contextlib.contextmanager
+def local_tokens(settings: Settings) -> Iterator[TokenManager]:
+    """Token commands need the database, never the CA key."""
+    check_database(settings.sqlalchemy_url)
+    tokens = build_token_manager(settings)
+    try:
+        require_current(tokens.db)
+        yield tokens
+    finally:
+        tokens.db.dispose()

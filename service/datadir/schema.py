@@ -8,6 +8,7 @@ from cryptography import x509
 from service.ca.issue import issuer_id
 from service.db import migrate
 from service.db.session import Database
+from service.errors import ConfigurationError
 from service.settings import Settings
 
 
@@ -26,3 +27,9 @@ def create_schema(settings: Settings, ca_certificate: x509.Certificate) -> None:
             upgrade(db, ca_certificate)
     finally:
         db.dispose()
+
+
+def require_current(db: Database) -> None:
+    """A local command works on a database `serve` (or `init`) brought to the newest schema, and migrates none."""
+    if not migrate.is_current(db):
+        raise ConfigurationError("the database is not initialised: run `pocketca serve` once first")
