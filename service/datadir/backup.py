@@ -21,7 +21,7 @@ from service.datadir.layout import DataPaths, has_ca
 from service.datadir.schema import upgrade
 from service.db.repositories import CRL_FLOOR, CertificateRepository, CounterRepository
 from service.db.session import Database
-from service.errors import ConfigurationError
+from service.errors import ConfigurationError, FileError
 from service.keys.files import write_private_file
 from service.settings import Settings
 
@@ -143,13 +143,13 @@ def _read(source: Path) -> dict[str, bytes]:
     except (KeyError, ValueError):
         raise ConfigurationError(f"{source} has no valid MANIFEST.json") from None
     if manifest.get("format") != FORMAT:
-        raise ConfigurationError(f"{source}: unknown backup format {manifest.get('format')!r}")
+        raise FileError(source, f"unknown backup format {manifest.get('format')!r}")
     expected = manifest.get("sha256", {})
     if set(expected) != set(data) or DB_NAME not in data or not {"ca.key", "ca.key.pkcs11"} & set(data):
-        raise ConfigurationError(f"{source}: the files do not match the manifest")
+        raise FileError(source, "the files do not match the manifest")
     for name, content in data.items():
         if hashlib.sha256(content).hexdigest() != expected[name] or not _member_name_ok(name):
-            raise ConfigurationError(f"{source}: {name} is damaged")
+            raise FileError(source, f"{name} is damaged")
     return data
 
 

@@ -20,7 +20,7 @@ from service.datadir.layout import DataPaths, has_ca, load_parents
 from service.datadir.profiles import load_profiles
 from service.datadir.schema import require_current
 from service.db.session import Database, check_database
-from service.errors import ConfigurationError
+from service.errors import NoCAError
 from service.settings import Settings
 
 
@@ -65,7 +65,7 @@ def build_token_manager(settings: Settings) -> TokenManager:
     """Tokens need the database and the profiles, never the CA key (`pocketca token ...` does not decrypt it)."""
     paths = DataPaths(settings.data_dir)
     if not has_ca(paths):
-        raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` or `pocketca serve`")
+        raise NoCAError(paths.root)
     db = Database(settings.sqlalchemy_url)
     return TokenManager(db, Auditor(db, utcnow), load_profiles(paths), utcnow)
 

@@ -25,7 +25,7 @@ from service.datadir.issuers import (
 from service.datadir.layout import DataPaths, ensure_data_dir, exclusive, has_ca
 from service.datadir.schema import create_schema
 from service.db.session import check_database
-from service.errors import ConfigurationError
+from service.errors import CACheckError, CAExistsError, ConfigurationError, FileError
 from service.keys.file_key import FileKeyStore
 from service.keys.files import write_public_file
 from service.settings import Settings
@@ -38,10 +38,9 @@ def init_ca(settings: Settings, *, key_type: KeyType | None = None, common_name:
     paths = ensure_data_dir(settings)
     with exclusive(paths):
         if has_ca(paths):
-            raise ConfigurationError(f"a CA already exists in {paths.root}")
-        keys = KeyAccess.from_settings(
-            settings
-        )  # a passphrase file that cannot be read stops us before the key is made
+            raise CAExistsError(paths.root)
+        # a passphrase file that cannot be read stops us before the key is made
+        keys = KeyAccess.from_settings(settings)
         check_database(settings.sqlalchemy_url)
         certificate = make_ca(keys, paths, key_type or settings.key_type, common_name or DEFAULT_CA_NAME)
         create_schema(settings, certificate)
@@ -73,18 +72,18 @@ def import_ca(
     try:
         key = load_private_key(read_file(key_file, "--import-key"), key_passphrase)
     except ConfigurationError as exc:
-        raise ConfigurationError(f"--import-key {key_file}: {exc}") from None
+        raise FileError(key_file, str(exc), what="--import-key") from None
     certificate = read_certificate(cert_file, "--import-cert")
     parents = read_chain(chain_file, "--import-chain") if chain_file is not None else []
     problems = ca_problems(certificate, parents)
     if not public_keys_match(key.public_key(), certificate.public_key()):
         problems.append("the key does not match the certificate")
     if problems:
-        raise ConfigurationError("cannot import this CA: " + "; ".join(problems))
+        raise CACheckError("import", problems)
     paths = ensure_data_dir(settings)
     with exclusive(paths):
         if has_ca(paths):
-            raise ConfigurationError(f"a CA already exists in {paths.root}")
+            raise CAExistsError(paths.root)
         passphrase = settings.passphrase()
         check_database(settings.sqlalchemy_url)  # nothing is written before the database is known good
         FileKeyStore.create(paths.ca_key, key, passphrase)

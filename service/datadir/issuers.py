@@ -22,7 +22,7 @@ from service.ca.keys import KeyType, PrivateKey, generate_private_key, key_viola
 from service.datadir.layout import DataPaths, has_ca, load_parents
 from service.db.repositories import CertificateRepository
 from service.db.session import Database
-from service.errors import ConfigurationError
+from service.errors import ConfigurationError, FileError, NoCAError, SettingError
 from service.keys import KeyStore
 from service.keys.file_key import FileKeyStore
 from service.keys.files import write_public_file
@@ -63,7 +63,7 @@ def token_store(
             named = parse_pkcs11_uri(marker.read_text().strip())
             uri = dataclasses.replace(uri, object=named.object, id=named.id)
     except ValueError as exc:
-        raise ConfigurationError(f"POCKETCA_CA_KEY_URI: {exc}") from None
+        raise SettingError("POCKETCA_CA_KEY_URI", str(exc)) from None
     if label is not None:
         uri = dataclasses.replace(uri, object=label, id=None)
     return Pkcs11KeyStore(uri, create=create)
@@ -84,7 +84,7 @@ def load_ca(settings: Settings, keys: KeyAccess | None = None) -> tuple[KeyStore
     """The current issuer's key store and certificate; `keys` read from `settings` when not given."""
     paths = DataPaths(settings.data_dir)
     if not has_ca(paths):
-        raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` or `pocketca serve`")
+        raise NoCAError(paths.root)
     return load_issuer_files(paths.root, keys or KeyAccess.from_settings(settings))
 
 
@@ -103,7 +103,7 @@ def load_issuer_files(directory: Path, keys: KeyAccess) -> tuple[KeyStore, x509.
         keystore = FileKeyStore.open(key_file, keys.passphrase)
     except ConfigurationError as exc:
         hint = "" if keys.passphrase else " (is it encrypted? set POCKETCA_CA_KEY_PASSPHRASE_FILE)"
-        raise ConfigurationError(f"{key_file}: {exc}{hint}") from None
+        raise FileError(key_file, f"{exc}{hint}") from None
     certificate = read_certificate(cert_file, "the CA certificate")
     if not public_keys_match(keystore.public_key(), certificate.public_key()):
         raise ConfigurationError(f"the CA key {key_file} does not match the CA certificate {cert_file}")
@@ -141,7 +141,7 @@ def read_file(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise ConfigurationError(f"{what} {path}: {exc.strerror}") from None
+        raise FileError(path, str(exc.strerror), what=what) from None
 
 
 def ca_problems(certificate: x509.Certificate, parents: list[x509.Certificate]) -> list[str]:

@@ -33,7 +33,7 @@ from service.ca.names import parse_general_name
 from service.datadir.issuers import KeyAccess, new_ca_key, write_issuer_certificates
 from service.datadir.layout import DataPaths, ensure_data_dir, exclusive, has_ca, load_parents
 from service.datadir.schema import create_schema
-from service.errors import ConfigurationError
+from service.errors import CAExistsError, ConfigurationError, FileError, NoCAError, SettingError
 from service.keys.file_key import FileKeyStore
 from service.keys.files import write_private_file, write_public_file
 from service.settings import Settings
@@ -62,12 +62,12 @@ def init_intermediate(
     try:
         name_constraints = build_name_constraints(constraints or ConstraintSpec())
     except ValueError as exc:
-        raise ConfigurationError(f"name constraints: {exc}") from None
+        raise SettingError("name constraints", str(exc)) from None
     if name_constraints is not None:  # the service's own certificate must be possible under them
         try:
             own = [parse_general_name(name) for name in settings.server_names]
         except ValueError as exc:
-            raise ConfigurationError(f"POCKETCA_SERVER_NAMES: {exc}") from None
+            raise SettingError("POCKETCA_SERVER_NAMES", str(exc)) from None
         outside = violations_of(own, name_constraints, "the new intermediate")
         if outside:
             raise ConfigurationError(
@@ -83,7 +83,7 @@ def init_intermediate(
     base = common_name or "pocketca"
     with exclusive(paths):
         if has_ca(paths):
-            raise ConfigurationError(f"a CA already exists in {paths.root}")
+            raise CAExistsError(paths.root)
         now = utcnow()
         root_key = generate_private_key(chosen)
         root = build_ca_certificate(
@@ -134,7 +134,7 @@ def read_root_file(path: Path, passphrase: bytes) -> tuple[PrivateKey, x509.Cert
     except (ConfigurationError, ValueError, TypeError):
         raise ConfigurationError(f"cannot open the root key in {path}: wrong passphrase?") from None
     if not public_keys_match(key.public_key(), certificate.public_key()):
-        raise ConfigurationError(f"{path}: the key does not match the certificate")
+        raise FileError(path, "the key does not match the certificate")
     return key, certificate
 
 
@@ -166,10 +166,10 @@ def sign_root_crl(
     try:
         reason_name = parse_reason(reason) if reason is not None else None
     except ValueError as exc:
-        raise ConfigurationError(f"--reason: {exc}") from None
+        raise SettingError("--reason", str(exc)) from None
     paths = DataPaths(settings.data_dir)
     if not has_ca(paths):
-        raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init --intermediate` first")
+        raise NoCAError(paths.root, "run `pocketca init --intermediate` first")
     root_key, root = read_root_file(root_file, passphrase)
     root_id = issuer_id(root)
     if root_id not in paths.roots():

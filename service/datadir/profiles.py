@@ -6,7 +6,7 @@ import tomllib
 
 from service.ca.profiles import BUILTIN_PROFILES, Profile, parse_profiles
 from service.datadir.layout import DataPaths
-from service.errors import ConfigurationError
+from service.errors import FileError
 
 
 def load_profiles(paths: DataPaths) -> dict[str, Profile]:
@@ -16,4 +16,4 @@ def load_profiles(paths: DataPaths) -> dict[str, Profile]:
     try:
         return parse_profiles(tomllib.loads(paths.profiles.read_text()))
     except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigurationError(f"{paths.profiles}: {exc}") from None
+        raise FileError(paths.profiles, str(exc)) from None

@@ -37,7 +37,7 @@ from service.datadir.layout import DataPaths, exclusive, load_parents
 from service.datadir.offline_root import INTERMEDIATE_LIFETIME, read_root_file
 from service.datadir.schema import upgrade
 from service.db.session import Database
-from service.errors import ConfigurationError
+from service.errors import CACheckError, ConfigurationError, NoCAError
 from service.keys.file_key import FileKeyStore
 from service.keys.files import write_private_file, write_public_file
 from service.settings import Settings
@@ -119,7 +119,7 @@ def rotate_import(settings: Settings, cert_file: Path, chain_file: Path | None) 
     if not public_keys_match(key.public_key(), certificate.public_key()):
         problems.append("the certificate is not for the pending key (from `pocketca ca rotate --csr-out`)")
     if problems:
-        raise ConfigurationError("cannot rotate to this CA: " + "; ".join(problems))
+        raise CACheckError("rotate to", problems)
     _install_issuer(settings, keys, paths, key, certificate, parents)
     for name in ("ca.key", "ca.csr"):
         (paths.pending / name).unlink(missing_ok=True)
@@ -128,7 +128,7 @@ def rotate_import(settings: Settings, cert_file: Path, chain_file: Path | None) 
 
 def _current_certificates(paths: DataPaths) -> tuple[x509.Certificate, list[x509.Certificate]]:
     if not paths.ca_cert.exists():
-        raise ConfigurationError(f"no CA in {paths.root}: run `pocketca init` first")
+        raise NoCAError(paths.root, "run `pocketca init` first")
 
     current = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
     parents = load_parents(paths.root)

@@ -17,7 +17,7 @@ from service.ca.keys import dump_private_key
 from service.ca.names import format_general_name, parse_general_name
 from service.datadir.layout import DataPaths, exclusive
 from service.db.session import Database
-from service.errors import ConfigurationError
+from service.errors import SettingError
 from service.keys.files import write_private_file, write_public_file
 
 log = logging.getLogger("pocketca.bootstrap")
@@ -33,7 +33,7 @@ def server_certificate_due(certificate: x509.Certificate, names: list[str], now:
     try:
         wanted = {format_general_name(parse_general_name(name)) for name in names}
     except ValueError as exc:
-        raise ConfigurationError(f"POCKETCA_SERVER_NAMES: {exc}") from None
+        raise SettingError("POCKETCA_SERVER_NAMES", str(exc)) from None
     return set(get_sans(certificate)) != wanted
 
 
