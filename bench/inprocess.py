@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from service.app import create_app
 from service.datadir.build import build_authority
 from service.datadir.prepare import prepare
+from service.db import audit as audit_rows
+from service.db import certificates as certificate_rows
 from service.logs import log_config
 from service.settings import Settings
 
@@ -170,7 +172,7 @@ async def run(n: int) -> None:
 
 def _commit_costs(authority: Any) -> None:
     """CPU per certificate of writing its rows and committing, by batch size (SQLite, synchronous=FULL)."""
-    db, sql = authority.db, authority.db.hot
+    db = authority.db
     now = dt.datetime.now(dt.UTC)
     der = os.urandom(650)
     audit = {
@@ -187,7 +189,7 @@ def _commit_costs(authority: Any) -> None:
         commits = 60
         start = time.process_time()
         for _ in range(commits):
-            with db.raw_writer() as connection:
+            with db.raw_transaction() as transaction:
                 for _ in range(batch):
                     row = {
                         "serial": secrets.token_hex(19),
@@ -203,8 +205,8 @@ def _commit_costs(authority: Any) -> None:
                         "created_at": now,
                         "der": der,
                     }
-                    sql.insert_certificate(connection, row)
-                    sql.insert_audit(connection, audit)
+                    certificate_rows.insert(transaction, row)
+                    audit_rows.insert(transaction, audit)
         per_cert = (time.process_time() - start) / (commits * batch) * 1e6
         print(f"rows + commit, batch of {batch}: {per_cert:.0f} µs CPU per certificate")
 

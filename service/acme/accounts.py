@@ -132,7 +132,8 @@ class Accounts:
             )
         now = self.clock()
         thumb = jws.thumbprint(request.jwk)
-        with self.db.writer() as session:
+        with self.db.transaction() as transaction:
+            session = transaction.session
             eab: AcmeEABKeyRecord | None = None
             if binding is not None:
                 eab = self._bind(session, binding, urls, request.jwk)
@@ -155,9 +156,8 @@ class Accounts:
                 eab.account_id, eab.hmac_key, eab.used_at = record.id, None, now  # a key binds one account
             account = _account(record)
             self.audit.record(
-                session, "acme.account.create", account.caller(address), detail=f"eab={eab.kid if eab else '-'}"
+                transaction, "acme.account.create", account.caller(address), detail=f"eab={eab.kid if eab else '-'}"
             )
-        self.audit.emit(session)
         return account, True
 
     def _bind(self, session: Session, binding: object, urls: Urls, jwk: dict[str, Any]) -> AcmeEABKeyRecord:
@@ -179,19 +179,19 @@ class Accounts:
         if request.is_post_as_get:
             return account
         payload = request.payload()
-        with self.db.writer() as session:
+        with self.db.transaction() as transaction:
+            session = transaction.session
             record = session.get(AcmeAccountRecord, account.id)
             assert record is not None
             if payload.get("status") is not None:
                 if payload["status"] != "deactivated":
                     raise malformed("an account's status can only be set to 'deactivated'")
                 record.status = "deactivated"
-                self.audit.record(session, "acme.account.deactivate", account.caller(address))
+                self.audit.record(transaction, "acme.account.deactivate", account.caller(address))
             if "contact" in payload:
                 record.contact = parse_contact(payload["contact"])
-                self.audit.record(session, "acme.account.update", account.caller(address))
+                self.audit.record(transaction, "acme.account.update", account.caller(address))
             updated = _account(record)
-        self.audit.emit(session)
         return updated
 
     def change_key(self, account: Account, request: jws.VerifiedRequest, urls: Urls, address: str | None) -> Account:
@@ -208,7 +208,8 @@ class Accounts:
         if not old_ok:
             raise malformed("keyChange: 'oldKey' is not the account's current key")
         thumb = jws.thumbprint(new_jwk)
-        with self.db.writer() as session:
+        with self.db.transaction() as transaction:
+            session = transaction.session
             other = session.scalar(select(AcmeAccountRecord.id).where(AcmeAccountRecord.thumbprint == thumb))
             if other is not None:
                 raise AcmeProblem(
@@ -220,9 +221,8 @@ class Accounts:
             record = session.get(AcmeAccountRecord, account.id)
             assert record is not None
             record.jwk, record.thumbprint = new_jwk, thumb
-            self.audit.record(session, "acme.account.keychange", account.caller(address))
+            self.audit.record(transaction, "acme.account.keychange", account.caller(address))
             updated = _account(record)
-        self.audit.emit(session)
         return updated
 
     # --- EAB keys (operators) ----------------------------------------------------------------------------
@@ -236,10 +236,10 @@ class Accounts:
             _typeable(lambda: jws.b64encode(secrets.token_bytes(32))),
             profile,
         )
-        with self.db.writer() as session:
+        with self.db.transaction() as transaction:
+            session = transaction.session
             session.add(AcmeEABKeyRecord(kid=key.kid, hmac_key=key.hmac_key, profile=profile, created_at=self.clock()))
-            self.audit.record(session, "acme.eab.create", caller, detail=f"kid={key.kid} profile={profile or '-'}")
-        self.audit.emit(session)
+            self.audit.record(transaction, "acme.eab.create", caller, detail=f"kid={key.kid} profile={profile or '-'}")
         return key
 
 

@@ -233,7 +233,8 @@ class Authorizations:
             error = {"type": ERROR_NS + "serverInternal", "detail": failed}
         now = self.clock()
         try:
-            with self.db.writer() as session:
+            with self.db.transaction() as transaction:
+                session = transaction.session
                 challenge = session.get(AcmeChallengeRecord, challenge_id)
                 authz = session.get(AcmeAuthorizationRecord, authz_id)
                 assert challenge is not None and authz is not None
@@ -247,13 +248,12 @@ class Authorizations:
                         challenge.validated_at = now
                         authz.status, authz.expires_at = "valid", now + VALID_AUTHZ_LIFETIME
                 self.audit.record(
-                    session,
+                    transaction,
                     "acme.challenge",
                     account.caller(address),
                     outcome="refused" if error else "ok",
                     detail=f"{kind} {value}: {seen}"[:500],
                 )
-            self.audit.emit(session)
         except Exception:
             log.exception("recording challenge %s failed", challenge_id)
 

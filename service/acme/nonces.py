@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from service.acme.problems import AcmeProblem
-from service.db.acme import delete_expired_nonces, record_spent_nonce
+from service.db import nonces as spent_nonces
 from service.db.secrets import shared_secret
 from service.db.session import Database
+from service.db.sql import Transaction
 from service.errors import ServiceError
 
 NONCE_LIFETIME = dt.timedelta(hours=1)
@@ -133,19 +134,19 @@ class NonceStore:
         """Spends the held nonce in a transaction of its own (before a change the ACME writer does not make)."""
         held = self.held()
         if held is not None:
-            with self.db.writer() as session:
-                self.spend(session, held)
+            with self.db.transaction() as transaction:
+                self.spend(transaction, held)
             self._held.nonce = None
 
-    def spend(self, session: Session, held: _Held) -> None:
+    def spend(self, transaction: Transaction, held: _Held) -> None:
         """Records the nonce as spent in the caller's write transaction; a replay is badNonce (and the nonce is
         no longer held: nothing more to spend)."""
-        if not record_spent_nonce(session, held.value, held.expires_at):
+        if not spent_nonces.spend(transaction, held.value, held.expires_at):
             self._held.nonce = None
             raise replayed()
         self._spends += 1
         if self._spends % SWEEP_EVERY == 0:
-            delete_expired_nonces(session, self.clock())
+            spent_nonces.delete_expired(transaction, self.clock())
 
     def release(self) -> None:
         """The transaction that spent the held nonce committed."""
@@ -166,11 +167,16 @@ class SpendingDatabase:
             yield session
 
     @contextmanager
-    def writer(self) -> Iterator[Session]:
+    def transaction(self) -> Iterator[Transaction]:
         held = self.nonces.held()
-        with self.db.writer() as session:
+        with self.db.transaction() as transaction:
             if held is not None:
-                self.nonces.spend(session, held)
-            yield session
+                self.nonces.spend(transaction, held)
+            yield transaction
         if held is not None:  # committed, so spent; had it rolled back, the nonce would still be held
             self.nonces.release()
+
+    @contextmanager
+    def writer(self) -> Iterator[Session]:
+        with self.transaction() as transaction:
+            yield transaction.session

@@ -143,7 +143,8 @@ class Orders:
             raise AcmeProblem("invalidProfile", f"unknown profile {name!r}; known: {', '.join(sorted(self.profiles))}")
         identifiers = parse_identifiers(payload.get("identifiers"), self.profiles[name], self.policy)
         now = self.clock()
-        with self.db.writer() as session:
+        with self.db.transaction() as transaction:
+            session = transaction.session
             check_new_order(session, self.limits, account.id, address, now)
             authz_ids = [self.authorizations.for_identifier(session, account, i, now).id for i in identifiers]
             order = AcmeOrderRecord(
@@ -160,8 +161,8 @@ class Orders:
             session.add(order)
             self._refresh(session, order, now)
             names = ",".join(i["value"] for i in identifiers)
-            self.audit.record(session, "acme.order.create", account.caller(address), detail=f"{names} profile={name}")
-        self.audit.emit(session)
+            caller = account.caller(address)
+            self.audit.record(transaction, "acme.order.create", caller, detail=f"{names} profile={name}")
         return order
 
     def _refresh(self, session: Session, order: AcmeOrderRecord, now: dt.datetime) -> None:

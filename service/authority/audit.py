@@ -10,19 +10,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from service.authority.callers import Caller, TokenCaller
 from service.authority.paging import check_limit, decode_cursor, encode_cursor
 from service.authority.values import AuditEntry, Page
-from service.db.groupcommit import Transaction
-from service.db.models import AuditRecord
-from service.db.repositories import AuditRepository
+from service.db import audit as audit_rows
 from service.db.session import Database
+from service.db.sql import Transaction
 from service.logs import request_id
 
 log = logging.getLogger("pocketca.audit")
-_PENDING = "pocketca_audit"
 UNAUTHENTICATED = "unauthenticated"  # the actor of refusals before authentication
 
 
@@ -33,22 +29,6 @@ class Auditor:
 
     def record(
         self,
-        session: Session,
-        action: str,
-        caller: Caller,
-        *,
-        outcome: str = "ok",
-        serial: str | None = None,
-        token_id: str | None = None,
-        detail: str | None = None,
-    ) -> None:
-        """Adds the row to the caller's transaction; the log line waits for `emit` after the commit."""
-        record = AuditRecord(**self._values(action, caller, outcome, serial, token_id, detail))
-        AuditRepository(session).add(record)
-        session.info.setdefault(_PENDING, []).append(record)
-
-    def record_in(
-        self,
         transaction: Transaction,
         action: str,
         caller: Caller,
@@ -58,9 +38,12 @@ class Auditor:
         token_id: str | None = None,
         detail: str | None = None,
     ) -> None:
-        """`record` for a group-commit unit (the hot path): the row now, the log line once it is committed."""
-        values = self._values(action, caller, outcome, serial, token_id, detail)
-        row_id = transaction.sql.insert_audit(transaction.connection, values)
+        """Adds the row to the change's transaction (a group-commit unit or `Database.transaction()`); the log
+        line waits for the commit."""
+        self._write(transaction, self._values(action, caller, outcome, serial, token_id, detail))
+
+    def _write(self, transaction: Transaction, values: dict[str, Any]) -> None:
+        row_id = audit_rows.insert(transaction, values)
         fields = {"id": row_id, **values}  # AuditEntry's fields, in its order: the row's values, not rebuilt
         rid = request_id.get()  # the committer thread logs it: the request's id goes along
         transaction.after_commit.append(lambda: _log_fields(fields, rid))
@@ -69,7 +52,7 @@ class Auditor:
         self, action: str, caller: Caller, detail: str, *, serial: str | None = None
     ) -> Callable[[Transaction], None]:
         """`refused` as a group-commit unit, for callers on the event loop."""
-        return lambda transaction: self.record_in(
+        return lambda transaction: self.record(
             transaction, action, caller, outcome="refused", serial=serial, detail=detail
         )
 
@@ -99,9 +82,8 @@ class Auditor:
         self, action: str, caller: Caller, detail: str, *, serial: str | None = None, token_id: str | None = None
     ) -> None:
         """A refusal is recorded in a transaction of its own: the refused change rolled back."""
-        with self.db.writer() as session:
-            self.record(session, action, caller, outcome="refused", serial=serial, token_id=token_id, detail=detail)
-        self.emit(session)
+        with self.db.transaction() as transaction:
+            self.record(transaction, action, caller, outcome="refused", serial=serial, token_id=token_id, detail=detail)
 
     def unattributed(self, action: str, address: str | None, detail: str) -> None:
         """A refusal before anyone was authenticated, written in aggregate (service.authority.throttle): its actor
@@ -116,30 +98,15 @@ class Auditor:
             "client_address": address,
             "detail": detail,
         }
-        with self.db.writer() as session:
-            record = AuditRecord(**values)
-            AuditRepository(session).add(record)
-            session.info.setdefault(_PENDING, []).append(record)
-        self.emit(session)
-
-    def emit(self, session: Session) -> None:
-        for record in session.info.pop(_PENDING, []):
-            _log(_entry(record))
+        with self.db.transaction() as transaction:
+            self._write(transaction, values)
 
     def page(self, *, limit: int, cursor: str | None) -> Page[AuditEntry]:
         rows_wanted = check_limit(limit)
-        with self.db.reader() as session:
-            rows = AuditRepository(session).page(before_id=decode_cursor(cursor), limit=rows_wanted + 1)
-        items = [_entry(r) for r in rows[:rows_wanted]]
+        rows = audit_rows.page(self.db, before_id=decode_cursor(cursor), limit=rows_wanted + 1)
+        items = [AuditEntry(**dataclasses.asdict(r)) for r in rows[:rows_wanted]]
         next_cursor = encode_cursor(items[-1].id) if len(rows) > rows_wanted else None
         return Page(items=items, next_cursor=next_cursor)
-
-
-def _log(entry: AuditEntry, rid: str | None = None) -> None:
-    _log_fields({f.name: getattr(entry, f.name) for f in _ENTRY_FIELDS}, rid)
-
-
-_ENTRY_FIELDS = dataclasses.fields(AuditEntry)
 
 
 def _log_fields(fields: dict[str, Any], rid: str | None = None) -> None:
@@ -150,16 +117,3 @@ def _log_fields(fields: dict[str, Any], rid: str | None = None) -> None:
         extra["request_id"] = rid
     log.info(json.dumps(fields, default=str, separators=(",", ":")), extra=extra)
 
-
-def _entry(record: AuditRecord) -> AuditEntry:
-    return AuditEntry(
-        id=record.id,
-        at=record.at,
-        action=record.action,
-        outcome=record.outcome,
-        actor=record.actor,
-        token_id=record.token_id,
-        serial=record.serial,
-        client_address=record.client_address,
-        detail=record.detail,
-    )

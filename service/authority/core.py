@@ -68,6 +68,9 @@ from service.ca.ocsp import MalformedOCSPRequestError, build_unsuccessful, load_
 from service.ca.pkcs12 import MIN_PASSWORD_LENGTH, build_pkcs12
 from service.ca.policy import PolicyContext, decide
 from service.ca.profiles import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile
+from service.db import certificates as certificate_rows
+from service.db import crls as crl_rows
+from service.db import renewals
 from service.db.groupcommit import GroupCommitter, Transaction
 from service.db.models import CertificateRecord
 from service.db.repositories import REVOCATIONS, CertificateRepository, CounterRepository
@@ -193,7 +196,7 @@ class Authority:
         """A certificate the TLS layer verified; refused here if revoked or not issued by us."""
         certificate, summary, client_auth = _parse_client_certificate(der)
         # every request: a revocation is refused at once, in every worker (the hot path's DB-API read)
-        state = self.db.hot.identity_state(self.db.raw(), summary.serial)
+        state = certificate_rows.identity_state(self.db, summary.serial)
         if state is None or state[2] != summary.fingerprint_sha256:  # the exact certificate we issued
             raise PermissionDeniedError("the client certificate was not issued by this pocketca")
         status, profile, _ = state
@@ -218,7 +221,7 @@ class Authority:
         try:
             claims = verify_renewal_token(token, audience=f"{self.public_url}/csr", now=now)
             certificate, summary, _ = _parse_client_certificate(claims.certificate_der)
-            state = self.db.hot.identity_state(self.db.raw(), summary.serial)
+            state = certificate_rows.identity_state(self.db, summary.serial)
             if state is None or state[2] != summary.fingerprint_sha256:
                 raise PermissionDeniedError("the renewal token's certificate was not issued by this pocketca")
         except ServiceError as exc:
@@ -234,7 +237,7 @@ class Authority:
             if not summary.not_before <= now <= summary.not_after:
                 metrics.renewal_token_refused("expired")
                 raise PermissionDeniedError("the renewal token's certificate is expired or not yet valid")
-            if self.db.hot.renewal_token_used(self.db.raw(), summary.serial, claims.jti):
+            if renewals.is_used(self.db, summary.serial, claims.jti):
                 metrics.renewal_token_refused("replayed")
                 raise AuthenticationError(REPLAYED)
         except ServiceError as exc:
@@ -382,7 +385,7 @@ class Authority:
             return
         now = self.clock()
         window = dt.timedelta(minutes=1)
-        count, first = self.db.hot.issued_since(self.db.raw(), caller.label, now - window)
+        count, first = certificate_rows.issued_since(self.db, caller.label, now - window)
         if count >= self.issue_rate_per_minute:
             retry_after = max(1, math.ceil(((first or now) + window - now).total_seconds()))
             who = "account" if isinstance(caller, AcmeCaller) else "token"
@@ -438,13 +441,11 @@ class Authority:
             self.tokens.spend(transaction, caller)
             if isinstance(caller, ClientIdentity) and caller.renewal_jti is not None:
                 expires_at = (caller.renewal_expires_at or now) + CLOCK_SKEW  # kept while a replay could pass
-                spent = transaction.sql.use_renewal_token(
-                    transaction.connection, caller.summary.serial, caller.renewal_jti, expires_at, now
-                )
+                spent = renewals.use(transaction, caller.summary.serial, caller.renewal_jti, expires_at, now)
                 if not spent:  # the same token on another request, perhaps in another worker, a moment ago
                     raise AuthenticationError(REPLAYED)
-            transaction.sql.insert_certificate(transaction.connection, row)
-            self.audit.record_in(transaction, action, caller, serial=summary.serial, detail=f"profile={profile.name}")
+            certificate_rows.insert(transaction, row)
+            self.audit.record(transaction, action, caller, serial=summary.serial, detail=f"profile={profile.name}")
 
         return unit, IssuedCertificate(certificate=certificate, summary=summary, profile=profile.name)
 
@@ -521,8 +522,9 @@ class Authority:
             else:
                 require_scope(caller, "admin", "revoke")
 
-            with self.db.writer() as session:
-                self.tokens.spend_in(session, caller)
+            with self.db.transaction() as transaction:
+                session = transaction.session
+                self.tokens.spend(transaction, caller)
                 record = CertificateRepository(session).get(serial, for_update=True)
                 if record is None:
                     raise CertificateNotFoundError(serial)
@@ -533,8 +535,9 @@ class Authority:
                 record.revocation_reason = reason_name
                 record.crl_entry = encode_revoked_entry(serial, record.revoked_at.isoformat(" "), reason_name)
                 CounterRepository(session).increment(REVOCATIONS)
-                self.audit.record(session, "certificate.revoke", caller, serial=serial, detail=f"reason={reason_name}")
-            self.audit.emit(session)
+                self.audit.record(
+                    transaction, "certificate.revoke", caller, serial=serial, detail=f"reason={reason_name}"
+                )
         metrics.revocation(reason_name)
         return self._stored(record)
 
@@ -634,7 +637,7 @@ class Authority:
     def check_ready(self) -> None:
         """Ready: the database answers and the newest CRL has not passed its nextUpdate."""
         try:
-            state, _, _ = self.db.hot.crl_state(self.db.raw())
+            state, _, _ = crl_rows.state(self.db)
         except Exception as exc:
             raise UnavailableError("the database does not answer") from exc
         if state is None:

@@ -19,6 +19,7 @@ from cryptography import x509
 from service.authority.values import CRLDocument
 from service.ca.crl import build_crl_der, encode_revoked_entry
 from service.ca.issue import Signer
+from service.db import crls as crl_rows
 from service.db.models import CRLRecord
 from service.db.repositories import CRL_FLOOR, REVOCATIONS, CertificateRepository, CounterRepository, CRLRepository
 from service.db.session import Database
@@ -72,9 +73,7 @@ class CRLPublisher:
         return document
 
     def is_stale(self) -> bool:
-        state, revision, floor = self.db.hot.crl_state(
-            self.db.raw(), self.issuer_id
-        )  # one DB-API read, polled 4 times a second
+        state, revision, floor = crl_rows.state(self.db, self.issuer_id)  # one DB-API read, polled 4 times a second
         return state is None or self._stale(state, revision, floor)
 
     def refresh(self, *, wait: bool = False) -> CRLDocument | None:

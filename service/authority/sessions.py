@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from service.authority.audit import Auditor
 from service.authority.callers import TokenCaller, hash_secret
 from service.authority.tokens import TokenManager
-from service.db.models import ConsoleSessionRecord
-from service.db.repositories import ConsoleSessionRepository
+from service.db import console_sessions
 from service.db.secrets import shared_secret
 from service.db.session import Database
 from service.errors import AuthenticationError, PermissionDeniedError
@@ -102,32 +101,24 @@ class ConsoleSessions:
         secret = secrets.token_urlsafe(32)
         now = self.clock()
         expires_at = now + SESSION_LIFETIME
-        with self.db.writer() as session:
-            repo = ConsoleSessionRepository(session)
-            repo.prune(now)
-            repo.add(
-                ConsoleSessionRecord(
-                    secret_hash=hash_secret(secret), token_id=caller.token_id, created_at=now, expires_at=expires_at
-                )
-            )
-            self.audit.record(session, "console.login", caller, detail=f"scope={caller.scope}")
-        self.audit.emit(session)
+        with self.db.transaction() as transaction:
+            console_sessions.open_session(transaction, hash_secret(secret), caller.token_id, now, expires_at)
+            self.audit.record(transaction, "console.login", caller, detail=f"scope={caller.scope}")
         return ConsoleSession(secret=secret, caller=caller, expires_at=expires_at)
 
     def resume(self, secret: str, *, address: str | None = None) -> ConsoleSession:
         """The session of a cookie: AuthenticationError when it is unknown, expired, or its token no longer works."""
-        with self.db.reader() as session:
-            record = ConsoleSessionRepository(session).get(hash_secret(secret))
-        if record is None or record.expires_at <= self.clock():
+        found = console_sessions.find(self.db, hash_secret(secret))
+        if found is None or found[1] <= self.clock():
             raise AuthenticationError("the console session has ended; log in again")
-        caller = dataclasses.replace(self.tokens.caller_by_id(record.token_id, address=address), console=True)
-        return ConsoleSession(secret=secret, caller=caller, expires_at=record.expires_at)
+        token_id, expires_at = found
+        caller = dataclasses.replace(self.tokens.caller_by_id(token_id, address=address), console=True)
+        return ConsoleSession(secret=secret, caller=caller, expires_at=expires_at)
 
     def close(self, current: ConsoleSession) -> None:
-        with self.db.writer() as session:
-            ConsoleSessionRepository(session).delete(hash_secret(current.secret))
-            self.audit.record(session, "console.logout", current.caller)
-        self.audit.emit(session)
+        with self.db.transaction() as transaction:
+            console_sessions.close(transaction, hash_secret(current.secret))
+            self.audit.record(transaction, "console.logout", current.caller)
 
 
 def _console_words(detail: str) -> str:

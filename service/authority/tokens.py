@@ -8,19 +8,16 @@ import hmac
 import secrets
 from collections.abc import Callable, Mapping
 
-from sqlalchemy.orm import Session
-
 from service import metrics
 from service.authority.audit import Auditor
 from service.authority.callers import SCOPES, TOKEN_PREFIX, Caller, TokenCaller, hash_secret, require_scope
 from service.authority.values import NewToken, TokenInfo
 from service.ca.names import common_name_problem, forbidden_characters, format_general_name, parse_general_name
 from service.ca.profiles import Profile
-from service.db.groupcommit import Transaction
-from service.db.hot import TokenRow
-from service.db.models import TokenRecord
-from service.db.repositories import TokenRepository
+from service.db import tokens as token_rows
 from service.db.session import Database
+from service.db.sql import Transaction
+from service.db.tokens import TokenRow
 from service.errors import (
     AuthenticationError,
     InvalidCredentialsError,
@@ -87,7 +84,7 @@ class TokenManager:
             uses = uses or 1
         token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
         now = self.clock()
-        record = TokenRecord(
+        record = TokenRow(
             id=token_id,
             secret_hash=hash_secret(secret),
             scope=scope,
@@ -98,10 +95,9 @@ class TokenManager:
             uses_left=uses,
             created_at=now,
         )
-        with self.db.writer() as session:
-            TokenRepository(session).add(record)
-            self.audit.record(session, "token.create", caller, token_id=token_id, detail=f"scope={scope}")
-        self.audit.emit(session)
+        with self.db.transaction() as transaction:
+            token_rows.add(transaction, record)
+            self.audit.record(transaction, "token.create", caller, token_id=token_id, detail=f"scope={scope}")
         return NewToken(
             token=f"{TOKEN_PREFIX}{token_id}_{secret}", id=token_id, scope=scope, expires_at=record.expires_at
         )
@@ -113,7 +109,7 @@ class TokenManager:
         except AuthenticationError:
             metrics.token_refused("invalid")
             raise InvalidCredentialsError("the bearer token is not valid") from None
-        record = self.db.hot.token(self.db.raw(), token_id)  # every request: the hot path's DB-API read
+        record = token_rows.get(self.db, token_id)  # every request: the hot path's DB-API read
         expected = record.secret_hash if record is not None else hash_secret("")
         if not hmac.compare_digest(expected, hash_secret(secret)) or record is None:
             metrics.token_refused("invalid")
@@ -132,7 +128,7 @@ class TokenManager:
 
     def caller_by_id(self, token_id: str, *, address: str | None = None) -> TokenCaller:
         """The caller of a token already authenticated once (a console session): still there, unexpired, not used up."""
-        record = self.db.hot.token(self.db.raw(), token_id)
+        record = token_rows.get(self.db, token_id)
         if record is None:
             raise AuthenticationError("the token of this session has been deleted")
         if record.expires_at is not None and record.expires_at <= self.clock():
@@ -142,39 +138,26 @@ class TokenManager:
         return _caller(record, address)
 
     def spend(self, transaction: Transaction, caller: Caller) -> None:
-        """Takes one use inside the change's transaction (a group-commit unit): a refusal or crash after it
-        gives the use back, and concurrent requests cannot both spend the last one."""
+        """Takes one use inside the change's transaction (a group-commit unit or `Database.transaction()`): a
+        refusal or crash after it gives the use back, and concurrent requests cannot both spend the last one."""
         if isinstance(caller, TokenCaller):
-            uses_left = _spent(transaction.sql.consume_token(transaction.connection, caller.token_id, self.clock()))
+            uses_left = _spent(token_rows.consume(transaction, caller.token_id, self.clock()))
             if uses_left is not None:
-                self.audit.record_in(transaction, "token.use", caller, detail=f"uses_left={uses_left}")
-
-    def spend_in(self, session: Session, caller: Caller) -> None:
-        """`spend` inside an ORM unit of work (`Database.writer()`)."""
-        if isinstance(caller, TokenCaller):
-            uses_left = _spent(TokenRepository(session).consume(caller.token_id, self.clock()))
-            if uses_left is not None:
-                self.audit.record(session, "token.use", caller, detail=f"uses_left={uses_left}")
+                self.audit.record(transaction, "token.use", caller, detail=f"uses_left={uses_left}")
 
     def list(self, *, caller: Caller) -> list[TokenInfo]:
         require_scope(caller, "admin")
-        with self.db.reader() as session:
-            return [_info(r) for r in TokenRepository(session).all()]
+        return [_info(r) for r in token_rows.every(self.db)]
 
     def delete(self, token_id: str, *, caller: Caller) -> None:
         require_scope(caller, "admin")
-        with self.db.writer() as session:
-            repo = TokenRepository(session)
-            record = repo.get(token_id)
-            if record is None:
+        with self.db.transaction() as transaction:
+            if not token_rows.delete(transaction, token_id):
                 raise TokenNotFoundError(token_id)
-            repo.delete(record)
-            self.audit.record(session, "token.delete", caller, token_id=token_id)
-        self.audit.emit(session)
+            self.audit.record(transaction, "token.delete", caller, token_id=token_id)
 
     def any_admin(self) -> bool:
-        with self.db.reader() as session:
-            return TokenRepository(session).any_with_scope("admin")
+        return token_rows.any_with_scope(self.db, "admin")
 
 
 def _spent(outcome: tuple[bool, int | None]) -> int | None:
@@ -202,7 +185,8 @@ def _caller(record: TokenRow, address: str | None) -> TokenCaller:
     )
 
 
-def _info(record: TokenRecord) -> TokenInfo:
+def _info(record: TokenRow) -> TokenInfo:
+    assert record.created_at is not None  # db.tokens.every reads it
     return TokenInfo(
         id=record.id,
         scope=record.scope,

@@ -16,6 +16,7 @@ from service.ca.inspect import format_serial, get_sans
 from service.ca.keys import dump_private_key
 from service.ca.names import format_general_name, parse_general_name
 from service.datadir.layout import DataPaths, exclusive
+from service.db import certificates as certificate_rows
 from service.db.session import Database
 from service.errors import SettingError
 from service.keys.files import write_private_file, write_public_file
@@ -39,7 +40,7 @@ def server_certificate_due(certificate: x509.Certificate, names: list[str], now:
 
 def is_revoked(db: Database, certificate: x509.Certificate) -> bool:
     """Whether the database says this certificate is revoked (an indexed read on the hot path's connection)."""
-    state = db.hot.identity_state(db.raw(), format_serial(certificate.serial_number))
+    state = certificate_rows.identity_state(db, format_serial(certificate.serial_number))
     return state is not None and state[0] == "revoked"
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, ForeignKey, Index, String, Table, Text, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, ColumnElement, ForeignKey, Index, String, Text, select
 from sqlalchemy.orm import InstrumentedAttribute, Mapped, Session, mapped_column
 
 from service.db.base import Base, UTCDateTime
@@ -110,22 +109,6 @@ Index(
 
 
 # --- statements ------------------------------------------------------------------------------------------------
-
-
-def record_spent_nonce(session: Session, value: str, expires_at: dt.datetime) -> bool:
-    """Records a nonce as spent, in the caller's transaction; False when it already was (a replay)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = AcmeNonceRecord.__table__
-    assert isinstance(table, Table)
-    statement = (
-        insert(table).values(value=value, expires_at=expires_at).on_conflict_do_nothing().returning(table.c.value)
-    )
-    return session.connection().execute(statement).first() is not None  # a row back: this insert made it
-
-
-def delete_expired_nonces(session: Session, now: dt.datetime) -> None:
-    session.execute(delete(AcmeNonceRecord).where(AcmeNonceRecord.expires_at <= now))
 
 
 def nth_newest_since(

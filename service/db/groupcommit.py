@@ -1,9 +1,10 @@
 """Group commit: write units from many requests share one transaction, so one fsync covers them all.
 
-Units run on the committer's thread against a DB-API connection (`Transaction`: the hot path's few statements,
-see db.hot), each inside its own SAVEPOINT: a unit that raises is rolled back alone and its caller gets the
-exception; the others commit together. Callers wait until the commit has returned, so no one sees a result
-before it is durable: threads with `run`, the event loop with `await submit(...)` (no thread of its own).
+Units run on the committer's thread against a DB-API connection (`db.sql.Transaction`, which every write function
+of db/ takes: the hot path and the cold one share them), each inside its own SAVEPOINT: a unit that raises is
+rolled back alone and its caller gets the exception; the others commit together. Callers wait until the commit
+has returned, so no one sees a result before it is durable: threads with `run`, the event loop with
+`await submit(...)` (no thread of its own).
 """
 
 from __future__ import annotations
@@ -20,21 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from service import metrics
-from service.db.hot import HotSQL
 from service.db.session import Database
+from service.db.sql import Transaction
+
+__all__ = ["GroupCommitter", "Transaction"]
 
 T = TypeVar("T")
 log = logging.getLogger("pocketca.db")
-
-
-@dataclass
-class Transaction:
-    """What a unit writes with: the open transaction's connection, the statements, and what to do once it is
-    committed (audit log lines: never for a change that did not happen)."""
-
-    connection: Any
-    sql: HotSQL
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -181,8 +174,8 @@ class GroupCommitter:
         """Runs the units and commits. Without savepoints, the first unit that raises rolls everything back:
         None, with that unit's error set (the others' results are void)."""
         try:
-            with self.db.raw_writer() as connection:
-                transaction = Transaction(connection, self.db.hot)
+            with self.db.raw_transaction() as transaction:
+                connection = transaction.connection
                 for item in batch:
                     kept = len(transaction.after_commit)
                     if savepoints:

@@ -5,17 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from sqlalchemy import String, case, delete, func, insert, or_, select, type_coerce, update
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy import String, delete, func, select, type_coerce, update
+from sqlalchemy.orm import Session
 
-from service.db.models import (
-    AuditRecord,
-    CertificateRecord,
-    ConsoleSessionRecord,
-    CounterRecord,
-    CRLRecord,
-    TokenRecord,
-)
+from service.db.models import CertificateRecord, CounterRecord, CRLRecord
 
 REVOCATIONS = "revocations"
 CRL_FLOOR = "crl_floor"  # the next CRL number is at least this: a restore sets it, so numbers never go back
@@ -143,47 +136,6 @@ class CertificateRepository:
                 yield serial, revoked_at, reason
 
 
-class TokenRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def add(self, record: TokenRecord) -> None:
-        self._session.add(record)
-        self._session.flush()
-
-    def consume(self, token_id: str, now: dt.datetime) -> tuple[bool, int | None]:
-        """Takes one use, atomically in the database: (False, None) when the token is gone, expired or used
-        up; else (True, uses left afterwards, None meaning unlimited)."""
-        row = (
-            self._session.connection()
-            .execute(  # Core, not the ORM's bulk-update machinery: the hot path
-                update(TokenRecord)
-                .where(
-                    TokenRecord.id == token_id,
-                    or_(TokenRecord.expires_at.is_(None), TokenRecord.expires_at > now),
-                    or_(TokenRecord.uses_left.is_(None), TokenRecord.uses_left > 0),
-                )
-                .values(uses_left=case((TokenRecord.uses_left.is_(None), None), else_=TokenRecord.uses_left - 1))
-                .returning(TokenRecord.uses_left)
-            )
-            .first()
-        )
-        return (False, None) if row is None else (True, row[0])
-
-    def get(self, token_id: str) -> TokenRecord | None:
-        return self._session.get(TokenRecord, token_id)
-
-    def all(self) -> list[TokenRecord]:
-        return list(self._session.scalars(select(TokenRecord).order_by(TokenRecord.created_at, TokenRecord.id)))
-
-    def delete(self, record: TokenRecord) -> None:
-        self._session.delete(record)
-        self._session.flush()
-
-    def any_with_scope(self, scope: str) -> bool:
-        return self._session.scalar(select(TokenRecord.id).where(TokenRecord.scope == scope).limit(1)) is not None
-
-
 class CRLRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -235,45 +187,3 @@ class CounterRepository:
         if result.rowcount == 0:  # type: ignore[attr-defined]
             self._session.add(CounterRecord(name=name, value=1))
         self._session.flush()
-
-
-class AuditRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def add(self, record: AuditRecord) -> None:
-        values = _values(record)
-        statement = insert(AuditRecord).values(**values).returning(AuditRecord.id)
-        record.id = self._session.connection().execute(statement).scalar_one()
-
-    def page(self, *, before_id: int | None = None, limit: int = 100) -> list[AuditRecord]:
-        query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
-        if before_id is not None:
-            query = query.where(AuditRecord.id < before_id)
-        return list(self._session.scalars(query))
-
-
-class ConsoleSessionRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def add(self, record: ConsoleSessionRecord) -> None:
-        self._session.add(record)
-        self._session.flush()
-
-    def get(self, secret_hash: str) -> ConsoleSessionRecord | None:
-        return self._session.get(ConsoleSessionRecord, secret_hash)
-
-    def delete(self, secret_hash: str) -> None:
-        self._session.execute(delete(ConsoleSessionRecord).where(ConsoleSessionRecord.secret_hash == secret_hash))
-
-    def prune(self, now: dt.datetime) -> None:
-        self._session.execute(delete(ConsoleSessionRecord).where(ConsoleSessionRecord.expires_at <= now))
-
-
-
-def _values(record: DeclarativeBase) -> dict[str, object]:
-    """The column values set on a transient row object, for a Core INSERT."""
-    table = record.__table__
-    values = {column.key: getattr(record, column.key) for column in table.columns}
-    return {key: value for key, value in values.items() if value is not None}

@@ -12,7 +12,7 @@ import fcntl
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.hot import HotSQL
+from service.db.sql import Statement, Transaction, execute
 from service.errors import ConfigurationError, UnreachableError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -154,7 +154,8 @@ class Database:
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
         self._write_lock = _WriteLock(self.engine.url.database if url.startswith("sqlite") else None)
-        self.hot = HotSQL(self.engine.dialect.name)
+        self.postgres = self.engine.dialect.name == "postgresql"
+        self.driver_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         self._raw = threading.local()
         self._raw_connections: list[Any] = []
         self._raw_lock = threading.Lock()
@@ -213,6 +214,29 @@ class Database:
                 with contextlib.suppress(Exception):
                     connection.rollback() if postgres else connection.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def raw_transaction(self) -> Iterator[Transaction]:
+        """`raw_writer` as a Transaction for db/'s write functions (the group committer's batches): its
+        after-commit actions are the caller's to run."""
+        with self.raw_writer() as connection:
+            yield Transaction(connection, self.postgres, self.driver_error)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One change's unit of work, off the hot path: a `writer()` whose DB-API connection db/'s write functions
+        use (the same functions as the group committer's units); commits when the block ends normally, then runs
+        the transaction's after-commit actions (its audit log lines)."""
+        with self.writer() as session:
+            connection = session.connection().connection.dbapi_connection
+            transaction = Transaction(connection, self.postgres, self.driver_error, session=session)
+            yield transaction
+        for action in transaction.after_commit:
+            action()
+
+    def query(self, statement: Statement, params: Mapping[str, Any]) -> Any:
+        """A read on this thread's autocommit DB-API connection (see `raw`): its cursor."""
+        return execute(self.raw(), statement.text[self.postgres], params, self.driver_error)
 
     def _alive(self, connection: Any) -> bool:
         return connection is not None and not getattr(connection, "closed", False)

@@ -1,7 +1,8 @@
-"""db.hot: the hot path's raw DB-API statements store and read values exactly as the ORM does.
+"""db/'s statements (db.tokens, db.certificates, db.audit): on the DB-API connection, they store and read values
+exactly as the ORM does.
 
-On SQLite here, and on PostgreSQL in the PostgreSQL pass (POCKETCA_TEST_DATABASE_URL). What HotSQL writes must
-read back through the models unchanged, and what the ORM writes must be what HotSQL compares against: on SQLite
+On SQLite here, and on PostgreSQL in the PostgreSQL pass (POCKETCA_TEST_DATABASE_URL). What they write must
+read back through the models unchanged, and what the ORM writes must be what they compare against: on SQLite
 times are text, so `expires_at > :now` and `created_at > :since` are right only if both write the same format.
 """
 
@@ -15,10 +16,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from service.db import audit as audit_rows
+from service.db import certificates as certificate_rows
 from service.db import migrate
-from service.db.hot import HotSQL, TokenRow
+from service.db import tokens as token_rows
 from service.db.models import AuditRecord, CertificateRecord, TokenRecord
 from service.db.session import Database
+from service.db.tokens import TokenRow
 from tests.conftest import PG_URL, make_settings
 
 UTC = dt.UTC
@@ -36,7 +40,7 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 
 def _certificate(serial: str = "ab01", **changes: Any) -> dict[str, Any]:
-    """A row as Authority._prepare hands it to insert_certificate (sans a tuple, as a summary holds them)."""
+    """A row as Authority._prepare hands it to db.certificates.insert (sans a tuple, as a summary holds them)."""
     values: dict[str, Any] = {
         "serial": serial,
         "cn": "svc.example.com",
@@ -110,8 +114,8 @@ def _column_text(db: Database, sql: str) -> list[tuple[object, ...]]:
 
 def test_insert_certificate_reads_back_through_the_orm(db: Database) -> None:
     values = _certificate()
-    with db.raw_writer() as connection:
-        db.hot.insert_certificate(connection, values)
+    with db.raw_transaction() as transaction:
+        certificate_rows.insert(transaction, values)
 
     record = _certificate_record(db, "ab01")
     names = ("serial", "cn", "subject", "profile", "status", "fingerprint_sha256", "issued_by", "issued_via", "der")
@@ -131,8 +135,8 @@ def test_insert_certificate_edge_values(db: Database) -> None:
     """No SANs, no issuer label, a time a microsecond before midnight."""
     last = dt.datetime(2030, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
     values = _certificate("cd02", sans=[], issued_by=None, not_before=last, der=b"\x00")
-    with db.raw_writer() as connection:
-        db.hot.insert_certificate(connection, values)
+    with db.raw_transaction() as transaction:
+        certificate_rows.insert(transaction, values)
     record = _certificate_record(db, "cd02")
     assert (record.sans, record.issued_by, record.not_before, record.der) == ([], None, last, b"\x00")
 
@@ -142,16 +146,16 @@ def test_rows_are_stored_exactly_as_the_orm_stores_them(db: Database) -> None:
     so comparisons in SQL between the two kinds of rows hold."""
     orm_values, hot_values = _certificate("ee01"), _certificate("ee02")
     _add(db, CertificateRecord(**(orm_values | {"sans": list(orm_values["sans"])})))
-    with db.raw_writer() as connection:
-        db.hot.insert_certificate(connection, hot_values)
+    with db.raw_transaction() as transaction:
+        certificate_rows.insert(transaction, hot_values)
     sans = "sans::text" if db.engine.dialect.name == "postgresql" else "sans"  # json keeps its text as sent
     columns = f"cn, subject, {sans}, profile, not_before, not_after, status, fingerprint_sha256, issued_by, created_at"
     by_orm, by_hot = _column_text(db, f"SELECT {columns} FROM certificates ORDER BY serial")
     assert by_hot == by_orm
 
     _add(db, AuditRecord(**_audit()))
-    with db.raw_writer() as connection:
-        db.hot.insert_audit(connection, _audit())
+    with db.raw_transaction() as transaction:
+        audit_rows.insert(transaction, _audit())
     columns = "at, action, outcome, actor, token_id, serial, client_address, detail"
     by_orm, by_hot = _column_text(db, f"SELECT {columns} FROM audit_events ORDER BY id")
     assert by_hot == by_orm
@@ -159,10 +163,10 @@ def test_rows_are_stored_exactly_as_the_orm_stores_them(db: Database) -> None:
 
 def test_insert_audit_reads_back_through_the_orm(db: Database) -> None:
     values = _audit()
-    with db.raw_writer() as connection:
-        first = db.hot.insert_audit(connection, values)
-        second = db.hot.insert_audit(
-            connection,
+    with db.raw_transaction() as transaction:
+        first = audit_rows.insert(transaction, values)
+        second = audit_rows.insert(
+            transaction,
             _audit(
                 at=dt.datetime(2030, 6, 7, 8, 9, 10, tzinfo=PLUS_0530),
                 outcome="refused",
@@ -187,10 +191,10 @@ def test_insert_audit_reads_back_through_the_orm(db: Database) -> None:
 
 def test_naive_times_are_refused(db: Database) -> None:
     """As db.base.UTCDateTime refuses them: a naive time's zone is a guess."""
-    with pytest.raises(ValueError, match="naive"), db.raw_writer() as connection:
-        db.hot.insert_certificate(connection, _certificate(created_at=dt.datetime(2030, 1, 1)))
-    with pytest.raises(ValueError, match="naive"), db.raw_writer() as connection:
-        db.hot.insert_audit(connection, _audit(at=dt.datetime(2030, 1, 1)))
+    with pytest.raises(ValueError, match="naive"), db.raw_transaction() as transaction:
+        certificate_rows.insert(transaction, _certificate(created_at=dt.datetime(2030, 1, 1)))
+    with pytest.raises(ValueError, match="naive"), db.raw_transaction() as transaction:
+        audit_rows.insert(transaction, _audit(at=dt.datetime(2030, 1, 1)))
     with db.reader() as session:
         assert session.scalars(select(CertificateRecord)).all() == []
         assert session.scalars(select(AuditRecord)).all() == []
@@ -199,30 +203,30 @@ def test_naive_times_are_refused(db: Database) -> None:
 def test_raw_writer_rolls_back_when_the_block_raises(db: Database) -> None:
     _add(db, _token("t-roll", uses_left=3))
     now = dt.datetime(2030, 1, 1, tzinfo=UTC)
-    with pytest.raises(RuntimeError, match="boom"), db.raw_writer() as connection:
-        db.hot.insert_certificate(connection, _certificate("ro11"))
-        db.hot.insert_audit(connection, _audit(serial="ro11"))
-        assert db.hot.consume_token(connection, "t-roll", now) == (True, 2)
+    with pytest.raises(RuntimeError, match="boom"), db.raw_transaction() as transaction:
+        certificate_rows.insert(transaction, _certificate("ro11"))
+        audit_rows.insert(transaction, _audit(serial="ro11"))
+        assert token_rows.consume(transaction, "t-roll", now) == (True, 2)
         raise RuntimeError("boom")
     with db.reader() as session:
         assert session.scalars(select(CertificateRecord)).all() == []
         assert session.scalars(select(AuditRecord)).all() == []
     assert _uses_left(db, "t-roll") == 3
     # the thread's writer connection is still good: the next block commits
-    with db.raw_writer() as connection:
-        db.hot.insert_certificate(connection, _certificate("ro12"))
-        assert db.hot.consume_token(connection, "t-roll", now) == (True, 2)
+    with db.raw_transaction() as transaction:
+        certificate_rows.insert(transaction, _certificate("ro12"))
+        assert token_rows.consume(transaction, "t-roll", now) == (True, 2)
     assert _certificate_record(db, "ro12").serial == "ro12"
     assert _uses_left(db, "t-roll") == 2
 
 
 def test_a_failing_statement_rolls_back_the_block(db: Database) -> None:
     """A unique-serial violation in the middle: the rows before it go too."""
-    with db.raw_writer() as connection:
-        db.hot.insert_certificate(connection, _certificate("dup1"))
-    with pytest.raises(Exception, match=r"(?i)unique|duplicate"), db.raw_writer() as connection:
-        db.hot.insert_audit(connection, _audit(serial="dup1"))
-        db.hot.insert_certificate(connection, _certificate("dup1"))
+    with db.raw_transaction() as transaction:
+        certificate_rows.insert(transaction, _certificate("dup1"))
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"), db.raw_transaction() as transaction:
+        audit_rows.insert(transaction, _audit(serial="dup1"))
+        certificate_rows.insert(transaction, _certificate("dup1"))
     with db.reader() as session:
         assert session.scalars(select(AuditRecord)).all() == []
         assert len(session.scalars(select(CertificateRecord)).all()) == 1
@@ -236,8 +240,8 @@ def test_consume_token_counts_down_then_refuses(db: Database) -> None:
     now = dt.datetime.now(UTC)
     results = []
     for _ in range(3):
-        with db.raw_writer() as connection:
-            results.append(db.hot.consume_token(connection, "t-two", now))
+        with db.raw_transaction() as transaction:
+            results.append(token_rows.consume(transaction, "t-two", now))
     assert results == [(True, 1), (True, 0), (False, None)]
     assert _uses_left(db, "t-two") == 0
 
@@ -245,8 +249,8 @@ def test_consume_token_counts_down_then_refuses(db: Database) -> None:
 def test_consume_token_unlimited_stays_unlimited(db: Database) -> None:
     _add(db, _token("t-any"))
     for _ in range(3):
-        with db.raw_writer() as connection:
-            assert db.hot.consume_token(connection, "t-any", dt.datetime.now(UTC)) == (True, None)
+        with db.raw_transaction() as transaction:
+            assert token_rows.consume(transaction, "t-any", dt.datetime.now(UTC)) == (True, None)
     assert _uses_left(db, "t-any") is None
 
 
@@ -256,13 +260,13 @@ def test_consume_token_refuses_unknown_and_expired(db: Database) -> None:
     whole = expires.replace(microsecond=0)
     _add(db, _token("t-exp", expires_at=expires, uses_left=5), _token("t-exp0", expires_at=whole))
     tick = dt.timedelta(microseconds=1)
-    with db.raw_writer() as connection:
-        assert db.hot.consume_token(connection, "nosuch", expires - tick) == (False, None)
-        assert db.hot.consume_token(connection, "t-exp", expires) == (False, None)  # expires_at > now, strictly
-        assert db.hot.consume_token(connection, "t-exp", expires + tick) == (False, None)
-        assert db.hot.consume_token(connection, "t-exp", (expires - tick).astimezone(PLUS_0530)) == (True, 4)
-        assert db.hot.consume_token(connection, "t-exp0", whole) == (False, None)
-        assert db.hot.consume_token(connection, "t-exp0", whole - tick) == (True, None)
+    with db.raw_transaction() as transaction:
+        assert token_rows.consume(transaction, "nosuch", expires - tick) == (False, None)
+        assert token_rows.consume(transaction, "t-exp", expires) == (False, None)  # expires_at > now, strictly
+        assert token_rows.consume(transaction, "t-exp", expires + tick) == (False, None)
+        assert token_rows.consume(transaction, "t-exp", (expires - tick).astimezone(PLUS_0530)) == (True, 4)
+        assert token_rows.consume(transaction, "t-exp0", whole) == (False, None)
+        assert token_rows.consume(transaction, "t-exp0", whole - tick) == (True, None)
     assert _uses_left(db, "t-exp") == 4
 
 
@@ -281,7 +285,7 @@ def test_token_reads_what_the_orm_sees(db: Database) -> None:
     with db.reader() as session:
         records = {r.id: r for r in session.scalars(select(TokenRecord))}
     for token_id, record in records.items():
-        row = db.hot.token(db.raw(), token_id)
+        row = token_rows.get(db, token_id)
         assert row == TokenRow(
             id=record.id,
             secret_hash=record.secret_hash,
@@ -293,21 +297,21 @@ def test_token_reads_what_the_orm_sees(db: Database) -> None:
             uses_left=record.uses_left,
         ), token_id
         assert row.expires_at is None or row.expires_at.tzinfo == UTC
-    row = db.hot.token(db.raw(), "t-full")
+    row = token_rows.get(db, "t-full")
     assert row is not None and row.sans == ["svc.example.com", "10.0.0.7", "ops@example.com"]
     assert row.expires_at == dt.datetime(2030, 1, 2, 3, 4, 5, 42, tzinfo=UTC)
-    assert db.hot.token(db.raw(), "nosuch") is None
+    assert token_rows.get(db, "nosuch") is None
 
 
 def test_raw_reads_see_the_latest_commit(db: Database) -> None:
     """db.raw() is autocommit: a read after another connection's commit sees it, with no stale snapshot."""
     _add(db, _token("t-live", uses_left=5))
     connection = db.raw()
-    before = db.hot.token(connection, "t-live")
+    before = token_rows.get(db, "t-live")
     assert before is not None and before.uses_left == 5
     with db.writer() as session:
         session.execute(update(TokenRecord).where(TokenRecord.id == "t-live").values(uses_left=4))
-    after = db.hot.token(db.raw(), "t-live")
+    after = token_rows.get(db, "t-live")
     assert db.raw() is connection and after is not None and after.uses_left == 4
 
 
@@ -315,47 +319,48 @@ def test_raw_reads_see_the_latest_commit(db: Database) -> None:
 
 
 def test_identity_state(db: Database) -> None:
-    with db.raw_writer() as connection:
-        db.hot.insert_certificate(connection, _certificate("1d01", profile="client", fingerprint_sha256="0a" * 32))
-    assert db.hot.identity_state(db.raw(), "1d01") == ("valid", "client", "0a" * 32)
-    assert db.hot.identity_state(db.raw(), "1d02") is None
+    with db.raw_transaction() as transaction:
+        certificate_rows.insert(transaction, _certificate("1d01", profile="client", fingerprint_sha256="0a" * 32))
+    assert certificate_rows.identity_state(db, "1d01") == ("valid", "client", "0a" * 32)
+    assert certificate_rows.identity_state(db, "1d02") is None
     with db.writer() as session:  # a revocation in another connection is seen by the next request's check
         session.execute(
             update(CertificateRecord)
             .where(CertificateRecord.serial == "1d01")
             .values(status="revoked", revoked_at=dt.datetime.now(UTC))
         )
-    assert db.hot.identity_state(db.raw(), "1d01") == ("revoked", "client", "0a" * 32)
+    assert certificate_rows.identity_state(db, "1d01") == ("revoked", "client", "0a" * 32)
 
 
 def test_issued_since(db: Database) -> None:
     """Counts one caller's certificates created strictly after `since`, whoever wrote the rows."""
     base = dt.datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
     tick = dt.timedelta(microseconds=1)
-    with db.raw_writer() as connection:
+    with db.raw_transaction() as transaction:
         for serial, created, caller in (
             ("15a", base, "token:a"),
             ("15b", base + tick, "token:a"),
             ("15c", base + dt.timedelta(seconds=30), "token:a"),
             ("15d", base + dt.timedelta(seconds=40), "token:b"),
         ):
-            db.hot.insert_certificate(connection, _certificate(serial, created_at=created, issued_by=caller))
+            certificate_rows.insert(transaction, _certificate(serial, created_at=created, issued_by=caller))
     by_orm = _certificate("15e", created_at=base + dt.timedelta(seconds=50), sans=[], issued_by="token:a")
     _add(db, CertificateRecord(**by_orm))
 
-    count, first = db.hot.issued_since(db.raw(), "token:a", base)
+    count, first = certificate_rows.issued_since(db, "token:a", base)
     assert (count, first) == (3, base + tick) and first is not None and first.tzinfo == UTC
-    assert db.hot.issued_since(db.raw(), "token:a", (base + tick).astimezone(PLUS_0530)) == (
+    assert certificate_rows.issued_since(db, "token:a", (base + tick).astimezone(PLUS_0530)) == (
         2,
         base + dt.timedelta(seconds=30),
     )
-    assert db.hot.issued_since(db.raw(), "token:a", base - tick) == (4, base)
-    assert db.hot.issued_since(db.raw(), "token:c", base) == (0, None)
+    assert certificate_rows.issued_since(db, "token:a", base - tick) == (4, base)
+    assert certificate_rows.issued_since(db, "token:c", base) == (0, None)
 
 
 def test_dialect_rendering() -> None:
     """`:name` parameters for sqlite3, `%(name)s` for psycopg; JSON cast only where json needs it."""
-    sqlite, postgres = HotSQL("sqlite"), HotSQL("postgresql")
-    assert ":id" in sqlite._token and "%(" not in sqlite._token
-    assert "%(id)s" in postgres._token and ":id" not in postgres._token
-    assert "CAST(%(sans)s AS JSON)" in postgres._insert_certificate and "CAST" not in sqlite._insert_certificate
+    sqlite, postgres = token_rows._GET.text
+    assert ":id" in sqlite and "%(" not in sqlite
+    assert "%(id)s" in postgres and ":id" not in postgres
+    sqlite_insert, postgres_insert = certificate_rows._INSERT.text
+    assert "CAST(%(sans)s AS JSON)" in postgres_insert and "CAST" not in sqlite_insert

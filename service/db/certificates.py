@@ -1,0 +1,52 @@
+"""The certificates table: one function per operation, for the hot path and the cold one alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from service.db.sql import Statement, Transaction, time_param, time_value
+
+if TYPE_CHECKING:
+    from service.db.session import Database
+
+_INSERT = Statement(
+    "INSERT INTO certificates (serial, cn, subject, sans, profile, not_before, not_after, status,"
+    " fingerprint_sha256, issued_by, issued_via, created_at, der, issuer_id) VALUES (:serial, :cn, :subject,"
+    " :sans, :profile, :not_before, :not_after, :status, :fingerprint_sha256, :issued_by, :issued_via,"
+    " :created_at, :der, :issuer_id)",
+    # psycopg sends text; json has no implicit cast from it
+    postgresql="INSERT INTO certificates (serial, cn, subject, sans, profile, not_before, not_after, status,"
+    " fingerprint_sha256, issued_by, issued_via, created_at, der, issuer_id) VALUES (:serial, :cn, :subject,"
+    " CAST(:sans AS JSON), :profile, :not_before, :not_after, :status, :fingerprint_sha256, :issued_by,"
+    " :issued_via, :created_at, :der, :issuer_id)",
+)
+_IDENTITY = Statement("SELECT status, profile, fingerprint_sha256 FROM certificates WHERE serial = :serial")
+_ISSUED_SINCE = Statement(
+    "SELECT count(*), min(created_at) FROM certificates WHERE issued_by = :issued_by AND created_at > :since"
+)
+
+
+def insert(transaction: Transaction, values: Mapping[str, Any]) -> None:
+    """A new certificate's row: the columns above, by name (`issuer_id` may be left out)."""
+    params = dict(values)
+    for key in ("not_before", "not_after", "created_at"):
+        params[key] = transaction.time(params[key])
+    params["sans"] = json.dumps(list(params["sans"]))
+    params.setdefault("issuer_id", None)
+    transaction.execute(_INSERT, params)
+
+
+def identity_state(db: Database, serial: str) -> tuple[str, str, str] | None:
+    """(status, profile, fingerprint_sha256) by the unique serial index: the per-request edge check."""
+    row = db.query(_IDENTITY, {"serial": serial}).fetchone()
+    return (row[0], row[1], row[2]) if row is not None else None
+
+
+def issued_since(db: Database, issued_by: str, since: dt.datetime) -> tuple[int, dt.datetime | None]:
+    """How many certificates `issued_by` had issued after `since`, and when the first of them was."""
+    row = db.query(_ISSUED_SINCE, {"issued_by": issued_by, "since": time_param(since, db.postgres)})
+    count, first = row.fetchone()
+    return int(count), time_value(first)
