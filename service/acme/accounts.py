@@ -10,9 +10,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from service.acme import jws
 from service.acme.limits import DEFAULT_LIMITS, RateLimits, address_key, check_new_account
 from service.acme.nonces import SpendingDatabase
@@ -21,8 +18,10 @@ from service.acme.urls import Urls
 from service.authority import AcmeCaller, Caller
 from service.authority.audit import Auditor
 from service.authority.callers import require_scope
-from service.db.acme import AcmeAccountRecord, AcmeEABKeyRecord
+from service.db import acme_accounts as rows
+from service.db.acme_accounts import AccountRow, EABKeyRow
 from service.db.session import Database
+from service.db.sql import Transaction
 from service.errors import UnknownProfileError
 
 MAX_CONTACTS = 4
@@ -48,8 +47,8 @@ class NewEABKey:
     profile: str | None
 
 
-def _account(record: AcmeAccountRecord) -> Account:
-    return Account(record.id, record.status, tuple(record.contact), record.jwk, record.thumbprint, record.profile)
+def _account(row: AccountRow) -> Account:
+    return Account(row.id, row.status, row.contact, row.jwk, row.thumbprint, row.profile)
 
 
 def render(account: Account, urls: Urls) -> dict[str, Any]:
@@ -90,6 +89,7 @@ class Accounts:
         limits: RateLimits = DEFAULT_LIMITS,
     ) -> None:
         self.db = db
+        self.database: Database = db if isinstance(db, Database) else db.database  # reads need no nonce spent
         self.audit = audit
         self.profiles = profiles
         self.clock = clock
@@ -98,8 +98,7 @@ class Accounts:
 
     def by_kid(self, kid: str, urls: Urls) -> Account:
         account_id = urls.account_id(kid)
-        with self.db.reader() as session:
-            record = session.get(AcmeAccountRecord, account_id) if account_id else None
+        record = rows.get(self.database, account_id) if account_id else None
         if record is None:
             raise AcmeProblem("accountDoesNotExist", f"no account {kid!r} on this server", status=400)
         if record.status != "valid":
@@ -107,10 +106,7 @@ class Accounts:
         return _account(record)
 
     def by_key(self, jwk: dict[str, Any]) -> Account | None:
-        with self.db.reader() as session:
-            record = session.scalar(
-                select(AcmeAccountRecord).where(AcmeAccountRecord.thumbprint == jws.thumbprint(jwk))
-            )
+        record = rows.by_thumbprint(self.database, jws.thumbprint(jwk))
         return _account(record) if record is not None else None
 
     def new_account(self, request: jws.VerifiedRequest, urls: Urls, address: str | None) -> tuple[Account, bool]:
@@ -133,38 +129,36 @@ class Accounts:
         now = self.clock()
         thumb = jws.thumbprint(request.jwk)
         with self.db.transaction() as transaction:
-            session = transaction.session
-            eab: AcmeEABKeyRecord | None = None
+            eab: EABKeyRow | None = None
             if binding is not None:
-                eab = self._bind(session, binding, urls, request.jwk)
-            if session.scalar(select(AcmeAccountRecord.id).where(AcmeAccountRecord.thumbprint == thumb)):
+                eab = self._bind(transaction, binding, urls, request.jwk)
+            if rows.id_with_thumbprint(transaction, thumb):
                 raise malformed("an account for this key was created just now; retry to get it", status=409)
-            check_new_account(session, self.limits, address, now)
-            record = AcmeAccountRecord(
+            check_new_account(transaction, self.limits, address, now)
+            record = AccountRow(
                 id=secrets.token_urlsafe(12),
-                thumbprint=thumb,
-                jwk=request.jwk,
                 status="valid",
-                contact=contact,
-                eab_kid=eab.kid if eab else None,
+                contact=tuple(contact),
+                jwk=request.jwk,
+                thumbprint=thumb,
                 profile=eab.profile if eab else None,
-                created_at=now,
-                created_from=address_key(address),
             )
-            session.add(record)
+            rows.add(
+                transaction, record, eab_kid=eab.kid if eab else None, created_at=now, created_from=address_key(address)
+            )
             if eab is not None:
-                eab.account_id, eab.hmac_key, eab.used_at = record.id, None, now  # a key binds one account
+                rows.bind_eab_key(transaction, eab.kid, record.id, now)  # a key binds one account
             account = _account(record)
             self.audit.record(
                 transaction, "acme.account.create", account.caller(address), detail=f"eab={eab.kid if eab else '-'}"
             )
         return account, True
 
-    def _bind(self, session: Session, binding: object, urls: Urls, jwk: dict[str, Any]) -> AcmeEABKeyRecord:
-        found: list[AcmeEABKeyRecord] = []
+    def _bind(self, transaction: Transaction, binding: object, urls: Urls, jwk: dict[str, Any]) -> EABKeyRow:
+        found: list[EABKeyRow] = []
 
         def hmac_key_for(kid: str) -> bytes:
-            record = session.get(AcmeEABKeyRecord, kid)
+            record = rows.eab_key(transaction, kid)
             if record is None:
                 raise jws.unauthorized_eab()
             if record.hmac_key is None:
@@ -180,18 +174,15 @@ class Accounts:
             return account
         payload = request.payload()
         with self.db.transaction() as transaction:
-            session = transaction.session
-            record = session.get(AcmeAccountRecord, account.id)
-            assert record is not None
+            updated = account
             if payload.get("status") is not None:
                 if payload["status"] != "deactivated":
                     raise malformed("an account's status can only be set to 'deactivated'")
-                record.status = "deactivated"
+                updated = _account(rows.update(transaction, account.id, status="deactivated"))
                 self.audit.record(transaction, "acme.account.deactivate", account.caller(address))
             if "contact" in payload:
-                record.contact = parse_contact(payload["contact"])
+                updated = _account(rows.update(transaction, account.id, contact=parse_contact(payload["contact"])))
                 self.audit.record(transaction, "acme.account.update", account.caller(address))
-            updated = _account(record)
         return updated
 
     def change_key(self, account: Account, request: jws.VerifiedRequest, urls: Urls, address: str | None) -> Account:
@@ -209,8 +200,7 @@ class Accounts:
             raise malformed("keyChange: 'oldKey' is not the account's current key")
         thumb = jws.thumbprint(new_jwk)
         with self.db.transaction() as transaction:
-            session = transaction.session
-            other = session.scalar(select(AcmeAccountRecord.id).where(AcmeAccountRecord.thumbprint == thumb))
+            other = rows.id_with_thumbprint(transaction, thumb)
             if other is not None:
                 raise AcmeProblem(
                     "malformed",
@@ -218,11 +208,8 @@ class Accounts:
                     status=409,
                     headers={"Location": urls.account(other)},
                 )
-            record = session.get(AcmeAccountRecord, account.id)
-            assert record is not None
-            record.jwk, record.thumbprint = new_jwk, thumb
+            updated = _account(rows.update(transaction, account.id, jwk=new_jwk, thumbprint=thumb))
             self.audit.record(transaction, "acme.account.keychange", account.caller(address))
-            updated = _account(record)
         return updated
 
     # --- EAB keys (operators) ----------------------------------------------------------------------------
@@ -237,8 +224,7 @@ class Accounts:
             profile,
         )
         with self.db.transaction() as transaction:
-            session = transaction.session
-            session.add(AcmeEABKeyRecord(kid=key.kid, hmac_key=key.hmac_key, profile=profile, created_at=self.clock()))
+            rows.add_eab_key(transaction, key.kid, key.hmac_key, profile, self.clock())
             self.audit.record(transaction, "acme.eab.create", caller, detail=f"kid={key.kid} profile={profile or '-'}")
         return key
 

@@ -10,16 +10,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from service.acme.accounts import Account
 from service.acme.challenges import ChallengeFailed, Validator, key_authorization
 from service.acme.nonces import SpendingDatabase
 from service.acme.problems import ERROR_NS, malformed
 from service.acme.urls import Urls
 from service.authority import Authority
-from service.db.acme import AcmeAuthorizationRecord, AcmeChallengeRecord
+from service.db import acme_authorizations as rows
+from service.db.acme_authorizations import AuthorizationRow, ChallengeRow
+from service.db.sql import Transaction
 
 log = logging.getLogger("pocketca.acme")
 PENDING_AUTHZ_LIFETIME = dt.timedelta(days=1)
@@ -49,26 +48,16 @@ class Authorizations:
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="acme-validate")
 
     def for_identifier(
-        self, session: Session, account: Account, identifier: dict[str, str], now: dt.datetime
-    ) -> AcmeAuthorizationRecord:
+        self, transaction: Transaction, account: Account, identifier: dict[str, str], now: dt.datetime
+    ) -> AuthorizationRow:
         wildcard = identifier["value"].startswith("*.")
         value = identifier["value"].removeprefix("*.")
-        reusable = session.scalar(
-            select(AcmeAuthorizationRecord)
-            .where(
-                AcmeAuthorizationRecord.account_id == account.id,
-                AcmeAuthorizationRecord.identifier_value == value,
-                AcmeAuthorizationRecord.identifier_type == identifier["type"],
-                AcmeAuthorizationRecord.wildcard == wildcard,
-                AcmeAuthorizationRecord.status.in_(("valid", "pending")),
-                AcmeAuthorizationRecord.expires_at > now + dt.timedelta(hours=1),
-            )
-            .order_by(AcmeAuthorizationRecord.status.desc(), AcmeAuthorizationRecord.expires_at.desc())
-            .limit(1)
-        )  # a valid one first ("valid" > "pending")
+        reusable = rows.reusable(
+            transaction, account.id, identifier["type"], value, wildcard, now + dt.timedelta(hours=1)
+        )
         if reusable is not None:
             return reusable
-        authz = AcmeAuthorizationRecord(
+        authz = AuthorizationRow(
             id=new_id(),
             account_id=account.id,
             identifier_type=identifier["type"],
@@ -76,29 +65,22 @@ class Authorizations:
             wildcard=wildcard,
             status="pending",
             expires_at=now + PENDING_AUTHZ_LIFETIME,
-            created_at=now,
         )
-        session.add(authz)
         if wildcard:
             types = ["dns-01"]
         elif identifier["type"] == "ip":
             types = ["http-01", "tls-alpn-01"]  # RFC 8738 §7: no dns-01 for addresses
         else:
             types = ["http-01", "dns-01", "tls-alpn-01"]
-        for kind in types:
-            session.add(
-                AcmeChallengeRecord(
-                    id=new_id(),
-                    authorization_id=authz.id,
-                    type=kind,
-                    token=secrets.token_urlsafe(32),
-                    status="pending",
-                )
-            )
+        challenges = [
+            ChallengeRow(new_id(), authz.id, kind, secrets.token_urlsafe(32), "pending", None, None, None)
+            for kind in types
+        ]
+        rows.add(transaction, authz, now, challenges)
         return authz
 
-    def cause(self, session: Session, authz: AcmeAuthorizationRecord) -> dict[str, Any]:
-        for challenge in self.challenges(session, authz.id):
+    def cause(self, transaction: Transaction, authz: AuthorizationRow) -> dict[str, Any]:
+        for challenge in rows.challenges(transaction, authz.id):
             if challenge.error:  # its detail names the identifier
                 return dict(challenge.error)
         return {
@@ -106,42 +88,32 @@ class Authorizations:
             "detail": f"the authorization for {authz.identifier_value} is {authz.status}",
         }
 
-    def state(self, session: Session, authz: AcmeAuthorizationRecord, now: dt.datetime) -> AcmeAuthorizationRecord:
+    def state(self, transaction: Transaction, authz: AuthorizationRow, now: dt.datetime) -> AuthorizationRow:
+        """The authorization as it is now: a pending or valid one past its expiry has expired (and is saved so)."""
         if authz.status in ("pending", "valid") and authz.expires_at <= now:
-            authz.status = "expired"
+            return rows.update(transaction, authz.id, status="expired")
         return authz
-
-    def challenges(self, session: Session, authz_id: str) -> list[AcmeChallengeRecord]:
-        return list(
-            session.scalars(
-                select(AcmeChallengeRecord)
-                .where(AcmeChallengeRecord.authorization_id == authz_id)
-                .order_by(AcmeChallengeRecord.type)
-            ).all()
-        )
 
     def get(
         self, account: Account, authz_id: str, deactivate: bool = False
-    ) -> tuple[AcmeAuthorizationRecord, list[AcmeChallengeRecord]]:
-        with self.db.writer() as session:
-            authz = session.get(AcmeAuthorizationRecord, authz_id)
+    ) -> tuple[AuthorizationRow, list[ChallengeRow]]:
+        with self.db.transaction() as transaction:
+            authz = rows.get(transaction, authz_id)
             if authz is None or authz.account_id != account.id:
                 raise malformed(f"no authorization {authz_id} for this account", status=404)
             now = self.clock()
-            self.state(session, authz, now)
+            authz = self.state(transaction, authz, now)
             if deactivate:
                 if authz.status not in ("pending", "valid"):
                     raise malformed(f"the authorization is {authz.status}; it cannot be deactivated")
-                authz.status = "deactivated"
-            challenges = self.challenges(session, authz.id)
-            jobs = self._stale(authz, challenges, now)
+                authz = rows.update(transaction, authz.id, status="deactivated")
+            challenges = rows.challenges(transaction, authz.id)
+            challenges, jobs = self._stale(transaction, authz, challenges, now)
         for job in jobs:  # once committed: a validation finds the challenge taken
             self.pool.submit(self._validate, job, account, None)
         return authz, challenges
 
-    def render(
-        self, authz: AcmeAuthorizationRecord, challenges: list[AcmeChallengeRecord], urls: Urls
-    ) -> dict[str, Any]:
+    def render(self, authz: AuthorizationRow, challenges: list[ChallengeRow], urls: Urls) -> dict[str, Any]:
         shown = (
             challenges if authz.status == "pending" else [c for c in challenges if c.status != "pending"] or challenges
         )
@@ -155,7 +127,7 @@ class Authorizations:
             body["wildcard"] = True
         return body
 
-    def render_challenge(self, challenge: AcmeChallengeRecord, urls: Urls) -> dict[str, Any]:
+    def render_challenge(self, challenge: ChallengeRow, urls: Urls) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": challenge.type,
             "url": urls.challenge(challenge.id),
@@ -168,48 +140,48 @@ class Authorizations:
             body["error"] = challenge.error
         return body
 
-    def get_challenge(self, account: Account, challenge_id: str) -> tuple[AcmeChallengeRecord, str]:
-        with self.db.reader() as session:
-            challenge = session.get(AcmeChallengeRecord, challenge_id)
-            authz = session.get(AcmeAuthorizationRecord, challenge.authorization_id) if challenge else None
-            if challenge is None or authz is None or authz.account_id != account.id:
-                raise malformed(f"no challenge {challenge_id} for this account", status=404)
-            lost = _lost(challenge, self.clock())
-        if lost:  # its validation was lost: take it again, in a writer
+    def get_challenge(self, account: Account, challenge_id: str) -> tuple[ChallengeRow, str]:
+        found = rows.read_challenge(self.db.database, challenge_id)
+        if found is None or found[1].account_id != account.id:
+            raise malformed(f"no challenge {challenge_id} for this account", status=404)
+        challenge, authz = found
+        if _lost(challenge, self.clock()):  # its validation was lost: take it again, in a writer
             return self.respond(account, challenge_id, None)
         return challenge, authz.id
 
-    def respond(self, account: Account, challenge_id: str, address: str | None) -> tuple[AcmeChallengeRecord, str]:
+    def respond(self, account: Account, challenge_id: str, address: str | None) -> tuple[ChallengeRow, str]:
         """The client says it is ready: the challenge goes to processing, and is validated in the background."""
         now = self.clock()
-        with self.db.writer() as session:
-            challenge = session.get(AcmeChallengeRecord, challenge_id)
-            authz = session.get(AcmeAuthorizationRecord, challenge.authorization_id) if challenge else None
+        with self.db.transaction() as transaction:
+            challenge = rows.challenge(transaction, challenge_id)
+            authz = rows.get(transaction, challenge.authorization_id) if challenge else None
             if challenge is None or authz is None or authz.account_id != account.id:
                 raise malformed(f"no challenge {challenge_id} for this account", status=404)
-            self.state(session, authz, now)
+            authz = self.state(transaction, authz, now)
             if challenge.status != "pending" or authz.status != "pending":
-                jobs = self._stale(authz, [challenge], now)
+                (challenge,), jobs = self._stale(transaction, authz, [challenge], now)
             else:
-                challenge.status, challenge.processing_since = "processing", now
+                challenge = rows.update_challenge(transaction, challenge.id, status="processing", processing_since=now)
                 jobs = [_job(challenge, authz)]
         for job in jobs:
             self.pool.submit(self._validate, job, account, address)
         return challenge, authz.id
 
     def _stale(
-        self, authz: AcmeAuthorizationRecord, challenges: list[AcmeChallengeRecord], now: dt.datetime
-    ) -> list[tuple[Any, ...]]:
+        self, transaction: Transaction, authz: AuthorizationRow, challenges: list[ChallengeRow], now: dt.datetime
+    ) -> tuple[list[ChallengeRow], list[tuple[Any, ...]]]:
         """The challenges whose validation was lost (processing past STALE_PROCESSING, or since before the time
-        was kept), taken again in this writer's transaction, so one worker and one only validates each."""
-        jobs = []
+        was kept), taken again in this writer's transaction, so one worker and one only validates each; and the
+        challenges as they now are."""
+        jobs, now_are = [], []
         for challenge in challenges:
             if authz.status == "pending" and _lost(challenge, now):
                 since = challenge.processing_since
                 log.warning("challenge %s was left processing since %s: validating it again", challenge.id, since)
-                challenge.processing_since = now
+                challenge = rows.update_challenge(transaction, challenge.id, processing_since=now)
                 jobs.append(_job(challenge, authz))
-        return jobs
+            now_are.append(challenge)
+        return now_are, jobs
 
     def _validate(self, job: tuple[Any, ...], account: Account, address: str | None) -> None:
         challenge_id, kind, token, authz_id, id_type, value, wildcard = job
@@ -234,19 +206,16 @@ class Authorizations:
         now = self.clock()
         try:
             with self.db.transaction() as transaction:
-                session = transaction.session
-                challenge = session.get(AcmeChallengeRecord, challenge_id)
-                authz = session.get(AcmeAuthorizationRecord, authz_id)
-                assert challenge is not None and authz is not None
-                challenge.record = seen[:1000]
-                challenge.error = error
-                challenge.status = "invalid" if error else "valid"
+                authz = rows.get(transaction, authz_id)
+                assert authz is not None
+                status = "invalid" if error else "valid"
+                rows.update_challenge(transaction, challenge_id, record=seen[:1000], error=error, status=status)
                 if authz.status == "pending":
                     if error:
-                        authz.status = "invalid"
+                        rows.update(transaction, authz_id, status="invalid")
                     else:
-                        challenge.validated_at = now
-                        authz.status, authz.expires_at = "valid", now + VALID_AUTHZ_LIFETIME
+                        rows.update_challenge(transaction, challenge_id, validated_at=now)
+                        rows.update(transaction, authz_id, status="valid", expires_at=now + VALID_AUTHZ_LIFETIME)
                 self.audit.record(
                     transaction,
                     "acme.challenge",
@@ -258,7 +227,7 @@ class Authorizations:
             log.exception("recording challenge %s failed", challenge_id)
 
 
-def _job(challenge: AcmeChallengeRecord, authz: AcmeAuthorizationRecord) -> tuple[Any, ...]:
+def _job(challenge: ChallengeRow, authz: AuthorizationRow) -> tuple[Any, ...]:
     """What a validation needs, read inside the transaction that took the challenge."""
     return (
         challenge.id,
@@ -271,7 +240,7 @@ def _job(challenge: AcmeChallengeRecord, authz: AcmeAuthorizationRecord) -> tupl
     )
 
 
-def _lost(challenge: AcmeChallengeRecord, now: dt.datetime) -> bool:
+def _lost(challenge: ChallengeRow, now: dt.datetime) -> bool:
     """Processing for longer than a validation runs (or since before the time was kept): its worker is gone."""
     since = challenge.processing_since
     return challenge.status == "processing" and (since is None or since <= now - STALE_PROCESSING)

@@ -11,10 +11,9 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from service.acme.problems import AcmeProblem
-from service.db.acme import AcmeAccountRecord, AcmeOrderRecord, nth_newest_since
+from service.db import acme_accounts, acme_orders
+from service.db.sql import Transaction
 
 WINDOW = dt.timedelta(hours=3)
 
@@ -45,34 +44,28 @@ def address_key(address: str | None) -> str | None:
     return str(parsed.ipv4_mapped if isinstance(parsed, ipaddress.IPv6Address) else parsed)
 
 
-def check_new_account(session: Session, limits: RateLimits, address: str | None, now: dt.datetime) -> None:
+def check_new_account(transaction: Transaction, limits: RateLimits, address: str | None, now: dt.datetime) -> None:
     key = address_key(address)
     if key is not None and limits.accounts_per_address:
-        where = AcmeAccountRecord.created_from == key
-        _check(session, AcmeAccountRecord, where, limits.accounts_per_address, f"new accounts from {key}", now)
+        n = limits.accounts_per_address
+        _check(acme_accounts.nth_newest_from(transaction, key, now - WINDOW, n), n, f"new accounts from {key}", now)
 
 
 def check_new_order(
-    session: Session, limits: RateLimits, account_id: str, address: str | None, now: dt.datetime
+    transaction: Transaction, limits: RateLimits, account_id: str, address: str | None, now: dt.datetime
 ) -> None:
     if limits.orders_per_account:
-        where = AcmeOrderRecord.account_id == account_id
-        _check(session, AcmeOrderRecord, where, limits.orders_per_account, "new orders of this account", now)
+        n = limits.orders_per_account
+        oldest = acme_orders.nth_newest_of_account(transaction, account_id, now - WINDOW, n)
+        _check(oldest, n, "new orders of this account", now)
     key = address_key(address)
     if key is not None and limits.orders_per_address:
-        where = AcmeOrderRecord.created_from == key
-        _check(session, AcmeOrderRecord, where, limits.orders_per_address, f"new orders from {key}", now)
+        n = limits.orders_per_address
+        _check(acme_orders.nth_newest_from(transaction, key, now - WINDOW, n), n, f"new orders from {key}", now)
 
 
-def _check(
-    session: Session,
-    model: type[AcmeAccountRecord] | type[AcmeOrderRecord],
-    where: object,
-    limit: int,
-    what: str,
-    now: dt.datetime,
-) -> None:
-    oldest_counted = nth_newest_since(session, model.created_at, where, now - WINDOW, limit)  # type: ignore[arg-type]
+def _check(oldest_counted: dt.datetime | None, limit: int, what: str, now: dt.datetime) -> None:
+    """`oldest_counted`: when the limit-th newest row of the window was made (None: fewer in the window)."""
     if oldest_counted is not None:
         retry = max(1, math.ceil((oldest_counted + WINDOW - now).total_seconds()))
         raise AcmeProblem(

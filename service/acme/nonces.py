@@ -26,8 +26,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from service.acme.problems import AcmeProblem
 from service.db import nonces as spent_nonces
 from service.db.secrets import shared_secret
@@ -158,13 +156,8 @@ class SpendingDatabase:
     with the change it makes."""
 
     def __init__(self, db: Database, nonces: NonceStore) -> None:
-        self.db = db
+        self.db = self.database = db  # reads need no nonce: they go to the database itself
         self.nonces = nonces
-
-    @contextmanager
-    def reader(self) -> Iterator[Session]:
-        with self.db.reader() as session:
-            yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -175,8 +168,3 @@ class SpendingDatabase:
             yield transaction
         if held is not None:  # committed, so spent; had it rolled back, the nonce would still be held
             self.nonces.release()
-
-    @contextmanager
-    def writer(self) -> Iterator[Session]:
-        with self.transaction() as transaction:
-            yield transaction.session

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
-
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from service.acme import jws
 from service.acme.accounts import Account
@@ -23,7 +21,9 @@ from service.authority import Authority
 from service.ca.identifiers import IdentifierPolicy
 from service.ca.names import dns_name_problem
 from service.ca.profiles import Profile, dns_allowed
-from service.db.acme import AcmeAuthorizationRecord, AcmeOrderRecord
+from service.db import acme_authorizations, acme_orders
+from service.db.acme_orders import OrderRow
+from service.db.sql import Transaction
 from service.errors import ServiceError
 
 log = logging.getLogger("pocketca.acme")
@@ -130,7 +130,7 @@ class Orders:
 
     # --- orders ------------------------------------------------------------------------------------------
 
-    def new_order(self, account: Account, payload: dict[str, Any], address: str | None) -> AcmeOrderRecord:
+    def new_order(self, account: Account, payload: dict[str, Any], address: str | None) -> OrderRow:
         if payload.get("notBefore") is not None or payload.get("notAfter") is not None:
             raise malformed("notBefore and notAfter are not supported: the profile sets the validity")
         requested = payload.get("profile")
@@ -144,10 +144,9 @@ class Orders:
         identifiers = parse_identifiers(payload.get("identifiers"), self.profiles[name], self.policy)
         now = self.clock()
         with self.db.transaction() as transaction:
-            session = transaction.session
-            check_new_order(session, self.limits, account.id, address, now)
-            authz_ids = [self.authorizations.for_identifier(session, account, i, now).id for i in identifiers]
-            order = AcmeOrderRecord(
+            check_new_order(transaction, self.limits, account.id, address, now)
+            authz_ids = [self.authorizations.for_identifier(transaction, account, i, now).id for i in identifiers]
+            order = OrderRow(
                 id=new_id(),
                 account_id=account.id,
                 status="pending",
@@ -155,63 +154,47 @@ class Orders:
                 authorization_ids=authz_ids,
                 profile=name,
                 expires_at=now + ORDER_LIFETIME,
-                created_at=now,
-                created_from=address_key(address),
             )
-            session.add(order)
-            self._refresh(session, order, now)
+            order = self._refresh(transaction, order, now)
+            acme_orders.add(transaction, order, created_at=now, created_from=address_key(address))
             names = ",".join(i["value"] for i in identifiers)
             caller = account.caller(address)
             self.audit.record(transaction, "acme.order.create", caller, detail=f"{names} profile={name}")
         return order
 
-    def _refresh(self, session: Session, order: AcmeOrderRecord, now: dt.datetime) -> None:
-        """The order's state follows its authorizations and its expiry."""
+    def _refresh(self, transaction: Transaction, order: OrderRow, now: dt.datetime) -> OrderRow:
+        """The order's state follows its authorizations and its expiry (the caller saves it)."""
         if order.status not in ("pending", "ready"):
-            return
+            return order
         if order.expires_at <= now:
-            order.status = "invalid"
-            order.error = {"type": ERROR_NS + "malformed", "detail": "the order expired before it was finalized"}
-            return
-        authzs = [self.authorizations.state(session, a, now) for a in self._authzs(session, order)]
+            error = {"type": ERROR_NS + "malformed", "detail": "the order expired before it was finalized"}
+            return dataclasses.replace(order, status="invalid", error=error)
+        authzs = [
+            self.authorizations.state(transaction, a, now)
+            for a in acme_authorizations.by_ids(transaction, order.authorization_ids)
+        ]
         failed = [a for a in authzs if a.status in FAILED]
         if failed:
-            order.status = "invalid"
-            order.error = self.authorizations.cause(session, failed[0])
-        elif order.status == "pending" and all(a.status == "valid" for a in authzs):
-            order.status = "ready"
-
-    def _authzs(self, session: Session, order: AcmeOrderRecord) -> list[AcmeAuthorizationRecord]:
-        rows = session.scalars(
-            select(AcmeAuthorizationRecord).where(AcmeAuthorizationRecord.id.in_(order.authorization_ids))
-        ).all()
-        by_id = {r.id: r for r in rows}
-        return [by_id[i] for i in order.authorization_ids if i in by_id]
-
-    def get_order(self, account: Account, order_id: str) -> AcmeOrderRecord:
-        now = self.clock()
-        with self.db.writer() as session:
-            order = session.get(AcmeOrderRecord, order_id)
-            if order is None or order.account_id != account.id:
-                raise malformed(f"no order {order_id} for this account", status=404)
-            self._refresh(session, order, now)
+            return dataclasses.replace(order, status="invalid", error=self.authorizations.cause(transaction, failed[0]))
+        if order.status == "pending" and all(a.status == "valid" for a in authzs):
+            return dataclasses.replace(order, status="ready")
         return order
 
-    def list_orders(self, account: Account) -> list[str]:
-        with self.db.reader() as session:
-            return list(
-                session.scalars(
-                    select(AcmeOrderRecord.id)
-                    .where(
-                        AcmeOrderRecord.account_id == account.id,
-                        AcmeOrderRecord.status.in_(("pending", "ready", "processing", "valid")),
-                    )
-                    .order_by(AcmeOrderRecord.created_at.desc())
-                    .limit(100)
-                ).all()
-            )
+    def get_order(self, account: Account, order_id: str) -> OrderRow:
+        now = self.clock()
+        with self.db.transaction() as transaction:
+            order = acme_orders.get(transaction, order_id)
+            if order is None or order.account_id != account.id:
+                raise malformed(f"no order {order_id} for this account", status=404)
+            refreshed = self._refresh(transaction, order, now)
+            if refreshed != order:
+                acme_orders.save(transaction, refreshed)
+        return refreshed
 
-    def render_order(self, order: AcmeOrderRecord, urls: Urls) -> dict[str, Any]:
+    def list_orders(self, account: Account) -> list[str]:
+        return acme_orders.listed_ids(self.db.database, account.id)
+
+    def render_order(self, order: OrderRow, urls: Urls) -> dict[str, Any]:
         body: dict[str, Any] = {
             "status": order.status,
             "expires": rfc3339(order.expires_at),
@@ -230,9 +213,7 @@ class Orders:
 
     # --- finalize and certificates ------------------------------------------------------------------------
 
-    def finalize(
-        self, account: Account, order_id: str, payload: dict[str, Any], address: str | None
-    ) -> AcmeOrderRecord:
+    def finalize(self, account: Account, order_id: str, payload: dict[str, Any], address: str | None) -> OrderRow:
         order = self.get_order(account, order_id)
         if order.status != "ready":
             raise AcmeProblem("orderNotReady", f"the order is {order.status}, not ready", status=403)
@@ -241,27 +222,25 @@ class Orders:
             if (refusal := identifier_refusal(identifier, None, self.policy)) is not None:
                 raise AcmeProblem("rejectedIdentifier", refusal)
         names = frozenset(i["value"] for i in order.identifiers)
-        with self.db.writer() as session:  # one finalize at a time: ready -> processing
-            moved = session.execute(
-                update(AcmeOrderRecord)
-                .where(AcmeOrderRecord.id == order.id, AcmeOrderRecord.status == "ready")
-                .values(status="processing")
-            ).rowcount  # type: ignore[attr-defined]
+        with self.db.transaction() as transaction:  # one finalize at a time: ready -> processing
+            moved = acme_orders.move(transaction, order.id, to="processing", only_from="ready")
         if not moved:
             raise AcmeProblem("orderNotReady", "the order is already being finalized", status=403)
         try:
             self._check_csr_names(csr, names)
             issued = self.authority.sign_acme_csr(csr, caller=account.caller(address, names), profile=order.profile)
         except BaseException as exc:
-            with self.db.writer() as session:  # a bad CSR can be fixed, a failure retried: the order stays ready
-                session.execute(update(AcmeOrderRecord).where(AcmeOrderRecord.id == order.id).values(status="ready"))
+            # a bad CSR can be fixed, a failure retried: the order stays ready
+            with self.db.transaction() as transaction:
+                acme_orders.move(transaction, order.id, to="ready")
             if isinstance(exc, ServiceError):
                 raise from_service_error(exc) from None
             raise
-        with self.db.writer() as session:
-            record = session.get(AcmeOrderRecord, order.id)
+        with self.db.transaction() as transaction:
+            record = acme_orders.get(transaction, order.id)
             assert record is not None
-            record.status, record.certificate_serial = "valid", issued.summary.serial
+            record = dataclasses.replace(record, status="valid", certificate_serial=issued.summary.serial)
+            acme_orders.save(transaction, record)
         return record
 
     def _check_csr_names(self, csr: bytes, names: frozenset[str]) -> None:
@@ -278,15 +257,7 @@ class Orders:
             )
 
     def certificate_serial_of(self, account: Account, serial: str) -> bool:
-        with self.db.reader() as session:
-            return (
-                session.scalar(
-                    select(AcmeOrderRecord.id)
-                    .where(AcmeOrderRecord.certificate_serial == serial, AcmeOrderRecord.account_id == account.id)
-                    .limit(1)
-                )
-                is not None
-            )
+        return acme_orders.ordered_certificate(self.db.database, account.id, serial)
 
     def check_owner(self, account: Account, serial: str) -> None:
         if not self.certificate_serial_of(account, serial):
@@ -301,23 +272,13 @@ class Orders:
             if refusal is not None:
                 raise unauthorized(f"this account did not order this certificate, and {refusal}")
         now = self.clock()
-        with self.db.reader() as session:
-            for kind, value in names:
-                held = session.scalar(
-                    select(AcmeAuthorizationRecord.id)
-                    .where(
-                        AcmeAuthorizationRecord.account_id == account.id,
-                        AcmeAuthorizationRecord.identifier_type == kind,
-                        AcmeAuthorizationRecord.identifier_value == value.removeprefix("*."),
-                        AcmeAuthorizationRecord.wildcard == value.startswith("*."),
-                        AcmeAuthorizationRecord.status == "valid",
-                        AcmeAuthorizationRecord.expires_at > now,
-                    )
-                    .limit(1)
+        for kind, value in names:
+            held = acme_authorizations.is_held(
+                self.db.database, account.id, kind, value.removeprefix("*."), value.startswith("*."), now
+            )
+            if not held:
+                raise unauthorized(
+                    f"this account neither ordered this certificate nor holds an authorization for {value}"
                 )
-                if held is None:
-                    raise unauthorized(
-                        f"this account neither ordered this certificate nor holds an authorization for {value}"
-                    )
         if not names:
             raise unauthorized("this account did not order this certificate")

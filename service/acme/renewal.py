@@ -11,7 +11,7 @@ from service.acme.problems import malformed
 from service.authority import Authority
 from service.ca.inspect import format_serial
 from service.ca.issue import authority_key_identifier
-from service.db.models import CertificateRecord
+from service.db import certificates
 
 RETRY_AFTER = 6 * 3600  # seconds until a client asks again
 
@@ -24,8 +24,7 @@ def renewal_window(authority: Authority, cert_id: str) -> tuple[dict[str, str], 
     if not serial_bytes or issuer is None:
         raise malformed("no certificate with this certID here", status=404)
     serial = format_serial(int.from_bytes(serial_bytes, "big"))
-    with authority.db.reader() as session:
-        record = session.query(CertificateRecord).filter_by(serial=serial).one_or_none()
+    record = certificates.get(authority.db, serial)
     if record is None or record.issuer_id not in (issuer, None):
         raise malformed("no certificate with this certID here", status=404)
     now = authority.clock()

@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
@@ -27,7 +26,8 @@ from service.acme.server import AcmeConfig, AcmeServer
 from service.acme.urls import PREFIX, Urls
 from service.authority import AcmeCaller, Authority, LocalCaller
 from service.ca.inspect import format_serial
-from service.db.acme import AcmeOrderRecord
+from service.db.acme_orders import OrderRow
+from service.db.sql import DatabaseError
 from service.errors import ServiceError
 from service.http.bodies import RequestModel
 from service.http.callers import CallerDep
@@ -130,7 +130,7 @@ async def _signed(request: Request, server: AcmeServer, handler: Handler) -> Res
             return _problem(server, urls, exc)
         except ServiceError as exc:
             return _problem(server, urls, from_service_error(exc))
-        except DBAPIError:
+        except DatabaseError:
             log.exception("ACME %s: the database failed", request.url.path)
             unavailable = AcmeProblem("serverInternal", "the database is not usable; retry later", status=503)
             unavailable.headers["Retry-After"] = "5"
@@ -194,7 +194,7 @@ async def new_nonce(request: Request, server: ServerDep) -> Response:
         if server.nonces.needs_key:  # once per worker: the key is read from the database (made there if new)
             await run_in_threadpool(server.nonces.load_key)
         nonce = server.nonces.issue()  # an HMAC: nothing written
-    except DBAPIError:
+    except DatabaseError:
         log.exception("ACME new-nonce: the database failed")
         unavailable = AcmeProblem("serverInternal", "the database is not usable; retry later", status=503)
         unavailable.headers["Retry-After"] = "5"
@@ -265,7 +265,7 @@ async def key_change(request: Request, server: ServerDep) -> Response:
 # --- orders, authorizations, challenges ------------------------------------------------------------------------
 
 
-def _order_response(server: AcmeServer, urls: Urls, order: AcmeOrderRecord, status: int = 200) -> JSONResponse:
+def _order_response(server: AcmeServer, urls: Urls, order: OrderRow, status: int = 200) -> JSONResponse:
     """An order with its Location; Retry-After while the client should poll it (pending or processing)."""
     headers = {"Location": urls.order(order.id)}
     if status == 200 and order.status in ("pending", "processing"):

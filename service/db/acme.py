@@ -1,5 +1,5 @@
 """ACME rows (RFC 8555): spent nonces, accounts, orders, authorizations, challenges and external account
-bindings; and the statements of the hot ACME paths (spending a nonce, counting for the rate limits).
+bindings. Their statements live in db.nonces, db.acme_accounts, db.acme_orders and db.acme_authorizations.
 
 Every worker and replica sees the same rows, so a nonce spent on one is spent for every other.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, ForeignKey, Index, String, Text, select
-from sqlalchemy.orm import InstrumentedAttribute, Mapped, Session, mapped_column
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, UTCDateTime
 
@@ -106,19 +106,3 @@ Index(
     AcmeAuthorizationRecord.identifier_value,
     AcmeAuthorizationRecord.status,
 )
-
-
-# --- statements ------------------------------------------------------------------------------------------------
-
-
-def nth_newest_since(
-    session: Session,
-    created_at: InstrumentedAttribute[dt.datetime],
-    where: ColumnElement[bool],
-    since: dt.datetime,
-    n: int,
-) -> dt.datetime | None:
-    """When the n-th newest row matching `where` made after `since` was made; None when there are fewer than n
-    (a rate limit's count: the window frees a place when that row leaves it)."""
-    query = select(created_at).where(where, created_at > since).order_by(created_at.desc()).offset(n - 1).limit(1)
-    return session.scalar(query)

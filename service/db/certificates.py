@@ -5,12 +5,61 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
+from service.db.models import CertificateRecord
 from service.db.sql import Statement, Transaction, time_param, time_value
 
 if TYPE_CHECKING:
     from service.db.session import Database
+
+@dataclass(frozen=True)
+class CertificateRow:
+    """A certificate's row, as stored (its CRL entry left out)."""
+
+    id: int
+    serial: str
+    cn: str
+    subject: str
+    sans: tuple[str, ...]
+    profile: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    status: str  # valid | revoked
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+    fingerprint_sha256: str
+    issued_by: str | None
+    issued_via: str | None
+    created_at: dt.datetime
+    der: bytes
+    issuer_id: str | None
+
+
+def row_of(r: CertificateRecord) -> CertificateRow:
+    return CertificateRow(
+        r.id,
+        r.serial,
+        r.cn,
+        r.subject,
+        tuple(r.sans),
+        r.profile,
+        r.not_before,
+        r.not_after,
+        r.status,
+        r.revoked_at,
+        r.revocation_reason,
+        r.fingerprint_sha256,
+        r.issued_by,
+        r.issued_via,
+        r.created_at,
+        r.der,
+        r.issuer_id,
+    )
+
 
 _INSERT = Statement(
     "INSERT INTO certificates (serial, cn, subject, sans, profile, not_before, not_after, status,"
@@ -50,3 +99,9 @@ def issued_since(db: Database, issued_by: str, since: dt.datetime) -> tuple[int,
     row = db.query(_ISSUED_SINCE, {"issued_by": issued_by, "since": time_param(since, db.postgres)})
     count, first = row.fetchone()
     return int(count), time_value(first)
+
+
+def get(db: Database, serial: str) -> CertificateRow | None:
+    with db.reader() as session:
+        record = session.scalars(select(CertificateRecord).where(CertificateRecord.serial == serial)).first()
+        return row_of(record) if record is not None else None

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+DatabaseError = DBAPIError  # what a failing statement raises, on either path (the driver's error is its `orig`)
 _PARAM = re.compile(r":([a-z_0-9]+)")
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 

@@ -155,7 +155,7 @@ def test_a_refused_request_spends_its_nonce_and_a_rolled_back_write_does_not(non
     nonce = nonces.issue()
     with pytest.raises(AcmeProblem), nonces.spending():
         assert nonces.accept(nonce)
-        with db.writer():
+        with db.transaction():
             raise AcmeProblem("malformed", "refused after the nonce was written: rolled back")
     with pytest.raises(AcmeProblem) as replay:
         spend(nonces, nonce)
