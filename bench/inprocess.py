@@ -34,6 +34,7 @@ from cryptography.x509.oid import NameOID
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from service.app import create_app
+from service.authority.issuance import csr_entry
 from service.datadir.build import build_authority
 from service.datadir.prepare import prepare
 from service.db import audit as audit_rows
@@ -137,7 +138,7 @@ async def run(n: int) -> None:
         csrs = [json.loads(b)["csr"].encode() for b in bodies]
 
         async def prepare_only(i: int) -> None:
-            authority._prepare_csr(csrs[i % len(csrs)], caller, None, None, "certificate.issue")
+            authority.issuance.prepare(csr_entry(authority, csrs[i % len(csrs)], caller, None, None))
 
         results["issuance work alone (parse, policy, sign)"] = await _cpu_per_call(n, 1, prepare_only)
 

@@ -3,11 +3,12 @@ and one structured log line per event once it is committed."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from service.authority.callers import Caller, TokenCaller
@@ -16,6 +17,7 @@ from service.authority.values import AuditEntry, Page
 from service.db import audit as audit_rows
 from service.db.session import Database
 from service.db.sql import Transaction
+from service.errors import ServiceError
 from service.logs import request_id
 
 log = logging.getLogger("pocketca.audit")
@@ -47,6 +49,16 @@ class Auditor:
         fields = {"id": row_id, **values}  # AuditEntry's fields, in its order: the row's values, not rebuilt
         rid = request_id.get()  # the committer thread logs it: the request's id goes along
         transaction.after_commit.append(lambda: _log_fields(fields, rid))
+
+    @contextlib.contextmanager
+    def refusing(self, action: str, caller: Caller, serial: str | None = None) -> Iterator[None]:
+        """Around a change: a ServiceError raised in the block is audited as refused (in its own transaction: the
+        change rolled back) and raised again."""
+        try:
+            yield
+        except ServiceError as exc:
+            self.refused(action, caller, exc.detail, serial=serial)
+            raise
 
     def refusal(
         self, action: str, caller: Caller, detail: str, *, serial: str | None = None

@@ -105,3 +105,48 @@ def get(db: Database, serial: str) -> CertificateRow | None:
     with db.reader() as session:
         record = session.scalars(select(CertificateRecord).where(CertificateRecord.serial == serial)).first()
         return row_of(record) if record is not None else None
+
+
+def page(
+    db: Database,
+    *,
+    now: dt.datetime,
+    cn: str | None = None,
+    status: str | None = None,
+    expires_before: dt.datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[CertificateRow]:
+    """Newest first (by id, a stable order), `limit` rows older than `before_id`."""
+    query = select(CertificateRecord).order_by(CertificateRecord.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(CertificateRecord.id < before_id)
+    if cn is not None:
+        query = query.where(CertificateRecord.cn == cn)
+    if status == "revoked":
+        query = query.where(CertificateRecord.status == "revoked")
+    elif status == "valid":
+        query = query.where(CertificateRecord.status == "valid", CertificateRecord.not_after > now)
+    elif status == "expired":
+        query = query.where(CertificateRecord.status == "valid", CertificateRecord.not_after <= now)
+    if expires_before is not None:
+        query = query.where(CertificateRecord.not_after < expires_before)
+    with db.reader() as session:
+        return [row_of(r) for r in session.scalars(query)]
+
+
+def get_for_update(transaction: Transaction, serial: str) -> CertificateRow | None:
+    """Locks the row (PostgreSQL; SQLite's write lock already covers it) for read-then-write."""
+    query = select(CertificateRecord).where(CertificateRecord.serial == serial).with_for_update()
+    record = transaction.session.scalars(query).first()
+    return row_of(record) if record is not None else None
+
+
+def mark_revoked(
+    transaction: Transaction, serial: str, revoked_at: dt.datetime, reason: str, crl_entry: bytes
+) -> CertificateRow:
+    """Revokes the certificate, its CRL entry (DER) stored with it; returns the row as it now is."""
+    record = transaction.session.scalars(select(CertificateRecord).where(CertificateRecord.serial == serial)).one()
+    record.status, record.revoked_at, record.revocation_reason = "revoked", revoked_at, reason
+    record.crl_entry = crl_entry
+    return row_of(record)

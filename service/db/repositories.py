@@ -5,52 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from sqlalchemy import String, delete, func, select, type_coerce, update
+from sqlalchemy import String, delete, func, select, type_coerce
 from sqlalchemy.orm import Session
 
+from service.db.counters import CRL_FLOOR, REVOCATIONS
 from service.db.models import CertificateRecord, CounterRecord, CRLRecord
 
-REVOCATIONS = "revocations"
-CRL_FLOOR = "crl_floor"  # the next CRL number is at least this: a restore sets it, so numbers never go back
+__all__ = ["CRL_FLOOR", "REVOCATIONS", "CRLRepository", "CertificateRepository", "CounterRepository"]
 
 
 class CertificateRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def get(self, serial: str, *, for_update: bool = False) -> CertificateRecord | None:
-        """`for_update` locks the row (PostgreSQL; SQLite's write lock already covers it) for read-then-write."""
-        query = select(CertificateRecord).where(CertificateRecord.serial == serial)
-        return self._session.scalars(query.with_for_update() if for_update else query).first()
-
     def count(self) -> int:
         return int(self._session.scalar(select(func.count()).select_from(CertificateRecord)) or 0)
-
-    def page(
-        self,
-        *,
-        now: dt.datetime,
-        cn: str | None = None,
-        status: str | None = None,
-        expires_before: dt.datetime | None = None,
-        before_id: int | None = None,
-        limit: int = 100,
-    ) -> list[CertificateRecord]:
-        """Newest first (by id, a stable order), `limit` rows older than `before_id`."""
-        query = select(CertificateRecord).order_by(CertificateRecord.id.desc()).limit(limit)
-        if before_id is not None:
-            query = query.where(CertificateRecord.id < before_id)
-        if cn is not None:
-            query = query.where(CertificateRecord.cn == cn)
-        if status == "revoked":
-            query = query.where(CertificateRecord.status == "revoked")
-        elif status == "valid":
-            query = query.where(CertificateRecord.status == "valid", CertificateRecord.not_after > now)
-        elif status == "expired":
-            query = query.where(CertificateRecord.status == "valid", CertificateRecord.not_after <= now)
-        if expires_before is not None:
-            query = query.where(CertificateRecord.not_after < expires_before)
-        return list(self._session.scalars(query))
 
     def revocation_state(self, serial: str) -> tuple[str, dt.datetime | None, str | None] | None:
         """(status, revoked_at, reason) by the unique serial index, for OCSP; None if we never issued it."""
@@ -177,13 +146,4 @@ class CounterRepository:
 
     def set(self, name: str, value: int) -> None:
         self._session.merge(CounterRecord(name=name, value=value))
-        self._session.flush()
-
-    def increment(self, name: str) -> None:
-        """Atomic in the database (UPDATE value = value + 1), so concurrent writers never lose a count."""
-        result = self._session.execute(
-            update(CounterRecord).where(CounterRecord.name == name).values(value=CounterRecord.value + 1)
-        )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            self._session.add(CounterRecord(name=name, value=1))
         self._session.flush()

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.authority.core import STATUSES
+from service.authority.certificates import STATUSES
 from service.ca.crl import REVOCATION_REASONS
 from service.errors import UnknownStatusError
 from service.http.callers import AuthorityDep

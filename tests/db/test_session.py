@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import exc
 
 from service.authority import Authority
-from service.db import migrate
+from service.db import counters, migrate
 from service.db.models import CertificateRecord, CounterRecord
 from service.db.repositories import CounterRepository
 from service.db.session import Database
@@ -75,8 +75,8 @@ def test_times_come_back_aware_utc(db: Database) -> None:
 
 
 def test_writer_rolls_back_on_error(db: Database) -> None:
-    with pytest.raises(RuntimeError), db.writer() as session:
-        CounterRepository(session).increment("n")
+    with pytest.raises(RuntimeError), db.transaction() as transaction:
+        counters.increment(transaction, "n")
         raise RuntimeError("boom")
     with db.reader() as session:
         assert CounterRepository(session).get("n") == 0

@@ -1,0 +1,32 @@
+"""The counters table: named integers (the revocation count CRLs are built against, the CRL number floor)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+
+from service.db.models import CounterRecord
+from service.db.sql import Transaction
+
+if TYPE_CHECKING:
+    from service.db.session import Database
+
+REVOCATIONS = "revocations"
+CRL_FLOOR = "crl_floor"  # the next CRL number is at least this: a restore sets it, so numbers never go back
+
+
+def get(db: Database, name: str) -> int:
+    with db.reader() as session:
+        return session.scalar(select(CounterRecord.value).where(CounterRecord.name == name)) or 0
+
+
+def increment(transaction: Transaction, name: str) -> None:
+    """Atomic in the database (UPDATE value = value + 1), so concurrent writers never lose a count."""
+    session = transaction.session
+    result = session.execute(
+        update(CounterRecord).where(CounterRecord.name == name).values(value=CounterRecord.value + 1)
+    )
+    if result.rowcount == 0:
+        session.add(CounterRecord(name=name, value=1))
+    session.flush()
