@@ -66,7 +66,7 @@ def _client_failure(exc: BaseException) -> Failure | None:
 def _database_failure(exc: BaseException) -> Failure | None:
     if "sqlalchemy" not in sys.modules:
         return None
-    from sqlalchemy.exc import OperationalError
+    from service.db.sql import DatabaseUnreachable as OperationalError
 
     if isinstance(exc, OperationalError):
         return Failure(CONNECT, [database_unreachable(str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc))])

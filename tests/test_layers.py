@@ -199,3 +199,80 @@ def test_the_front_door_guard_names_the_offending_import(
     fake.write_text(source)
     monkeypatch.setattr(sys.modules[__name__], "SERVICE", tmp_path / "service")
     assert described(front_door_imports(fake)) == expected
+
+
+# --- one path to the database: nothing above service/db writes SQL or touches a row object -----------------------
+
+DB_PACKAGE = SERVICE / "db"
+ROW_MODULES = ("service.db.models", "service.db.acme", "service.db.base")  # the ORM's row classes (…Record)
+
+
+def reaches_below_db(source: str, package: str = "service.x") -> list[str]:
+    """What a module above service/db must not import: SQLAlchemy (anything of it), or the modules of row classes
+    (or a `…Record` class from anywhere in service.db)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = next(iter(imported_modules(ast.unparse(node), package)), "") if node.level else node.module or ""
+            names = [base]
+            if base.startswith("service.db"):
+                names += [f"{base}.{alias.name}" for alias in node.names]
+        found.update(name for name in names if _is_below_db(name))
+    return sorted(found)
+
+
+def _is_below_db(name: str) -> bool:
+    if name.partition(".")[0] == "sqlalchemy":
+        return True
+    if any(name == m or name.startswith(f"{m}.") for m in ROW_MODULES):
+        return True
+    return name.startswith("service.db.") and name.endswith("Record")
+
+
+def modules_above_db() -> list[Path]:
+    return sorted(p for p in SERVICE.rglob("*.py") if DB_PACKAGE not in p.parents)
+
+
+def test_nothing_above_db_imports_sqlalchemy_or_row_classes() -> None:
+    """db/ owns every table and statement, hot and cold: the layers above get plain values (db.sql, db.tokens,
+    db.certificates, db.acme_orders... return dataclasses), so none of them imports SQLAlchemy or a row class."""
+    offenders = {}
+    for path in modules_above_db():
+        reached = reaches_below_db(path.read_text(), ".".join(path.relative_to(SERVICE.parent).with_suffix("").parts))
+        if reached:
+            offenders[str(path.relative_to(SERVICE.parent))] = reached
+    assert offenders == {}, "modules above service/db that reach below it:\n" + "\n".join(
+        f"  {path}: {', '.join(names)}" for path, names in offenders.items()
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import sqlalchemy",
+        "from sqlalchemy.orm import Session",
+        "def f():\n    from sqlalchemy.exc import OperationalError\n",
+        "from service.db.models import CertificateRecord",
+        "from service.db import models",
+        "from service.db.acme import AcmeOrderRecord",
+        "from service.db.base import Base",
+    ],
+)
+def test_the_db_guard_catches_reaches_below_db(source: str) -> None:
+    assert reaches_below_db(source) != []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from service.db import certificates as certificate_rows",
+        "from service.db.acme_orders import OrderRow",
+        "from service.db.session import Database",
+        "from service.db.sql import DatabaseError, Transaction",
+    ],
+)
+def test_the_db_guard_lets_db_functions_through(source: str) -> None:
+    assert reaches_below_db(source) == []

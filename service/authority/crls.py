@@ -20,8 +20,7 @@ from service.authority.values import CRLDocument
 from service.ca.crl import build_crl_der, encode_revoked_entry
 from service.ca.issue import Signer
 from service.db import crls as crl_rows
-from service.db.models import CRLRecord
-from service.db.repositories import CRL_FLOOR, REVOCATIONS, CertificateRepository, CounterRepository, CRLRepository
+from service.db.crls import CRLRow
 from service.db.session import Database
 
 DEFAULT_CRL_LIFETIME = dt.timedelta(days=7)
@@ -54,15 +53,14 @@ class CRLPublisher:
         """The newest stored CRL. Never builds on the request path while a refresher runs."""
         if not self.refreshed_in_background:
             self.refresh()
-        with self.db.reader() as session:
-            state = CRLRepository(session).latest_state(self.issuer_id)
-            if state is None:
-                record = None
-            else:
-                cached = self._cached
-                if cached is not None and cached.number == state[0]:
-                    return cached
-                record = CRLRepository(session).get(state[0])
+        state = crl_rows.latest_state(self.db, self.issuer_id)
+        if state is None:
+            record = None
+        else:
+            cached = self._cached
+            if cached is not None and cached.number == state[0]:
+                return cached
+            record = crl_rows.get(self.db, state[0])
         if record is None:  # nothing built yet (a fresh database): build the first one now
             self.refresh(wait=True)
             return self.current()
@@ -91,38 +89,20 @@ class CRLPublisher:
 
     def _build(self) -> CRLDocument | None:
         started = time.perf_counter()
-        with self.db.reader() as session:  # one snapshot: the revision first, so the entries cover at least it
-            crls = CRLRepository(session)
-            state = crls.latest_state(self.issuer_id)
-            counters = CounterRepository(session)
-            revision = counters.get(REVOCATIONS)
-            floor = counters.get(CRL_FLOOR)  # set by a restore, so numbers never go back
+        with crl_rows.snapshot(self.db, self.issuer_id) as snapshot:  # the revision first: the entries cover it
+            state, revision, floor = snapshot.state, snapshot.revision, snapshot.floor
             if state is not None and not self._stale(state, revision, floor):
                 return None  # someone built it while we waited for the lock
             now = self.clock()
             entries = [  # DER per entry: a Python RevokedCertificate each would cost 5x (see ca.crl)
-                item if isinstance(item, bytes) else encode_revoked_entry(*item)
-                for item in CertificateRepository(session).iter_crl_entries(now, self.issuer_id)
+                item if isinstance(item, bytes) else encode_revoked_entry(*item) for item in snapshot.entries(now)
             ]
         number = max((state[0] + 1) if state is not None else 1, floor)
         next_update = now + self.lifetime
         der = build_crl_der(self.signer, self.issuer, entries, number=number, this_update=now, next_update=next_update)
-        record = CRLRecord(
-            number=number,
-            this_update=now,
-            next_update=next_update,
-            revision=revision,
-            der=der,
-            issuer_id=self.issuer_id,
-        )
-        with self.db.writer() as session:
-            crls = CRLRepository(session)
-            if self.issuer_id is not None:  # numbers are shared by every issuer: past the newest of any of them
-                newest = crls.latest_state()
-                if newest is not None and newest[0] >= record.number:
-                    record.number = newest[0] + 1
-            crls.add(record)
-            crls.prune(keep=KEEP_CRLS, issuer_id=self.issuer_id)
+        built = CRLRow(number, now, next_update, revision, der, self.issuer_id)
+        with self.db.transaction() as transaction:  # numbered past the newest of every issuer; old ones pruned
+            record = crl_rows.store(transaction, built, keep=KEEP_CRLS)
         log.info(
             "built CRL %d with %d entries in %.0f ms", number, len(entries), (time.perf_counter() - started) * 1000
         )
@@ -165,7 +145,7 @@ class CRLRefresher:
                     log.exception("CRL refresh failed")
 
 
-def _document(record: CRLRecord) -> CRLDocument:
+def _document(record: CRLRow) -> CRLDocument:
     return CRLDocument(
         number=record.number, this_update=record.this_update, next_update=record.next_update, der=record.der
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from sqlalchemy import String, delete, func, select, type_coerce
+from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from service.db.counters import CRL_FLOOR, REVOCATIONS
-from service.db.models import CertificateRecord, CounterRecord, CRLRecord
+from service.db.models import CertificateRecord, CounterRecord
 
-__all__ = ["CRL_FLOOR", "REVOCATIONS", "CRLRepository", "CertificateRepository", "CounterRepository"]
+__all__ = ["CRL_FLOOR", "REVOCATIONS", "CertificateRepository", "CounterRepository"]
 
 
 class CertificateRepository:
@@ -103,38 +103,6 @@ class CertificateRepository:
                 yield serial, stored.astimezone(dt.UTC).isoformat(" "), reason
             else:
                 yield serial, revoked_at, reason
-
-
-class CRLRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def latest_state(self, issuer_id: str | None = None) -> tuple[int, dt.datetime, dt.datetime, int] | None:
-        """(number, this_update, next_update, revision) of the newest CRL (of `issuer_id`), without its DER."""
-        query = select(CRLRecord.number, CRLRecord.this_update, CRLRecord.next_update, CRLRecord.revision)
-        if issuer_id is not None:
-            query = query.where(CRLRecord.issuer_id == issuer_id)
-        row = self._session.execute(query.order_by(CRLRecord.number.desc()).limit(1)).first()
-        return (row[0], row[1], row[2], row[3]) if row is not None else None
-
-    def get(self, number: int) -> CRLRecord | None:
-        return self._session.get(CRLRecord, number)
-
-    def prune(self, keep: int, issuer_id: str | None = None) -> None:
-        """Only the newest `keep` CRLs (of `issuer_id`) stay: at 1M revoked each one is ~50 MB."""
-        query = select(CRLRecord.number)
-        if issuer_id is not None:
-            query = query.where(CRLRecord.issuer_id == issuer_id)
-        numbers = list(self._session.scalars(query.order_by(CRLRecord.number.desc()).limit(keep)))
-        if len(numbers) == keep:
-            condition = CRLRecord.number < numbers[-1]
-            if issuer_id is not None:
-                condition = condition & (CRLRecord.issuer_id == issuer_id)
-            self._session.execute(delete(CRLRecord).where(condition))
-
-    def add(self, record: CRLRecord) -> None:
-        self._session.add(record)
-        self._session.flush()
 
 
 class CounterRepository:

@@ -21,9 +21,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 DatabaseError = DBAPIError  # what a failing statement raises, on either path (the driver's error is its `orig`)
+DatabaseUnreachable = OperationalError  # of those, a database that cannot be reached or opened
 _PARAM = re.compile(r":([a-z_0-9]+)")
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
