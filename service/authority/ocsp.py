@@ -21,7 +21,7 @@ from service.ca.ocsp import (
     is_for_issuer,
     load_ocsp_request,
 )
-from service.db.repositories import CertificateRepository
+from service.db import certificates as certificate_rows
 from service.db.session import Database
 
 DEFAULT_OCSP_VALIDITY = dt.timedelta(hours=1)
@@ -90,8 +90,7 @@ class OCSPResponder:
         return der, now + self.validity
 
     def _answer(self, serial_number: int) -> OCSPAnswer:
-        with self.db.reader() as session:
-            state = CertificateRepository(session).issuer_revocation_state(format_serial(serial_number))
+        state = certificate_rows.revocation_state(self.db, format_serial(serial_number))
         if state is None:
             return OCSPAnswer("unknown")
         status, revoked_at, reason, issuer_id = state

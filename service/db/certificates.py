@@ -101,6 +101,20 @@ def issued_since(db: Database, issued_by: str, since: dt.datetime) -> tuple[int,
     return int(count), time_value(first)
 
 
+def revocation_state(db: Database, serial: str) -> tuple[str, dt.datetime | None, str | None, str | None] | None:
+    """(status, revoked_at, reason, issuer id) by the unique serial index, for OCSP (which answers only for the
+    issuer asked about); None if we never issued it."""
+    query = select(
+        CertificateRecord.status,
+        CertificateRecord.revoked_at,
+        CertificateRecord.revocation_reason,
+        CertificateRecord.issuer_id,
+    ).where(CertificateRecord.serial == serial)
+    with db.reader() as session:
+        row = session.execute(query).first()
+    return (row[0], row[1], row[2], row[3]) if row is not None else None
+
+
 def get(db: Database, serial: str) -> CertificateRow | None:
     with db.reader() as session:
         record = session.scalars(select(CertificateRecord).where(CertificateRecord.serial == serial)).first()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from service.db.models import CounterRecord
 from service.db.sql import Transaction
@@ -18,7 +19,12 @@ CRL_FLOOR = "crl_floor"  # the next CRL number is at least this: a restore sets 
 
 def get(db: Database, name: str) -> int:
     with db.reader() as session:
-        return session.scalar(select(CounterRecord.value).where(CounterRecord.name == name)) or 0
+        return value_in(session, name)
+
+
+def value_in(session: Session, name: str) -> int:
+    """`get` inside a session already open (a backup's, a CRL build's snapshot)."""
+    return session.scalar(select(CounterRecord.value).where(CounterRecord.name == name)) or 0
 
 
 def increment(transaction: Transaction, name: str) -> None:

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from service.db.counters import CRL_FLOOR, REVOCATIONS
-from service.db.models import CounterRecord, CRLRecord
+from service.db.counters import CRL_FLOOR, REVOCATIONS, value_in
+from service.db.models import CRLRecord
 from service.db.repositories import CertificateRepository
 from service.db.sql import Statement, Transaction, time_value
 
@@ -100,13 +100,9 @@ def snapshot(db: Database, issuer_id: str | None) -> Iterator[Snapshot]:
     """One read snapshot: the revision first, so the entries cover at least it."""
     with db.reader() as session:
         state = _latest_state(session, issuer_id)
-        revision = _counter(session, REVOCATIONS)
-        floor = _counter(session, CRL_FLOOR)
+        revision = value_in(session, REVOCATIONS)
+        floor = value_in(session, CRL_FLOOR)
         yield Snapshot(state, revision, floor, session, issuer_id)
-
-
-def _counter(session: Session, name: str) -> int:
-    return session.scalar(select(CounterRecord.value).where(CounterRecord.name == name)) or 0
 
 
 def store(transaction: Transaction, crl: CRLRow, *, keep: int) -> CRLRow:

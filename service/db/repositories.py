@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from service.db.counters import CRL_FLOOR, REVOCATIONS
+from service.db.counters import CRL_FLOOR, REVOCATIONS, value_in
 from service.db.models import CertificateRecord, CounterRecord
 
 __all__ = ["CRL_FLOOR", "REVOCATIONS", "CertificateRepository", "CounterRepository"]
@@ -20,23 +20,6 @@ class CertificateRepository:
 
     def count(self) -> int:
         return int(self._session.scalar(select(func.count()).select_from(CertificateRecord)) or 0)
-
-    def revocation_state(self, serial: str) -> tuple[str, dt.datetime | None, str | None] | None:
-        """(status, revoked_at, reason) by the unique serial index, for OCSP; None if we never issued it."""
-        state = self.issuer_revocation_state(serial)
-        return state[:3] if state is not None else None
-
-    def issuer_revocation_state(self, serial: str) -> tuple[str, dt.datetime | None, str | None, str | None] | None:
-        """`revocation_state` and the issuer id, so OCSP answers only for the issuer asked about."""
-        row = self._session.execute(
-            select(
-                CertificateRecord.status,
-                CertificateRecord.revoked_at,
-                CertificateRecord.revocation_reason,
-                CertificateRecord.issuer_id,
-            ).where(CertificateRecord.serial == serial)
-        ).first()
-        return (row[0], row[1], row[2], row[3]) if row is not None else None
 
     def latest_expiry(self, issuer_id: str) -> dt.datetime | None:
         """When the last certificate `issuer_id` signed expires: until then it keeps its CRL and OCSP."""
@@ -110,7 +93,7 @@ class CounterRepository:
         self._session = session
 
     def get(self, name: str) -> int:
-        return self._session.scalar(select(CounterRecord.value).where(CounterRecord.name == name)) or 0
+        return value_in(self._session, name)
 
     def set(self, name: str, value: int) -> None:
         self._session.merge(CounterRecord(name=name, value=value))
