@@ -1,4 +1,5 @@
-"""The application layer (see core.py). Re-exports what the API, the CLI and the tests use."""
+"""The application layer (the Authority facade in core.py; issuance.py is the one pipeline). Re-exports what the
+API, the CLI and the tests use."""
 
 from service.authority.callers import (
     SCOPES,

@@ -142,8 +142,8 @@ def test_insert_certificate_edge_values(db: Database) -> None:
 
 
 def test_rows_are_stored_exactly_as_the_orm_stores_them(db: Database) -> None:
-    """The same values through the ORM and through HotSQL leave the same column contents (SQLite: the same text),
-    so comparisons in SQL between the two kinds of rows hold."""
+    """The same values through the ORM and through db/'s statements leave the same column contents (SQLite: the
+    same text), so comparisons in SQL between the two kinds of rows hold."""
     orm_values, hot_values = _certificate("ee01"), _certificate("ee02")
     _add(db, CertificateRecord(**(orm_values | {"sans": list(orm_values["sans"])})))
     with db.raw_transaction() as transaction:
