@@ -203,6 +203,7 @@ def _commit_costs(authority: Any) -> None:
                         "status": "valid",
                         "fingerprint_sha256": secrets.token_hex(32),
                         "issued_by": "token:bench",
+                        "issued_via": "token",
                         "created_at": now,
                         "der": der,
                     }
