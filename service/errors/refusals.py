@@ -1,57 +1,10 @@
-"""Domain exceptions. Standard library only; no HTTP statuses here.
+"""The ServiceError tree: every refusal the service explains to its caller (drawn in service.errors)."""
 
-ServiceError                     every refusal the service explains to its caller
-├── InvalidRequestError          the input cannot be understood (bad CSR, bad serial, bad field)
-│   ├── InvalidCSRError          a CSR that does not parse or whose signature does not verify
-│   ├── UnsupportedMediaTypeError  a body in a format we do not read
-│   │   └── MediaTypeNotAcceptedError  (accepted, sent)
-│   ├── RequestTimeoutError      the body did not arrive in time (seconds)
-│   ├── HeadersTooLargeError     the request head is over the limit (max_bytes)
-│   ├── JSONTooDeepError         a JSON body nested deeper than we read (max_depth)
-│   ├── UnknownStatusError       a status filter that is not one of ours (status, known)
-│   ├── LimitOutOfRangeError     a page size out of range (limit, maximum)
-│   ├── PasswordTooShortError    (min_length)
-│   └── UnknownProfileError      (profile, known)
-├── PayloadTooLargeError         a body over the limit (max_bytes)
-├── AuthenticationError          no credentials, or credentials we do not recognise
-│   └── InvalidCredentialsError  credentials that name no one (an unknown token, a wrong secret, no token at all):
-│                                what a guess looks like, counted per address (authority.throttle)
-├── PermissionDeniedError        the caller is known but may not do this
-│   ├── ScopeDeniedError         a token whose scope does not grant this (scope)
-│   ├── PolicyError              the request breaks one or more policy rules (violations: all are listed)
-│   ├── RevokedCertificateError  the presented certificate has been revoked (serial)
-│   └── RateLimitedError         too many requests just now (retry_after)
-│       ├── IssuanceRateLimitedError  too many issuances for this token or account (who, per_minute, retry_after)
-│       └── TooManyFailuresError      too many failed credentials from this address (retry_after)
-├── NotFoundError                no such certificate, token, ...
-│   ├── CertificateNotFoundError (serial)
-│   ├── TokenNotFoundError       (token_id)
-│   ├── IssuerNotFoundError      (issuer, known)
-│   └── CRLNotPublishedError     a root whose CRL is not signed yet (issuer)
-├── ConflictError                the change is already made
-│   └── AlreadyRevokedError      revoking twice (serial)
-└── UnavailableError             a dependency (database, CA key) is not usable now
-    └── CRLExpiredError          the CRL is past its nextUpdate and no fresh one was built (expired_at)
-ConfigurationError               start-up problems: bad settings, a wrong CA passphrase, a bad import, a bad local file
-├── SettingError                 a setting whose value cannot be used (carries the setting)
-├── FileError                    a file that cannot be used (carries the path, and what it was meant to be)
-├── CAExistsError, NoCAError     a data dir with a CA already, or none yet (carry the data dir)
-└── CACheckError                 a CA that cannot issue here (carries every problem found)
-UnreachableError                 a server or database we could not talk to (no answer, TLS verification failed, our
-                                 client certificate not accepted); the message names it and says what to do
-
-A refusal carries its data (the serial, the limit, the scope) as attributes, and its `detail` is built from them
-when it is shown. `detail` is always safe to show to the caller: never a key, a token or a passphrase.
-
-A subclass marked `shown_as_parent` is a distinction made inside (to carry data, to count a guess): the caller
-sees its parent's kind of problem, never a new one.
-"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import ClassVar
 
 
@@ -366,73 +319,3 @@ class CRLExpiredError(UnavailableError):
     @property
     def detail(self) -> str:
         return f"the CRL expired at {self.expired_at.isoformat()} and no fresh one was built"
-
-
-class ConfigurationError(Exception):
-    """A problem that stops the service from starting; the message is meant for the operator. The subclasses
-    carry what it is about (the setting, the path, the data dir, the problems found) and build the message from
-    it when it is shown."""
-
-
-class SettingError(ConfigurationError):
-    """A setting whose value cannot be used: `setting` names it as the operator gives it (POCKETCA_X, --x)."""
-
-    def __init__(self, setting: str, problem: str) -> None:
-        super().__init__(setting, problem)
-        self.setting = setting
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return f"{self.setting}: {self.problem}"
-
-
-class FileError(ConfigurationError):
-    """A file that cannot be used: `path`, and `what` it was meant to be (a flag, "the CA certificate"), if said."""
-
-    def __init__(self, path: Path, problem: str, *, what: str | None = None) -> None:
-        super().__init__(path, problem)
-        self.path = path
-        self.problem = problem
-        self.what = what
-
-    def __str__(self) -> str:
-        return f"{self.what} {self.path}: {self.problem}" if self.what else f"{self.path}: {self.problem}"
-
-
-class CAExistsError(ConfigurationError):
-    """The data dir has a CA already: nothing makes or imports a second one over it."""
-
-    def __init__(self, data_dir: Path) -> None:
-        super().__init__(data_dir)
-        self.data_dir = data_dir
-
-    def __str__(self) -> str:
-        return f"a CA already exists in {self.data_dir}"
-
-
-class NoCAError(ConfigurationError):
-    """The data dir has no CA yet; `next_step` says what makes one."""
-
-    def __init__(self, data_dir: Path, next_step: str = "run `pocketca init` or `pocketca serve`") -> None:
-        super().__init__(data_dir, next_step)
-        self.data_dir = data_dir
-        self.next_step = next_step
-
-    def __str__(self) -> str:
-        return f"no CA in {self.data_dir}: {self.next_step}"
-
-
-class CACheckError(ConfigurationError):
-    """A CA certificate (made elsewhere) that cannot issue here: every problem found, not just the first."""
-
-    def __init__(self, action: str, problems: Sequence[str]) -> None:
-        super().__init__(action, list(problems))
-        self.action = action  # "import", "rotate to"
-        self.problems = list(problems)
-
-    def __str__(self) -> str:
-        return f"cannot {self.action} this CA: " + "; ".join(self.problems)
-
-
-class UnreachableError(Exception):
-    """A server or database we could not talk to; the message names it and says what to do."""
