@@ -63,7 +63,21 @@ def database_url_for(data_dir: Path) -> str | None:
     return admin.set(database=name).render_as_string(hide_password=False)
 
 
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
+# Fixtures that start a real `pocketca serve` (a subprocess over TLS): a test using one is end-to-end wherever it is.
+LIVE_FIXTURES = frozenset({"live_server"})
+
+
+def is_e2e(item: pytest.Item) -> bool:
+    """The slow tier: everything under tests/e2e/, and any test that asks for a real server."""
+    return item.path.is_relative_to(E2E_DIR) or not LIVE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_e2e(item):
+            item.add_marker(pytest.mark.e2e)
     if PG_URL:
         skip = pytest.mark.skip(
             reason="reads the SQLite file itself; the PostgreSQL pass covers the behaviour elsewhere"

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import start_server
 from tests.helpers import free_port
 
@@ -47,6 +49,7 @@ def test_install_step_matches_the_readme() -> None:
         assert part in copied
 
 
+@pytest.mark.e2e  # starts a real `pocketca serve`
 def test_healthcheck_command_passes_against_a_server_configured_like_the_image(tmp_path: Path) -> None:
     healthcheck = _instructions("HEALTHCHECK")[0]
     argv = json.loads(healthcheck[healthcheck.index("CMD") + 3 :].strip())

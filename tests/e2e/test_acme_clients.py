@@ -23,8 +23,6 @@ from service.ca.inspect import format_serial
 from tests.conftest import database_url_for
 from tests.e2e.acme_env import CHALLENGE_IP, AcmeServer, ChallTestSrv, challtestsrv, need, start_acme_server
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChallTestSrv]:

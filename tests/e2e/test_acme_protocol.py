@@ -29,7 +29,6 @@ from service.ca.inspect import format_serial
 from tests.e2e.acme_env import CHALLENGE_IP, AcmeServer, ChallTestSrv, challtestsrv, start_acme_server
 from tests.hostile import csr_with
 
-pytestmark = pytest.mark.e2e
 ACME_ERROR = "urn:ietf:params:acme:error:"
 
 

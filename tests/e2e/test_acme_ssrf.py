@@ -29,7 +29,6 @@ from service.ca.inspect import format_serial
 from tests.e2e.acme_env import CHALLENGE_IP, AcmeServer, ChallTestSrv, challtestsrv, start_acme_server
 from tests.helpers import free_port
 
-pytestmark = pytest.mark.e2e
 ACME_ERROR = "urn:ietf:params:acme:error:"
 SECRET = "INTERNAL-ADMIN-SECRET"  # what the internal services answer: must never reach the client
 

@@ -23,7 +23,6 @@ import pytest
 
 from service.tls import build_client_context
 
-pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORTS = (8443, 8080)  # POCKETCA_PORT, POCKETCA_HTTP_PORT
 # `serve` started by a test itself: in-process `main(["serve", ...])`, or `python -m service serve` as a process

@@ -17,7 +17,6 @@ import pytest
 from tests.conftest import LiveServer, start_server
 from tests.e2e.browser import Browser, console_driver, keep, need_browser
 
-pytestmark = pytest.mark.e2e
 PASSWORD = "correct horse battery"
 
 

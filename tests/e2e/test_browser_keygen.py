@@ -24,7 +24,6 @@ from tests.e2e.browser import Browser, console_driver, keep, need_browser
 from tests.e2e.enroll_page import EnrollSite, serve
 from tests.helpers import free_port
 
-pytestmark = pytest.mark.e2e
 PASSWORD = "Grüße aus Köln 2026"  # not ASCII: PBKDF2 takes it as UTF-8, the MAC's KDF as a BMPString
 WAIT = 180  # seconds for one enrolment: 600,000 PBKDF2 rounds twice and 600,000 SHA-256 rounds, on a busy machine
 

@@ -13,7 +13,6 @@ from tests.conftest import LiveServer, start_server
 from tests.e2e.browser import Browser, need_browser
 from tests.helpers import ForeignCA
 
-pytestmark = pytest.mark.e2e
 PASSWORD = "correct horse battery"
 
 

@@ -12,7 +12,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key, pkcs12
 
@@ -21,8 +20,6 @@ from service.settings import Settings
 from tests.conftest import LiveServer, database_url_for, query
 from tests.helpers import free_port
 from tests.test_cli_errors import POCKETCA, _where, one_line, run
-
-pytestmark = pytest.mark.e2e
 
 RFC3339_Z = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b")
 

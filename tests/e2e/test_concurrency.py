@@ -25,8 +25,6 @@ from cryptography import x509
 from tests.conftest import LiveServer, query, start_server
 from tests.helpers import csr_pem, key_pem, p256
 
-pytestmark = pytest.mark.e2e
-
 THREADS = 16
 HOLDERS = 140  # certificates issued up front: 80 renew, 60 are revoked
 RENEWERS = 80

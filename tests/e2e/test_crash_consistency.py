@@ -28,7 +28,7 @@ from cryptography import x509
 from tests.conftest import LiveServer, start_server
 from tests.helpers import csr_pem, p256
 
-pytestmark = [pytest.mark.e2e, pytest.mark.sqlite_only]
+pytestmark = pytest.mark.sqlite_only
 
 KILLS = 5
 THREADS = 8

@@ -7,12 +7,9 @@ from __future__ import annotations
 import re
 
 import httpx
-import pytest
 
 from service.tls import build_client_context
 from tests.conftest import LiveServer
-
-pytestmark = pytest.mark.e2e
 
 WRONG = {"Authorization": "Bearer pca_0123456789abcdef_not-the-secret"}
 

@@ -13,8 +13,6 @@ import pytest
 
 from tests.conftest import LiveServer, start_server
 
-pytestmark = pytest.mark.e2e
-
 FORGED = '2026-12-07T02:30:00.000Z INFO pocketca.audit {"action":"certificate.revoke","actor":"token:FORGED"}'
 # the request, and the same with the other line breaks a terminal or a log viewer may honour
 PATHS = {

@@ -21,8 +21,6 @@ from service.ca.issue import issuer_id
 from tests.conftest import LiveServer, database_url_for, start_server
 from tests.helpers import csr_pem, free_port, p256
 
-pytestmark = pytest.mark.e2e
-
 
 def _run(*argv: str, timeout: float = 60) -> tuple[int, str]:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)

@@ -29,7 +29,6 @@ import pytest
 from service.settings import Settings
 from tests.conftest import LiveServer, database_url_for, start_server
 
-pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 ACME = "ACME: certbot, lego, cert-manager"

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,8 +26,6 @@ from service.ca.keys import dump_private_key
 from service.renewer import renewal_due
 from tests.conftest import LiveServer, authority_at, make_settings, start_server
 from tests.helpers import csr_pem, p256
-
-pytestmark = pytest.mark.e2e
 
 
 def _cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from tests.conftest import LiveServer, database_url_for, start_server
 from tests.helpers import free_port
 
-pytestmark = pytest.mark.e2e
 CEREMONY = (Path(__file__).resolve().parents[2] / "docs" / "ca-ceremony.md").read_text()
 PASSPHRASE = "correct horse battery"
 

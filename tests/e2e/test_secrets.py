@@ -37,8 +37,6 @@ from service.ca.keys import PrivateKey
 from tests.conftest import LiveServer, database_url_for, query, start_server
 from tests.helpers import csr_pem, free_port, key_pem, p256
 
-pytestmark = pytest.mark.e2e
-
 DB_FILES = re.compile(r"pocketca\.db(-wal|-shm|-journal)?$|\.lock$|\.write-lock$")
 
 

@@ -42,8 +42,6 @@ from service.keys.files import write_private_file, write_public_file
 from tests.conftest import LiveServer, authority_at, make_settings, start_server
 from tests.helpers import csr_pem, free_port, key_pem, p256
 
-pytestmark = pytest.mark.e2e
-
 SERVER_NAMES = ["localhost", "127.0.0.1", "::1"]
 PRIVATE_FILES = ("ca.key", "server.key", "admin.token")
 

@@ -21,7 +21,6 @@ from tests.e2e.acme_env import AcmeServer, ChallTestSrv, challtestsrv, start_acm
 from tests.e2e.test_acme_protocol import OPEN, authorize_http01, csr_for, deadline, new_client
 from tests.helpers import csr_pem, key_pem, p256
 
-pytestmark = pytest.mark.e2e
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 
 
