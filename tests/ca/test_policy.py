@@ -186,13 +186,20 @@ def test_other_nist_curves_are_accepted(curve: ec.EllipticCurve) -> None:
 
 
 def test_ed25519_and_rsa2048_are_accepted(rsa2048: rsa.RSAPrivateKey) -> None:
-    decide(make_request(ed25519.Ed25519PrivateKey.generate()), CLIENT, None)
-    decide(make_request(rsa2048), CLIENT, None)
+    expected = LeafSpec(
+        subject=build_subject("host.example.com"),
+        common_name="host.example.com",
+        sans=(x509.DNSName("host.example.com"),),
+        profile=CLIENT,
+        validity_days=90,
+    )
+    assert decide(make_request(ed25519.Ed25519PrivateKey.generate()), CLIENT, None) == expected
+    assert decide(make_request(rsa2048), CLIENT, None) == expected
 
 
 def test_a_profile_can_narrow_key_types(key: ec.EllipticCurvePrivateKey, rsa2048: rsa.RSAPrivateKey) -> None:
     ec_only = replace(CLIENT, key_types=frozenset({"p256"}))
-    decide(make_request(key), ec_only, None)
+    assert decide(make_request(key), ec_only, None).profile == ec_only
     problems = refused(make_request(rsa2048), ec_only)
     assert len(problems) == 1 and "rsa2048" in problems[0]
 
