@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from service import errors
 
@@ -88,12 +89,29 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(422, detail, title="Invalid request", slug="validation", errors=issues)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     response = problem(exc.status_code, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        response.headers["Allow"] = allowed
     return response
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path allows. Starlette's 405 names only the methods of the first route whose path matched,
+    and a path may be served by several routes (GET /tokens and POST /tokens): ask every route, by method."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

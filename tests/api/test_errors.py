@@ -31,6 +31,17 @@ async def test_wrong_method_is_405_problem(api: ApiClient) -> None:
     assert "POST" in response.headers["allow"]
 
 
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [("/tokens", "GET, POST"), ("/tokens/abc", "DELETE"), ("/certs", "GET"), ("/csr", "POST"), ("/ocsp", "POST")],
+)
+async def test_a_405_allows_every_method_of_the_path(api: ApiClient, path: str, allow: str) -> None:
+    """Two routes serve /tokens (GET and POST): the 405 names both, not only the first route's (RFC 9110 15.5.6)."""
+    response = await api.http.put(path)
+    _is_problem(response, 405)
+    assert response.headers["allow"] == allow
+
+
 async def test_unexpected_error_is_generic_500(authority: Authority, caplog: pytest.LogCaptureFixture) -> None:
     app = create_app(authority=authority)
 
