@@ -87,6 +87,7 @@ NOT_RUN = {
     "tests/e2e/test_issuers_live.py and tests/e2e/test_hsm_live.py run it",
     (ACME, 2): "other machines, a DNS hook and lego: tests/e2e/test_acme_clients.py drives them",
     ("Docker", 0): "needs docker; tests/test_dockerfile.py checks the image's commands against a real server",
+    ("Development", 0): "the suite's fast tier, the suite itself: not run from inside it",
 }
 
 
