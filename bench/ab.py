@@ -21,7 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import suite as S
+from bench.common import N_CSRS, VENV_BIN, Processes, check_tools, free_port, log
+from bench.issuance import CaSetup, IssueRun, issuance_run, write_bodies
+from bench.servers import make_csrs, start_pocketca_ready
+from bench.whoami import client_certificate, keepalive_run
 
 REPO = Path(__file__).resolve().parents[1]
 WRAPPER = """#!{python}
@@ -43,8 +46,8 @@ def base_bin(work: Path, rev: str) -> Path:
     (bin_dir / "pocketca").write_text(WRAPPER.format(python=sys.executable, tree=str(tree)))
     (bin_dir / "pocketca").chmod(0o755)
     for tool in ("py-spy", "uvicorn", "python"):
-        if (S.VENV_BIN / tool).exists():
-            (bin_dir / tool).symlink_to(S.VENV_BIN / tool)
+        if (VENV_BIN / tool).exists():
+            (bin_dir / tool).symlink_to(VENV_BIN / tool)
     return bin_dir
 
 
@@ -54,35 +57,33 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     args = parser.parse_args()
-    S.check_tools()
+    check_tools()
     work = Path(tempfile.mkdtemp(prefix="pocketca-ab-"))
-    procs = S.Processes()
-    this_bin = S.VENV_BIN
+    procs = Processes()
+    this_bin = VENV_BIN
     try:
         bins = {"base": base_bin(work, args.base), "this": this_bin}
-        pems, spkis = S.make_csrs(S.N_CSRS)
+        pems, spkis = make_csrs(N_CSRS)
         bodies = work / "bodies.jsonl"
-        S.write_bodies(bodies, "csr", pems)
+        write_bodies(bodies, "csr", pems)
         (work / "samples").mkdir()
-        servers: dict[str, S.CaSetup] = {}
+        servers: dict[str, CaSetup] = {}
         for name, bin_dir in bins.items():
-            S.VENV_BIN = bin_dir
             data = work / f"ca-{name}"
-            server, _ = S.start_pocketca_ready(procs, data, S.free_port(), work, f"pocketca-{name}")
+            server, _ = start_pocketca_ready(procs, data, free_port(), work, f"pocketca-{name}", bin_dir)
             token = (data / "admin.token").read_text().strip()
-            servers[name] = S.CaSetup("p256", data, server, server, token, (data / "ca.pem").read_bytes())
-        S.VENV_BIN = this_bin
+            servers[name] = CaSetup("p256", data, server, server, token, (data / "ca.pem").read_bytes())
         clients = {}
         for name, ca in servers.items():
             (work / name).mkdir()
-            clients[name] = S.client_certificate(ca, work / name)
+            clients[name] = client_certificate(ca, work / name)
         figures: dict[str, dict[str, list[float]]] = {
             n: {"rps": [], "cpu": [], "p99": [], "w": [], "wus": []} for n in servers
         }
 
-        def issue(ca: S.CaSetup, seconds: int, tag: str) -> S.IssueRun:
+        def issue(ca: CaSetup, seconds: int, tag: str) -> IssueRun:
             url = f"https://127.0.0.1:{ca.pocketca.port}/csr"
-            return S.issuance_run(
+            return issuance_run(
                 ca.pocketca, "pocketca", url, 8, 2, seconds, bodies, ca.token, work / "samples", tag, spkis, ca.ca_pem
             )
 
@@ -95,16 +96,16 @@ def main() -> None:
                 figures[name]["rps"].append(x.rps)
                 figures[name]["cpu"].append(x.cpu_ms_per_cert)
                 figures[name]["p99"].append(x.p99_ms)
-                S.log(
+                log(
                     f"run {r + 1} {name}: POST /csr {x.rps:.0f} req/s, {x.cpu_ms_per_cert:.2f} ms CPU/cert, "
                     f"p99 {x.p99_ms:.0f} ms, bad {x.bad}"
                 )
             for name in order:
                 cert, key = clients[name]
-                k = S.keepalive_run(servers[name].pocketca, args.seconds, cert, key, servers[name].data_dir / "ca.pem")
+                k = keepalive_run(servers[name].pocketca, args.seconds, cert, key, servers[name].data_dir / "ca.pem")
                 figures[name]["w"].append(k.rate)
                 figures[name]["wus"].append(k.cpu_us)
-                S.log(f"run {r + 1} {name}: /whoami {k.rate:.0f} req/s, {k.cpu_us:.0f} µs CPU/req, errors {k.errors}")
+                log(f"run {r + 1} {name}: /whoami {k.rate:.0f} req/s, {k.cpu_us:.0f} µs CPU/req, errors {k.errors}")
         med = {n: {k: statistics.median(v) for k, v in f.items()} for n, f in figures.items()}
         b, t = med["base"], med["this"]
         print(f"\n{args.runs} interleaved runs of {args.seconds} s, medians; base = {args.base}\n")
