@@ -48,9 +48,11 @@ COLUMNS = (
     "revocation_reason",
     "fingerprint_sha256",
     "issued_by",
+    "issued_via",
     "created_at",
     "der",
     "crl_entry",
+    "issuer_id",
 )
 STORED_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's SQLite dialect stores a DateTime; checked in seed()
 
@@ -98,9 +100,11 @@ def synthetic_rows(count: int, now: dt.datetime, rng: random.Random) -> Iterator
                 reason,
                 f"{i:064x}",
                 "token:bench",
+                "token",
                 issued_at,
                 DER,
                 encode_revoked_entry(serial, revoked_at, reason),  # as revoke() stores it
+                None,  # issuer_id: one CA, every row is its own
             )
         )
         if len(chunk) == CHUNK:

@@ -88,6 +88,7 @@ COLUMNS = (
     "revocation_reason",
     "fingerprint_sha256",
     "issued_by",
+    "issued_via",
     "created_at",
     "der",
     "crl_entry",
@@ -135,6 +136,7 @@ def synthetic_rows(
                 rng.choice(REASONS) if revoked else None,
                 f"{rng.getrandbits(256):064x}",
                 "token:bench",
+                "token",
                 not_before,
                 DER,
                 None,  # revoked rows' CRL entries do not matter to the listing queries
