@@ -14,8 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 
 from service.app import create_app
+from service.ca.crl import crl_number
 from service.datadir.layout import DataPaths
 from service.datadir.prepare import prepare
 from tests.conftest import LiveServer, authority_at, make_settings, start_server
@@ -136,9 +138,20 @@ def test_metrics_add_up_across_workers(ops_server: LiveServer) -> None:
     assert _sample(text, "pocketca_group_commit_batch_size_count") >= 4
     assert _sample(text, "pocketca_crl_number") >= 1
     assert 0 <= _sample(text, "pocketca_crl_age_seconds") < 3600
-    assert _sample(text, "pocketca_crl_entries") >= 0
+    # the CRL refresher puts the revocation on the next CRL within a poll or two; the gauge counts that CRL's entries
+    served: list[x509.CertificateRevocationList] = []
+
+    def revocation_listed() -> bool:
+        with ops_server.client() as http:
+            served[:] = [x509.load_der_x509_crl(http.get("/crl").content)]
+        return served[0].get_revoked_certificate_by_serial_number(int(serials[0].replace(":", ""), 16)) is not None
+
+    assert _wait_for(revocation_listed), "the revocation never reached the CRL"
     with ops_server.client() as http:
+        text = http.get("/metrics", headers=admin).text
         assert http.get("/readyz").json() == {"status": "ready"}
+    assert _sample(text, "pocketca_crl_entries") == len(served[0]) == 1
+    assert _sample(text, "pocketca_crl_number") == crl_number(served[0])
 
 
 def test_sighup_reloads_profiles_in_every_worker(ops_server: LiveServer) -> None:
