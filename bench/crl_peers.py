@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography import x509
 
 from bench.crl_seed import OPENSSL_SKIP_S, POLL_S, ROOT, log, now_utc, seed
+from service.ca.issue import issuer_id
 from service.db.session import Database
 
 # --- openssl ca -gencrl --------------------------------------------------------------------------------------------
@@ -88,7 +89,8 @@ def live_server_latency(count: int, samples: int, seed_value: int) -> tuple[list
         start_server(data_dir).stop()
         log(f"serve: seeding {count:,} revoked rows into {data_dir / 'pocketca.db'}")
         db = Database(f"sqlite:///{data_dir / 'pocketca.db'}")
-        seed(db, count, now_utc(), seed_value)
+        issuer = issuer_id(x509.load_pem_x509_certificate((data_dir / "ca.pem").read_bytes()))
+        seed(db, count, now_utc(), seed_value, issuer=issuer)  # the CA's rows: its CRL lists only those
         db.dispose()
         started = time.perf_counter()
         server = start_server(data_dir, timeout=180)

@@ -72,7 +72,9 @@ def log(message: str) -> None:
 # --- seeding -----------------------------------------------------------------------------------------------------
 
 
-def synthetic_rows(count: int, now: dt.datetime, rng: random.Random) -> Iterator[list[tuple[Any, ...]]]:
+def synthetic_rows(
+    count: int, now: dt.datetime, rng: random.Random, issuer: str | None = None
+) -> Iterator[list[tuple[Any, ...]]]:
     """Chunks of revoked, unexpired rows in COLUMNS order, already in the form the column types bind.
 
     Times are whole seconds: issued 1..61 days ago, revoked since, expiring in 30..365 days.
@@ -104,7 +106,7 @@ def synthetic_rows(count: int, now: dt.datetime, rng: random.Random) -> Iterator
                 issued_at,
                 DER,
                 encode_revoked_entry(serial, revoked_at, reason),  # as revoke() stores it
-                None,  # issuer_id: one CA, every row is its own
+                issuer,  # None: one CA, every row is its own (the child's publisher has no issuer_id)
             )
         )
         if len(chunk) == CHUNK:
@@ -132,7 +134,14 @@ def openssl_line(row: tuple[Any, ...]) -> str:
     return f"R\t{openssl_time(row[6])}\t{openssl_time(row[8])}{reason}\t{serial}\tunknown\t/CN=x\n"
 
 
-def seed(db: Database, count: int, now: dt.datetime, seed_value: int, index_txt: Path | None = None) -> None:
+def seed(
+    db: Database,
+    count: int,
+    now: dt.datetime,
+    seed_value: int,
+    index_txt: Path | None = None,
+    issuer: str | None = None,
+) -> None:
     """One write transaction (BEGIN IMMEDIATE) of Core executemany, then `revocations` += count.
 
     The INSERT is SQLAlchemy's own, compiled from the table; the rows arrive already converted (text times, JSON),
@@ -151,7 +160,7 @@ def seed(db: Database, count: int, now: dt.datetime, seed_value: int, index_txt:
     try:
         with db.engine.execution_options(pocketca_write=True).begin() as connection:
             connection.exec_driver_sql("PRAGMA cache_size = -262144")  # 256 MiB for this connection: index inserts
-            for chunk in synthetic_rows(count, now, rng):
+            for chunk in synthetic_rows(count, now, rng, issuer):
                 connection.exec_driver_sql(compiled.string, chunk)
                 if index is not None:
                     index.writelines(openssl_line(row) for row in chunk)
