@@ -133,7 +133,9 @@ async def test_malformed_requests_get_malformed_request(api: ApiClient, body: by
     assert answer.response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
 
-@pytest.mark.parametrize("path", ["/ocsp/!!notbase64", "/ocsp/AAAA", "/ocsp/" + "A" * 4000])
+@pytest.mark.parametrize(
+    "path", ["/ocsp/!!notbase64", "/ocsp/AAAA", "/ocsp/" + "A" * 4000, "/ocsp/%00", "/ocsp/MEow%00TjBM"]
+)
 async def test_malformed_get(api: ApiClient, path: str) -> None:
     response = await api.http.get(path)
     assert response.status_code == 200
