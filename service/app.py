@@ -15,13 +15,13 @@ from fastapi import FastAPI
 
 from service import __version__, metrics
 from service.acme import routes as acme
-from service.acme.challenges import ValidationConfig, parse_resolver
-from service.acme.limits import RateLimits
 from service.acme.server import AcmeConfig
-from service.acme.urls import PREFIX as ACME_PREFIX
 from service.api import openapi
 from service.api.routes import audit, ca, certs, csr, health, ocsp, pkcs12, tokens, whoami
 from service.authority import Authority
+from service.authority.acme.challenges import ValidationConfig, parse_resolver
+from service.authority.acme.limits import RateLimits
+from service.authority.acme.urls import PREFIX as ACME_PREFIX
 from service.authority.crls import CRLRefresher
 from service.ca.identifiers import IdentifierPolicy
 from service.datadir.build import build_authority

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from service import errors
-from service.acme.problems import from_service_error
+from service.authority.acme.problems import from_service_error
 from service.http.problems import problem, slug_for, status_for
 from service.web.forms import FormFieldError, NotAWholeNumberError, UnreadableDateError
 

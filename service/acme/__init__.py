@@ -1,6 +1,6 @@
-"""The ACME server (RFC 8555, with RFC 8737, RFC 8738, RFC 9773 and the profiles extension).
+"""The ACME front door (RFC 8555, with RFC 8737, RFC 8738, RFC 9773 and the profiles extension).
 
-jws: request verification and nonces; resources: accounts, orders, authorizations, finalize, revocation;
-challenges: the http-01, dns-01 and tls-alpn-01 validators; routes: the HTTP side. Certificates are issued
-through the Authority with the account as the caller, so policy, records, audit, CRL and OCSP are the same.
+routes: the HTTP side, which reads the protocol, calls the ACME application (service.authority.acme: JWS
+verification, nonces, accounts, orders, authorizations, challenges) and renders the answer; problems: ACME's
+problem documents as application/problem+json; server: the application's parts, put together once per worker.
 """

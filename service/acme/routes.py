@@ -17,17 +17,17 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
-from service.acme import jws
-from service.acme.accounts import Account, render
-from service.acme.orders import RETRY_AFTER
-from service.acme.problems import AcmeProblem, from_service_error, malformed, unauthorized
-from service.acme.renewal import renewal_window
+from service.acme.problems import problem_response
 from service.acme.server import AcmeConfig, AcmeServer
-from service.acme.urls import PREFIX, Urls
 from service.authority import AcmeCaller, Authority, LocalCaller
+from service.authority.acme import jws
+from service.authority.acme.accounts import Account, render
+from service.authority.acme.nonces import DatabaseError
+from service.authority.acme.orders import RETRY_AFTER, Order
+from service.authority.acme.problems import AcmeProblem, from_service_error, malformed, unauthorized
+from service.authority.acme.renewal import renewal_window
+from service.authority.acme.urls import PREFIX, Urls
 from service.ca.inspect import format_serial
-from service.db.acme_orders import OrderRow
-from service.db.sql import DatabaseError
 from service.errors import ServiceError
 from service.http.bodies import RequestModel
 from service.http.callers import CallerDep
@@ -76,7 +76,7 @@ def edge_refusal(exc: ServiceError, status: int, scope: Scope) -> Response:
     refusal = AcmeProblem(problem.kind, exc.detail, status=status, headers=problem.headers)
     state = scope["app"].state
     if getattr(state, "authority", None) is None:  # before the lifespan made it: no nonce to give
-        return refusal.response()
+        return problem_response(refusal)
     server = _server(state)
     return _problem(server, Urls(server.authority.public_url), refusal)
 
@@ -101,7 +101,7 @@ def _headers(server: AcmeServer, urls: Urls, extra: dict[str, str] | None = None
 
 
 def _problem(server: AcmeServer, urls: Urls, exc: AcmeProblem) -> JSONResponse:
-    response = exc.response()
+    response = problem_response(exc)
     try:
         response.headers.update(_headers(server, urls))  # badNonce needs a fresh one; every answer gets one
     except Exception:  # the database is down: the problem still goes out
@@ -134,7 +134,7 @@ async def _signed(request: Request, server: AcmeServer, handler: Handler) -> Res
             log.exception("ACME %s: the database failed", request.url.path)
             unavailable = AcmeProblem("serverInternal", "the database is not usable; retry later", status=503)
             unavailable.headers["Retry-After"] = "5"
-            return unavailable.response()  # no nonce: that would need the database
+            return problem_response(unavailable)  # no nonce: that would need the database
         except Exception:
             log.exception("ACME %s failed", request.url.path)
             return _problem(
@@ -198,7 +198,7 @@ async def new_nonce(request: Request, server: ServerDep) -> Response:
         log.exception("ACME new-nonce: the database failed")
         unavailable = AcmeProblem("serverInternal", "the database is not usable; retry later", status=503)
         unavailable.headers["Retry-After"] = "5"
-        return unavailable.response()
+        return problem_response(unavailable)
     status = 200 if request.method == "HEAD" else 204
     headers = {"Replay-Nonce": nonce, "Cache-Control": "no-store", "Link": f'<{urls.directory}>;rel="index"'}
     return Response(status_code=status, headers=headers)
@@ -265,7 +265,7 @@ async def key_change(request: Request, server: ServerDep) -> Response:
 # --- orders, authorizations, challenges ------------------------------------------------------------------------
 
 
-def _order_response(server: AcmeServer, urls: Urls, order: OrderRow, status: int = 200) -> JSONResponse:
+def _order_response(server: AcmeServer, urls: Urls, order: Order, status: int = 200) -> JSONResponse:
     """An order with its Location; Retry-After while the client should poll it (pending or processing)."""
     headers = {"Location": urls.order(order.id)}
     if status == 200 and order.status in ("pending", "processing"):
@@ -415,7 +415,7 @@ async def renewal_info(request: Request, server: ServerDep, cert_id: str) -> Res
     try:
         window, retry = await run_in_threadpool(renewal_window, server.authority, cert_id)
     except AcmeProblem as exc:
-        return exc.response()
+        return problem_response(exc)
     return JSONResponse(
         {"suggestedWindow": window}, headers={"Retry-After": str(retry), "Link": f'<{urls.directory}>;rel="index"'}
     )

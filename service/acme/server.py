@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.acme.accounts import Accounts
-from service.acme.authorizations import Authorizations
-from service.acme.challenges import ValidationConfig, Validator
-from service.acme.limits import RateLimits
-from service.acme.nonces import NonceStore, SpendingDatabase
-from service.acme.orders import Orders
 from service.authority import Authority
+from service.authority.acme.accounts import Accounts
+from service.authority.acme.authorizations import Authorizations
+from service.authority.acme.challenges import ValidationConfig, Validator
+from service.authority.acme.limits import RateLimits
+from service.authority.acme.nonces import NonceStore, SpendingDatabase
+from service.authority.acme.orders import Orders
 from service.ca.profiles import Profile
 
 

@@ -236,7 +236,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_acme_eab_create(args: argparse.Namespace) -> int:
-    from service.acme.accounts import Accounts
+    from service.authority.acme.accounts import Accounts
 
     with local_tokens(settings_from(args)) as tokens:  # the database and the profiles; never the CA key
         accounts = Accounts(tokens.db, tokens.audit, tokens.profiles, tokens.clock, eab_required=False)

@@ -16,7 +16,7 @@ from service.db.base import Base, UTCDateTime
 
 
 class AcmeNonceRecord(Base):
-    """A nonce that was spent (service.acme.nonces): kept until it expires, when it could not pass anyway."""
+    """A nonce that was spent (service.authority.acme.nonces): kept until it expires, when it could not pass anyway."""
 
     __tablename__ = "acme_nonces"
 

@@ -115,8 +115,8 @@ class ConsoleSessionRecord(Base):
 
 class ServerSecretRecord(Base):
     """A secret every worker and replica of this database shares, made once by whichever needs it first: the key
-    ACME nonces are authenticated with (service.acme.nonces). A key the service must use cannot be stored hashed;
-    it authenticates nothing a client could not get by asking (a nonce)."""
+    ACME nonces are authenticated with (service.authority.acme.nonces). A key the service must use cannot be
+    stored hashed; it authenticates nothing a client could not get by asking (a nonce)."""
 
     __tablename__ = "server_secrets"
 

@@ -1,4 +1,4 @@
-"""The acme_nonces table: nonces that were spent (service.acme.nonces), kept until they expire."""
+"""The acme_nonces table: nonces that were spent (service.authority.acme.nonces), kept until they expire."""
 
 from __future__ import annotations
 

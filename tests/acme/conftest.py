@@ -16,9 +16,9 @@ import pytest
 from acme import jws as acme_jws
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from service.acme.jws import b64encode
 from service.app import create_app
 from service.authority import Authority
+from service.authority.acme.jws import b64encode
 from service.datadir.issuers import load_ca
 from service.db.session import Database
 from service.settings import Settings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.acme.accounts import parse_contact
-from service.acme.problems import AcmeProblem
+from service.authority.acme.accounts import parse_contact
+from service.authority.acme.problems import AcmeProblem
 
 
 @pytest.mark.parametrize("contact", ["mailto:a\x00@example.com", "mailto:a@example.com\x00", "mailto:a\t@b.test"])

@@ -11,7 +11,7 @@ import josepy as jose
 import pytest
 from acme import jws as acme_jws
 
-from service.acme.orders import ORDER_LIFETIME
+from service.authority.acme.orders import ORDER_LIFETIME
 from service.datadir.prepare import Prepared
 from service.db.session import Database
 from service.settings import Settings
@@ -123,7 +123,7 @@ async def test_a_challenge_left_processing_by_a_lost_worker_is_validated_again(
     import anyio
     from sqlalchemy import func, select
 
-    from service.acme.authorizations import STALE_PROCESSING
+    from service.authority.acme.authorizations import STALE_PROCESSING
     from service.db.acme import AcmeChallengeRecord
     from service.db.models import AuditRecord
 

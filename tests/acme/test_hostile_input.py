@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from service.acme.jws import b64encode
+from service.authority.acme.jws import b64encode
 from tests.acme.conftest import JOSE, AcmeClient, assert_acme_problem, jws, new_key
 
 pytestmark = pytest.mark.anyio

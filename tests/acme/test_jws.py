@@ -15,9 +15,9 @@ from acme import jws as acme_jws
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy import text
 
-from service.acme import jws
-from service.acme.nonces import NONCE_LIFETIME, NonceStore
-from service.acme.problems import AcmeProblem
+from service.authority.acme import jws
+from service.authority.acme.nonces import NONCE_LIFETIME, NonceStore
+from service.authority.acme.problems import AcmeProblem
 from service.db import migrate
 from service.db.session import Database
 
@@ -149,7 +149,7 @@ def test_nonces_cost_no_write_until_spent_then_are_single_use_across_workers(tmp
 def test_a_refused_request_spends_its_nonce_and_a_rolled_back_write_does_not(nonces: NonceStore) -> None:
     """The nonce goes with the request's first write; if that write rolls back, the request still spends it before
     it answers, so a replay of a refused request is a replay."""
-    from service.acme.nonces import SpendingDatabase
+    from service.authority.acme.nonces import SpendingDatabase
 
     db = SpendingDatabase(nonces.db, nonces)
     nonce = nonces.issue()

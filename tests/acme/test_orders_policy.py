@@ -21,7 +21,7 @@ from tests.conftest import make_settings
 
 pytestmark = pytest.mark.anyio
 ACME_ERROR = "urn:ietf:params:acme:error:"
-WINDOW = dt.timedelta(hours=3)  # Boulder's, and the limits' (service.acme.limits)
+WINDOW = dt.timedelta(hours=3)  # Boulder's, and the limits' (service.authority.acme.limits)
 # the issue's list: each was accepted by newOrder
 HOSTILE = [
     ("ip", "127.0.0.1"),
@@ -212,7 +212,7 @@ async def test_finalize_asks_the_identifier_policy_again(tmp_path: Path) -> None
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from service.acme.jws import b64encode
+    from service.authority.acme.jws import b64encode
     from service.db.session import Database
 
     settings = make_settings(tmp_path / "data")

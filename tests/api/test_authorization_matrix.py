@@ -27,9 +27,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount
 
-from service.acme.renewal import cert_id
 from service.app import create_app
 from service.authority import Authority
+from service.authority.acme.renewal import cert_id
 from service.ca.issue import issuer_id
 from service.datadir.build import build_authority
 from service.datadir.prepare import prepare

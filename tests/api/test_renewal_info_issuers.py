@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.acme.renewal import cert_id
 from service.app import create_app
+from service.authority.acme.renewal import cert_id
 from service.settings import Settings
 from tests.helpers import ForeignCA
 from tests.hierarchy import Hierarchy, build, make_hierarchy

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.name import _ASN1Type as T
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from service.acme.renewal import cert_id
+from service.authority.acme.renewal import cert_id
 from service.ca.inspect import format_serial
 from tests.e2e.acme_env import CHALLENGE_IP, AcmeServer, ChallTestSrv, challtestsrv, start_acme_server
 from tests.hostile import csr_with

@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from service.acme.jws import b64encode
 from service.app import create_app
+from service.authority.acme.jws import b64encode
 from tests.fuzz.conftest import FuzzEnv, count, saw_status
 from tests.helpers import csr_pem, p256
 

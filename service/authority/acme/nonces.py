@@ -26,10 +26,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from service.acme.problems import AcmeProblem
+from service.authority.acme.problems import AcmeProblem
 from service.db import nonces as spent_nonces
 from service.db.secrets import shared_secret
 from service.db.session import Database
+from service.db.sql import DatabaseError as DatabaseError  # what a failing statement raises: the front door's 503
 from service.db.sql import Transaction
 from service.errors import ServiceError
 

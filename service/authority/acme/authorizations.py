@@ -10,12 +10,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from service.acme.accounts import Account
-from service.acme.challenges import ChallengeFailed, Validator, key_authorization
-from service.acme.nonces import SpendingDatabase
-from service.acme.problems import ERROR_NS, malformed
-from service.acme.urls import Urls
 from service.authority import Authority
+from service.authority.acme.accounts import Account
+from service.authority.acme.challenges import ChallengeFailed, Validator, key_authorization
+from service.authority.acme.nonces import SpendingDatabase
+from service.authority.acme.problems import ERROR_NS, malformed
+from service.authority.acme.urls import Urls
 from service.db import acme_authorizations as rows
 from service.db.acme_authorizations import AuthorizationRow, ChallengeRow
 from service.db.sql import Transaction

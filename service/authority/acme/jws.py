@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from josepy.jwk import JWK
 
-from service.acme.problems import AcmeProblem, malformed
+from service.authority.acme.problems import AcmeProblem, malformed
 from service.inputs import load_json
 
 ALGORITHMS = ("ES256", "ES384", "RS256", "EdDSA")

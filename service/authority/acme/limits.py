@@ -11,7 +11,7 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
-from service.acme.problems import AcmeProblem
+from service.authority.acme.problems import AcmeProblem
 from service.db import acme_accounts, acme_orders
 from service.db.sql import Transaction
 

@@ -20,7 +20,7 @@ import httpx
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
-from service.acme.jws import b64encode
+from service.authority.acme.jws import b64encode
 from service.ca.identifiers import IdentifierPolicy
 
 TIMEOUT = 10.0

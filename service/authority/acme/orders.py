@@ -10,14 +10,14 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from service.acme import jws
-from service.acme.accounts import Account
-from service.acme.authorizations import FAILED, Authorizations, new_id, rfc3339
-from service.acme.limits import DEFAULT_LIMITS, RateLimits, address_key, check_new_order
-from service.acme.nonces import SpendingDatabase
-from service.acme.problems import ERROR_NS, AcmeProblem, from_service_error, malformed, unauthorized
-from service.acme.urls import Urls
 from service.authority import Authority
+from service.authority.acme import jws
+from service.authority.acme.accounts import Account
+from service.authority.acme.authorizations import FAILED, Authorizations, new_id, rfc3339
+from service.authority.acme.limits import DEFAULT_LIMITS, RateLimits, address_key, check_new_order
+from service.authority.acme.nonces import SpendingDatabase
+from service.authority.acme.problems import ERROR_NS, AcmeProblem, from_service_error, malformed, unauthorized
+from service.authority.acme.urls import Urls
 from service.ca.identifiers import IdentifierPolicy
 from service.ca.names import dns_name_problem
 from service.ca.profiles import Profile, dns_allowed
@@ -25,6 +25,8 @@ from service.db import acme_authorizations, acme_orders
 from service.db.acme_orders import OrderRow
 from service.db.sql import Transaction
 from service.errors import ServiceError
+
+Order = OrderRow  # an order as this module hands it out: a plain value (db.acme_orders)
 
 log = logging.getLogger("pocketca.acme")
 ORDER_LIFETIME = dt.timedelta(days=1)

@@ -6,9 +6,9 @@ import datetime as dt
 
 from cryptography import x509
 
-from service.acme import jws
-from service.acme.problems import malformed
 from service.authority import Authority
+from service.authority.acme import jws
+from service.authority.acme.problems import malformed
 from service.ca.inspect import format_serial
 from service.ca.issue import authority_key_identifier
 from service.db import certificates

@@ -10,12 +10,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from service.acme import jws
-from service.acme.limits import DEFAULT_LIMITS, RateLimits, address_key, check_new_account
-from service.acme.nonces import SpendingDatabase
-from service.acme.problems import AcmeProblem, malformed, unauthorized
-from service.acme.urls import Urls
 from service.authority import AcmeCaller, Caller
+from service.authority.acme import jws
+from service.authority.acme.limits import DEFAULT_LIMITS, RateLimits, address_key, check_new_account
+from service.authority.acme.nonces import SpendingDatabase
+from service.authority.acme.problems import AcmeProblem, malformed, unauthorized
+from service.authority.acme.urls import Urls
 from service.authority.audit import Auditor
 from service.authority.callers import require_scope
 from service.db import acme_accounts as rows
