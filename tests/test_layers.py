@@ -199,6 +199,92 @@ def test_the_front_door_guard_names_the_offending_import(
     assert described(front_door_imports(fake)) == expected
 
 
+# --- front doors over one authority: no front door touches db/, and the authority imports no front door --------
+
+AUTHORITY_PACKAGE = SERVICE / "authority"
+
+
+def imports_of(path: Path) -> set[str]:
+    return imported_modules(path.read_text(), package_of(path))
+
+
+def is_under(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
+
+
+def db_imports(path: Path) -> list[tuple[str, str]]:
+    """(importer, imported) for every service.db module the file imports."""
+    return sorted((module_name(path), m) for m in imports_of(path) if is_under(m, "service.db"))
+
+
+def upward_imports(path: Path) -> list[tuple[str, str]]:
+    """(importer, imported) for every front-door or service.http module the file imports."""
+    return sorted(
+        (module_name(path), m) for m in imports_of(path) if front_door(m) is not None or is_under(m, "service.http")
+    )
+
+
+def test_no_front_door_touches_db() -> None:
+    """A front door parses its protocol, calls the authority and renders the answer: the authority is its way in."""
+    offenders = [pair for path in service_modules() if front_door(module_name(path)) for pair in db_imports(path)]
+    assert described(offenders) == []
+
+
+def test_the_authority_imports_no_front_door_and_not_http() -> None:
+    offenders = [pair for path in sorted(AUTHORITY_PACKAGE.rglob("*.py")) for pair in upward_imports(path)]
+    assert described(offenders) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "expected"),
+    [
+        ("acme/routes.py", "from service.db.sql import DatabaseError", ["service.acme.routes imports service.db.sql"]),
+        ("api/routes/csr.py", "from service.db import tokens", ["service.api.routes.csr imports service.db"]),
+        (
+            "web/console.py",
+            "def f():\n    import service.db.session\n",
+            ["service.web.console imports service.db.session"],
+        ),
+        ("acme/routes.py", "from service.authority.acme.orders import Order", []),
+    ],
+)
+def test_the_db_guard_names_the_front_door_that_touches_db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str, source: str, expected: list[str]
+) -> None:
+    fake = tmp_path / "service" / path
+    fake.parent.mkdir(parents=True)
+    fake.write_text(source)
+    monkeypatch.setattr(sys.modules[__name__], "SERVICE", tmp_path / "service")
+    assert described(db_imports(fake)) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "expected"),
+    [
+        (
+            "authority/acme/orders.py",
+            "from service.acme import problems",
+            ["service.authority.acme.orders imports service.acme"],
+        ),
+        (
+            "authority/core.py",
+            "from service.http.callers import CallerDep",
+            ["service.authority.core imports service.http.callers"],
+        ),
+        ("authority/acme/jws.py", "from ..problems import AcmeProblem", []),
+        ("authority/acme/accounts.py", "from service.db import acme_accounts", []),
+    ],
+)
+def test_the_authority_guard_names_the_import_running_back_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str, source: str, expected: list[str]
+) -> None:
+    fake = tmp_path / "service" / path
+    fake.parent.mkdir(parents=True)
+    fake.write_text(source)
+    monkeypatch.setattr(sys.modules[__name__], "SERVICE", tmp_path / "service")
+    assert described(upward_imports(fake)) == expected
+
+
 # --- one path to the database: nothing above service/db writes SQL or touches a row object -----------------------
 
 DB_PACKAGE = SERVICE / "db"
