@@ -9,8 +9,9 @@ the authority's own refusals (PolicyError, RevokedCertificateError, ...) to the 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
+from service.ca.cmp_header import CmpHeader
 from service.errors import (
     AuthenticationError,
     ConflictError,
@@ -24,9 +25,6 @@ from service.errors import (
     ServiceError,
     UnavailableError,
 )
-
-if TYPE_CHECKING:
-    from service.ca.cmp_message import CmpHeader
 
 
 class FailInfo(enum.IntEnum):

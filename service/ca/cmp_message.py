@@ -39,7 +39,8 @@ from service.ca.cmp_der import (
     split,
 )
 from service.ca.cmp_failures import CmpError, FailInfo
-from service.ca.cmp_names import NULL_DN, name_of
+from service.ca.cmp_header import CmpHeader
+from service.ca.cmp_names import NULL_DN
 from service.ca.cmp_protection import MacAlgorithm, is_mac_algorithm, load_mac_algorithm
 from service.ca.der import tlv
 
@@ -55,29 +56,6 @@ BODY_TYPES: Final = (  # PKIBody's alternatives, by tag number [0]..[26]
 REQUEST_TYPES: Final = frozenset({"ir", "cr", "kur", "p10cr", "certConf", "rr", "genm"})
 IMPLICIT_CONFIRM: Final = "1.3.6.1.5.5.7.4.13"  # id-it-implicitConfirm
 _GRANTED: Final = tlv(0xA8, tlv(0x30, tlv(0x30, oid_der(IMPLICIT_CONFIRM), b"\x05\x00")))  # generalInfo
-
-
-@dataclass(frozen=True)
-class CmpHeader:
-    """What a response needs from a request's header, and what the caller decides on."""
-
-    pvno: int
-    sender: bytes  # a GeneralName, whole (`sender_name` reads a directoryName)
-    recipient: bytes
-    transaction_id: bytes
-    sender_nonce: bytes
-    recip_nonce: bytes | None = None
-    sender_kid: bytes | None = None
-    message_time: dt.datetime | None = None
-    implicit_confirm: bool = False
-
-    @property
-    def sender_name(self) -> x509.Name | None:
-        return name_of(self.sender)
-
-    @property
-    def recipient_name(self) -> x509.Name | None:
-        return name_of(self.recipient)
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,10 @@ from service.ca.cmp_asn1 import (
 )
 from service.ca.cmp_der import AlgorithmId, integer_der
 from service.ca.cmp_failures import CmpError, FailInfo, PKIStatus
+from service.ca.cmp_header import CmpHeader
 from service.ca.cmp_message import (
     BODY_TYPES,
     PVNO_CMP2000,
-    CmpHeader,
     CmpMessage,
     assemble,
     build_header,

@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.ca.cmp_confirm import PendingConfirmation, check_confirmation
 from service.ca.cmp_failures import CmpError
-from service.ca.cmp_message import CmpHeader, CmpMessage, load_pki_message
+from service.ca.cmp_header import CmpHeader
+from service.ca.cmp_message import CmpMessage, load_pki_message
 from service.ca.cmp_request import read_certification_request
 from service.ca.cmp_response import SignedBy, build_response, certification_response, confirmation, refusal_body
 from service.ca.cmp_verify import verify_mac_protection
