@@ -5,7 +5,7 @@ a constant, run by uvicorn with the same TLS settings, worker count and HTTP imp
         --ssl-certfile D/server.pem --ssl-keyfile D/server.key --ssl-ca-certs D/ca.pem --ssl-cert-reqs 1 \\
         --ssl-ciphers ECDHE+AESGCM:ECDHE+CHACHA20 --no-access-log
 
-(--ssl-cert-reqs 1 is ssl.CERT_OPTIONAL, as in service/tls.py: a client certificate that is presented must
+(--ssl-cert-reqs 1 is ssl.CERT_OPTIONAL, as in service/serving/contexts.py: a client certificate that is presented must
 chain to the CA.) No routing, no middleware, no database: what uvicorn + httptools + TLS cost on their own.
 """
 

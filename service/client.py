@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives import serialization
 
 from service.ca.keys import public_keys_match
 from service.errors import ConfigurationError, UnreachableError
-from service.tls import build_client_context
 
 PEM_CHAIN = "application/pem-certificate-chain"
 
@@ -230,3 +229,14 @@ def fetch_ca_unverified(server: str, *, timeout: float = 30.0) -> str:
     if response.is_error:
         raise ClientError(response.status_code, {"title": response.reason_phrase, "detail": response.text[:200]})
     return response.text
+
+
+def build_client_context(
+    ca_file: Path | str, cert_file: Path | str | None = None, key_file: Path | str | None = None
+) -> ssl.SSLContext:
+    """What httpx clients use: trust only our CA, optionally present a client certificate."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file is not None:
+        context.load_cert_chain(str(cert_file), str(key_file) if key_file is not None else None)
+    return context

@@ -21,6 +21,7 @@ import sqlalchemy
 
 from service.app import create_app
 from service.authority import Authority
+from service.client import build_client_context
 from service.datadir.build import build_authority
 from service.datadir.issuers import load_ca
 from service.datadir.prepare import Prepared, prepare
@@ -28,7 +29,6 @@ from service.db import migrate
 from service.db.session import Database
 from service.http.callers import peer_certificate
 from service.settings import Settings
-from service.tls import build_client_context
 from tests.helpers import ForeignCA, free_port
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import errno
 import getpass
 import json
-import socket
 import sys
 from pathlib import Path
 
@@ -33,49 +31,29 @@ from service.cli.common import (
 from service.datadir.build import local_authority, local_tokens
 from service.errors import ConfigurationError
 from service.keys.files import write_private_file, write_public_file
-from service.settings import Settings
 
 # --- server side ------------------------------------------------------------------------------------
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from service import server
     from service.datadir.issuers import KeyAccess
     from service.datadir.prepare import prepare
+    from service.serving import listeners, server
 
     settings = settings_from(args)
-    _check_listen(settings)  # before anything is made in the data dir
-    prepared = prepare(settings, KeyAccess.from_settings(settings))  # the passphrase read once for all of it
-    if prepared.admin_token:
-        print(f"Admin token (shown once; also in {prepared.paths.admin_token}):\n{prepared.admin_token}", flush=True)
-    publication = f"  publication: http://{settings.host}:{settings.http_port}" if settings.http_port else ""
-    print(
-        f"pocketca {__version__}: https://{settings.host}:{settings.port}{publication}  CA: {prepared.paths.ca_cert}",
-        flush=True,
-    )
-    server.serve(settings)
+    host, port, http_port = settings.host, settings.port, settings.http_port
+    bound = listeners.bind(host, port, http_port)  # before anything is made in the data dir
+    try:
+        prepared = prepare(settings, KeyAccess.from_settings(settings))  # the passphrase read once for all of it
+        paths, token = prepared.paths, prepared.admin_token
+        if token:
+            print(f"Admin token (shown once; also in {paths.admin_token}):\n{token}", flush=True)
+        publication = f"  publication: http://{host}:{http_port}" if http_port else ""
+        print(f"pocketca {__version__}: https://{host}:{port}{publication}  CA: {paths.ca_cert}", flush=True)
+        server.serve(settings, bound)
+    finally:
+        bound.close()
     return 0
-
-
-def _check_listen(settings: Settings) -> None:
-    """That `serve` can listen where it is told, on both ports (uvicorn would log the failure and exit 3 after
-    starting up); the listeners themselves are bound later, before any worker starts."""
-    ports = [(settings.port, "POCKETCA_PORT/--port")]
-    if settings.http_port:
-        ports.append((settings.http_port, "POCKETCA_HTTP_PORT/--http-port"))
-    for port, setting in ports:
-        where = f"{settings.host}:{port} (POCKETCA_HOST/--host, {setting})"
-        try:
-            family, kind, proto, _, address = socket.getaddrinfo(settings.host, port, type=socket.SOCK_STREAM)[0]
-        except OSError as exc:
-            raise ConfigurationError(f"cannot listen on {where}: {exc.strerror or exc}") from None
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-            try:
-                probe.bind(address)
-            except OSError as exc:
-                hint = "; stop what uses it or choose another port" if exc.errno == errno.EADDRINUSE else ""
-                raise ConfigurationError(f"cannot listen on {where}: {exc.strerror}{hint}") from None
 
 
 def cmd_init(args: argparse.Namespace) -> int:

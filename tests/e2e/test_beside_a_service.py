@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.tls import build_client_context
+from service.client import build_client_context
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORTS = (8443, 8080)  # POCKETCA_PORT, POCKETCA_HTTP_PORT

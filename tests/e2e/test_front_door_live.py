@@ -8,7 +8,7 @@ import re
 
 import httpx
 
-from service.tls import build_client_context
+from service.client import build_client_context
 from tests.conftest import LiveServer
 
 WRONG = {"Authorization": "Bearer pca_0123456789abcdef_not-the-secret"}

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from cryptography import x509
 
-from service.tls import build_client_context
+from service.client import build_client_context
 from tests.conftest import PG_URL, LiveServer, database_url_for, query, start_server
 from tests.helpers import csr_pem, free_port, key_pem, p256
 

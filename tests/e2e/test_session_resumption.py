@@ -1,54 +1,52 @@
-"""TLS session resumption across workers: every worker seals session tickets with the same keys (tls.py), so a
-client resumes wherever its next connection lands, and the app still checks revocation on each request."""
+"""TLS session resumption across workers: every worker seals session tickets with the same keys (it serves a forked
+copy of one SSL context: service.serving.contexts), so a client resumes wherever its next connection lands, and the
+app still checks revocation on each request."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from service import tls
+from service.client import build_client_context
 from service.datadir.prepare import Prepared
-from service.tls import build_client_context, build_server_context, share_session_tickets
+from service.serving.contexts import build_server_context
 from tests.conftest import LiveServer, start_server
 from tests.e2e.test_revocation_live import _issue, _revoke
 
 
-def _serve_once_each(context: ssl.SSLContext) -> tuple[int, Iterator[None]]:
-    """A TLS server on a free port answering one byte per connection, until the generator is closed."""
+def _serve_in_a_fork(context: ssl.SSLContext) -> tuple[int, Iterator[None]]:
+    """A TLS server on a free port answering one byte per connection, in a forked process (as a worker is) serving
+    its copy of `context`, until the generator is closed."""
     listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            while True:
                 raw, _ = listener.accept()
-            except TimeoutError:
-                continue
-            try:
-                with context.wrap_socket(raw, server_side=True) as conn:
-                    conn.recv(1)
-                    conn.sendall(b"!")
-            except (ssl.SSLError, OSError):
-                pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+                try:
+                    with context.wrap_socket(raw, server_side=True) as conn:
+                        conn.recv(1)
+                        conn.sendall(b"!")
+                except (ssl.SSLError, OSError):
+                    pass
+        finally:
+            os._exit(0)
+    port = listener.getsockname()[1]
+    listener.close()
 
     def stopper() -> Iterator[None]:
         yield
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
 
-    return listener.getsockname()[1], stopper()
+    return port, stopper()
 
 
 def _exchange(port: int, client: ssl.SSLContext, session: ssl.SSLSession | None = None) -> ssl.SSLSocket:
@@ -63,13 +61,12 @@ def _exchange(port: int, client: ssl.SSLContext, session: ssl.SSLSession | None 
 def test_a_session_from_one_context_resumes_on_another_only_with_shared_keys(
     prepared: Prepared, shared: bool
 ) -> None:
+    """Two "workers": forked copies of one context share its ticket keys; two contexts built apart do not."""
     paths = prepared.paths
-    first, second = build_server_context(paths), build_server_context(paths)
-    keys = os.urandom(tls.TICKET_KEYS_BYTES)
-    if shared:
-        assert share_session_tickets(first, keys) and share_session_tickets(second, keys)
-    port_a, stop_a = _serve_once_each(first)
-    port_b, stop_b = _serve_once_each(second)
+    first = build_server_context(paths)
+    second = first if shared else build_server_context(paths)
+    port_a, stop_a = _serve_in_a_fork(first)
+    port_b, stop_b = _serve_in_a_fork(second)
     next(stop_a), next(stop_b)
     client = build_client_context(paths.ca_cert)
     try:
@@ -81,11 +78,6 @@ def test_a_session_from_one_context_resumes_on_another_only_with_shared_keys(
     finally:
         for stop in (stop_a, stop_b):
             next(stop, None)
-
-
-def test_ticket_keys_must_be_the_openssl_block(prepared: Prepared) -> None:
-    with pytest.raises(ValueError, match="80 bytes"):
-        share_session_tickets(build_server_context(prepared.paths), b"short")
 
 
 @pytest.fixture

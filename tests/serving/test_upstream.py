@@ -1,0 +1,61 @@
+"""The names service/serving reaches for that are not a library's public API: each test fails, naming the
+upstream version, when an upgrade changes one of them, before a live server would fail less clearly."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import uvicorn
+import uvicorn.lifespan.on
+
+from service.serving import upstream
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def _uvicorn_changed(what: str) -> str:
+    where = f"see service/serving/upstream.py (read from {upstream.UVICORN})"
+    return f"uvicorn {uvicorn.__version__} changed {what}; {where}"
+
+
+def test_uvicorn_is_the_version_upstream_was_read_from() -> None:
+    assert _minor(uvicorn.__version__) == upstream.UVICORN, (
+        f"uvicorn {uvicorn.__version__} is not the version service/serving/upstream.py was read from "
+        f"({upstream.UVICORN}): check each name it lists, then update UVICORN and the pin in pyproject.toml"
+    )
+
+
+@pytest.mark.parametrize("name", ["H11Protocol", "HttpToolsProtocol"])
+def test_uvicorn_http_protocols_keep_their_constructor_and_hooks(name: str) -> None:
+    cls = getattr(upstream, name)
+    assert cls is not None, _uvicorn_changed(f"{name}'s module")
+    parameters = list(inspect.signature(cls.__init__).parameters)
+    assert parameters[:5] == ["self", "config", "server_state", "app_state", "_loop"], _uvicorn_changed(
+        f"{name}.__init__ {parameters}"
+    )
+    hooks = ["connection_made", "connection_lost"]
+    if name == "HttpToolsProtocol":
+        hooks += ["on_message_begin", "on_headers_complete"]
+    for hook in hooks:
+        assert callable(getattr(cls, hook, None)), _uvicorn_changed(f"{name}.{hook}")
+    source = inspect.getsource(cls)
+    for attribute in ("self.app = ", "self.transport = transport"):
+        assert attribute in source, _uvicorn_changed(f"{name} ({attribute!r} is gone)")
+
+
+def test_uvicorn_server_keeps_startup_shutdown_and_the_state_a_second_listener_shares() -> None:
+    for method in ("startup", "shutdown"):
+        parameters = list(inspect.signature(getattr(uvicorn.Server, method)).parameters)
+        assert parameters == ["self", "sockets"], _uvicorn_changed(f"Server.{method} {parameters}")
+    source = inspect.getsource(uvicorn.Server)
+    for attribute in ("self.servers", "self.server_state", "self.lifespan", "self.started", "self.should_exit"):
+        assert attribute in source, _uvicorn_changed(f"Server ({attribute} is gone)")
+    config = uvicorn.Config(app=lambda *_: None)
+    for attribute in ("backlog", "http", "ssl_context_factory"):
+        assert hasattr(config, attribute), _uvicorn_changed(f"Config.{attribute}")
+    config_source = inspect.getsource(uvicorn.Config)
+    assert "self.http_protocol_class" in config_source, _uvicorn_changed("Config.http_protocol_class")
+    assert "self.state" in inspect.getsource(uvicorn.lifespan.on.LifespanOn), _uvicorn_changed("LifespanOn.state")
