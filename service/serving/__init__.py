@@ -8,6 +8,6 @@ supervisor), `server` (uvicorn's Config and Server put together: `serve`).
 
 Every reach into uvicorn's names that are not its public API lives in `upstream`, the adapter, with a test that
 names the upstream version when it breaks (tests/serving/test_upstream.py, which also holds the tripwires of
-`lean`, the hot routes' class over FastAPI's and Starlette's non-public names: the front doors import it, so it
-lives below them, with what they share).
+service.http.lean, the hot routes' class over FastAPI's and Starlette's non-public names: the front doors import
+it, so it lives below them, with what they share).
 """

@@ -3,12 +3,20 @@ upstream version, when an upgrade changes one of them, before a live server woul
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
+import fastapi
 import pytest
+import starlette
 import uvicorn
 import uvicorn.lifespan.on
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant
+from fastapi.routing import APIRoute
+from starlette.routing import Match, Route
 
+from service.http import lean
 from service.serving import upstream
 
 
@@ -19,6 +27,13 @@ def _minor(version: str) -> str:
 def _uvicorn_changed(what: str) -> str:
     where = f"see service/serving/upstream.py (read from {upstream.UVICORN})"
     return f"uvicorn {uvicorn.__version__} changed {what}; {where}"
+
+
+def _fastapi_changed(what: str) -> str:
+    return (
+        f"fastapi {fastapi.__version__} / starlette {starlette.__version__} changed {what}; see service/http/lean.py"
+        f" (read from fastapi {lean.FASTAPI}, starlette {lean.STARLETTE})"
+    )
 
 
 def test_uvicorn_is_the_version_upstream_was_read_from() -> None:
@@ -59,3 +74,32 @@ def test_uvicorn_server_keeps_startup_shutdown_and_the_state_a_second_listener_s
     config_source = inspect.getsource(uvicorn.Config)
     assert "self.http_protocol_class" in config_source, _uvicorn_changed("Config.http_protocol_class")
     assert "self.state" in inspect.getsource(uvicorn.lifespan.on.LifespanOn), _uvicorn_changed("LifespanOn.state")
+
+
+def test_fastapi_and_starlette_are_the_versions_lean_was_read_from() -> None:
+    assert (_minor(fastapi.__version__), _minor(starlette.__version__)) == (lean.FASTAPI, lean.STARLETTE), (
+        f"fastapi {fastapi.__version__} / starlette {starlette.__version__} are not the versions "
+        f"service/http/lean.py was read from (fastapi {lean.FASTAPI}, starlette {lean.STARLETTE}): check what "
+        "it reads, then update FASTAPI and STARLETTE"
+    )
+
+
+def test_fastapi_dependant_keeps_the_fields_lean_plans_from() -> None:
+    fields = {field.name for field in dataclasses.fields(Dependant)}
+    wanted = {*lean._UNSERVED, "query_params", "dependencies", "call", "request_param_name", "use_cache"}
+    assert wanted <= fields, _fastapi_changed(f"Dependant (missing {sorted(wanted - fields)})")
+    parameters = inspect.signature(get_dependant).parameters
+    assert {"path", "call", "use_cache"} <= set(parameters), _fastapi_changed(f"get_dependant {list(parameters)}")
+
+
+def test_fastapi_routes_and_starlette_matching_keep_what_lean_uses() -> None:
+    for attribute in ("get_route_handler", "matches", "handle"):
+        assert callable(getattr(APIRoute, attribute, None)), _fastapi_changed(f"APIRoute.{attribute}")
+    route = APIRoute("/x", lambda: None)
+    for attribute in ("dependant", "path_format", "unique_id", "methods", "param_convertors"):
+        assert hasattr(route, attribute), _fastapi_changed(f"APIRoute.{attribute}")
+    assert Match.FULL and issubclass(APIRoute, Route), _fastapi_changed("starlette.routing.Match / Route")
+    app = fastapi.FastAPI()
+    for attribute in ("exception_handlers", "dependency_overrides"):
+        assert isinstance(getattr(app, attribute, None), dict), _fastapi_changed(f"FastAPI.{attribute}")
+    assert hasattr(app.router, "generate_unique_id_function"), _fastapi_changed("APIRouter.generate_unique_id_function")
