@@ -50,8 +50,17 @@ class Supervisor:
         self.stopping = False
 
     def run(self) -> None:
-        for sig in (*_STOP, signal.SIGHUP):
-            signal.signal(sig, lambda sig, _frame: self.signals.append(sig))
+        previous = {sig: signal.signal(sig, self._queue) for sig in (*_STOP, signal.SIGHUP)}
+        try:
+            self._run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _queue(self, sig: int, _frame: object) -> None:
+        self.signals.append(sig)
+
+    def _run(self) -> None:
         # what is loaded now lives as long as the workers: out of the cyclic collector's sight (gc docs: call
         # freeze() before fork), so its collections walk only what requests make, and the pages stay shared
         gc.freeze()
