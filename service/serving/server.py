@@ -8,7 +8,6 @@ import asyncio
 import functools
 import logging
 import signal
-import socket
 import ssl
 
 import uvicorn
@@ -16,12 +15,12 @@ import uvicorn
 from service import metrics
 from service.datadir.layout import DataPaths
 from service.logs import log_config
-from service.serving import upstream
 from service.serving.contexts import build_server_context
 from service.serving.listeners import Listeners, address
 from service.serving.protocols import DEFAULT_PROTOCOL, protocol_class
 from service.serving.publication import PublicationApp
 from service.serving.reloaders import CertificateReloader
+from service.serving.upstream import ServerWithPlain
 from service.serving.workers import Supervisor, can_fork
 from service.settings import Settings
 
@@ -50,34 +49,6 @@ def uvicorn_config(
     )
 
 
-class PocketServer(uvicorn.Server):
-    """uvicorn's Server with a second, plain-HTTP socket for the publication app (same protocol class, limits,
-    header timeout and graceful shutdown as the TLS socket; its connections are the server's connections), and
-    the watcher that reloads the server certificate into the TLS context."""
-
-    def __init__(
-        self, config: uvicorn.Config, *, plain: socket.socket | None, reloader: CertificateReloader | None
-    ) -> None:
-        super().__init__(config)
-        self.plain = plain
-        self.reloader = reloader
-        self.watch: asyncio.Task[None] | None = None
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if not self.started:
-            return
-        if self.plain is not None:
-            await upstream.serve_plain(self, self.plain, PublicationApp(self.config.loaded_app))
-        if self.reloader is not None:
-            self.watch = asyncio.get_running_loop().create_task(self.reloader.watch(lambda: self.should_exit))
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        if self.watch is not None:
-            self.watch.cancel()
-        await super().shutdown(sockets=sockets)
-
-
 def serve(settings: Settings, listeners: Listeners) -> None:
     """Serves on `listeners` (bound by `listeners.bind`) until SIGINT/SIGTERM. SIGHUP reloads profiles.toml in
     every worker."""
@@ -99,7 +70,9 @@ def _serve(settings: Settings, listeners: Listeners) -> None:
     log.info("listening on https://%s%s", address(settings.host, settings.port), publication)
 
     def run() -> None:
-        PocketServer(config, plain=listeners.plain, reloader=reloader).run(sockets=[listeners.tls])
+        # the publication app beside the API, on the same server; the certificate watched while it serves
+        server = ServerWithPlain(config, plain=listeners.plain, plain_app=PublicationApp, alongside=reloader.watch)
+        server.run(sockets=[listeners.tls])
 
     if settings.workers > 1 and can_fork():  # the app's modules are loaded already (uvicorn_config): once for all
         Supervisor(run, settings.workers).run()
