@@ -28,7 +28,7 @@ NGINX_TEMPLATE = BENCH / "nginx.conf.template"
 WORKERS = 2
 N_CSRS = 500
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"  # as service/tls.py
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"  # as service/serving/contexts.py
 CONCURRENCY = ((1, 1), (8, 2), (32, 2))  # (connections, wrk threads)
 T0 = time.monotonic()
 

@@ -206,7 +206,8 @@ def report(
             "The resumed row reads one response per connection (`-www /whoami`): with TLS 1.3 the session ticket "
             "arrives after the handshake, and `s_time -reuse` without `-www` never resumes (every connection full). "
             "So resumed / full compares it with full handshakes that make the same request (`-new -www /whoami`). "
-            "pocketca's workers share their ticket keys (service/tls.py), so a session resumes on either worker; "
+            "pocketca's workers share their ticket keys (service/serving/contexts.py), so a session resumes on "
+            "either worker; "
             "bare uvicorn's do not, hence its share actually resumed.\n"
         )
 
