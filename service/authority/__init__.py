@@ -12,8 +12,9 @@ from service.authority.callers import (
     describe_issuer,
     hash_secret,
 )
-from service.authority.core import Authority, utcnow
+from service.authority.core import Authority
 from service.authority.renewal import build_renewal_token, is_renewal_token
+from service.authority.state import utcnow
 from service.authority.values import (
     AuditEntry,
     CertificateListing,

@@ -26,12 +26,12 @@ from service.errors import (
 from service.inputs import as_utc
 
 if TYPE_CHECKING:
-    from service.authority.core import Authority
+    from service.authority.state import AuthorityState
 
 STATUSES = ("valid", "revoked", "expired")
 
 
-def get_certificate(authority: Authority, serial_text: str, caller: Caller) -> StoredCertificate:
+def get_certificate(authority: AuthorityState, serial_text: str, caller: Caller) -> StoredCertificate:
     serial = parse_serial_text(serial_text)
     if isinstance(caller, ClientIdentity):
         if caller.summary.serial != serial:
@@ -45,7 +45,7 @@ def get_certificate(authority: Authority, serial_text: str, caller: Caller) -> S
 
 
 def list_certificates(
-    authority: Authority,
+    authority: AuthorityState,
     *,
     caller: Caller,
     cn: str | None,
@@ -78,7 +78,7 @@ def list_certificates(
     return Page(items=items, next_cursor=next_cursor)
 
 
-def revoke(authority: Authority, serial_text: str, reason: str | None, caller: Caller) -> StoredCertificate:
+def revoke(authority: AuthorityState, serial_text: str, reason: str | None, caller: Caller) -> StoredCertificate:
     serial = parse_serial_text(serial_text)
     with authority.audit.refusing("certificate.revoke", caller, serial):
         try:

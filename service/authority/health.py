@@ -9,10 +9,10 @@ from service.db import crls as crl_rows
 from service.errors import CRLExpiredError, UnavailableError
 
 if TYPE_CHECKING:
-    from service.authority.core import Authority
+    from service.authority.state import AuthorityState
 
 
-def check_ready(authority: Authority) -> None:
+def check_ready(authority: AuthorityState) -> None:
     """Ready: the database answers and the newest CRL has not passed its nextUpdate."""
     try:
         state, _, _ = crl_rows.state(authority.db)
@@ -27,7 +27,7 @@ def check_ready(authority: Authority) -> None:
         raise UnavailableError("; ".join(expired))
 
 
-def check_health(authority: Authority) -> None:
+def check_health(authority: AuthorityState) -> None:
     try:
         counters.get(authority.db, counters.REVOCATIONS)
     except Exception as exc:

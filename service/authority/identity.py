@@ -20,13 +20,13 @@ from service.db import renewals
 from service.errors import AuthenticationError, PermissionDeniedError, RevokedCertificateError, ServiceError
 
 if TYPE_CHECKING:
-    from service.authority.core import Authority
+    from service.authority.state import AuthorityState
 
 REPLAYED = "the renewal token was used already (each jti is good once)"
 log = logging.getLogger("pocketca.auth")
 
 
-def identify_client(authority: Authority, der: bytes, address: str | None) -> ClientIdentity:
+def identify_client(authority: AuthorityState, der: bytes, address: str | None) -> ClientIdentity:
     """A certificate the TLS layer verified; refused here if revoked or not issued by us."""
     certificate, summary, client_auth = _parse_client_certificate(der)
     # every request: a revocation is refused at once, in every worker (the hot path's DB-API read)
@@ -43,7 +43,7 @@ def identify_client(authority: Authority, der: bytes, address: str | None) -> Cl
     return ClientIdentity(certificate, summary, profile, address)
 
 
-def authenticate_renewal_token(authority: Authority, token: str, address: str | None) -> ClientIdentity:
+def authenticate_renewal_token(authority: AuthorityState, token: str, address: str | None) -> ClientIdentity:
     """A renewal token (authority.renewal) for POST /csr: the checks of a client certificate (issued by us, the
     exact certificate, not revoked, within its validity) except clientAuth, and a jti not yet spent (it is
     spent with the certificate it pays for).

@@ -48,7 +48,7 @@ from service.errors import (
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-    from service.authority.core import Authority
+    from service.authority.state import AuthorityState
 
 Unit = Callable[[Transaction], None]
 
@@ -68,7 +68,7 @@ class Entry:
 
 
 def csr_entry(
-    authority: Authority, csr_data: bytes, caller: Caller, profile: str | None, validity_days: int | None
+    authority: AuthorityState, csr_data: bytes, caller: Caller, profile: str | None, validity_days: int | None
 ) -> Entry:
     """POST /csr: admin and issue tokens ask within the profile, enrollment tokens for exactly their names, a
     certificate holder (mTLS or a renewal token) renews its own names."""
@@ -84,7 +84,7 @@ def csr_entry(
     )
 
 
-def acme_entry(authority: Authority, csr_data: bytes, caller: AcmeCaller, profile: str) -> Entry:
+def acme_entry(authority: AuthorityState, csr_data: bytes, caller: AcmeCaller, profile: str) -> Entry:
     """An ACME finalize: the CSR must name exactly the identifiers the account proved (`caller.names`)."""
     return Entry(
         caller,
@@ -96,7 +96,7 @@ def acme_entry(authority: Authority, csr_data: bytes, caller: AcmeCaller, profil
 
 
 def key_entry(
-    authority: Authority,
+    authority: AuthorityState,
     public_key: CertificatePublicKeyTypes,
     cn: str,
     sans: list[str],
@@ -117,7 +117,7 @@ def key_entry(
 
 
 def pkcs12_entry(
-    authority: Authority,
+    authority: AuthorityState,
     caller: Caller,
     cn: str,
     sans: list[str],
@@ -145,7 +145,7 @@ def pkcs12_entry(
 
 
 class Issuance:
-    def __init__(self, authority: Authority) -> None:
+    def __init__(self, authority: AuthorityState) -> None:
         self.authority = authority  # read at each call: its clock, profiles and rate limit may change
 
     def issue(self, entry: Entry) -> IssuedCertificate:

@@ -12,10 +12,10 @@ from service.ca.ocsp import MalformedOCSPRequestError, build_unsuccessful, load_
 from service.errors import CRLNotPublishedError, IssuerNotFoundError
 
 if TYPE_CHECKING:
-    from service.authority.core import Authority
+    from service.authority.state import AuthorityState
 
 
-def issuer_crl(authority: Authority, issuer: str) -> CRLDocument:
+def issuer_crl(authority: AuthorityState, issuer: str) -> CRLDocument:
     """The CRL of one issuer, current or retired (GET /crl/{issuer id})."""
     publisher = authority.crl_publishers.get(issuer)
     if publisher is not None:
@@ -28,7 +28,7 @@ def issuer_crl(authority: Authority, issuer: str) -> CRLDocument:
     raise IssuerNotFoundError(issuer, [*authority.crl_publishers, *authority.root_crls.roots])
 
 
-def issuer_certificate(authority: Authority, issuer: str) -> x509.Certificate:
+def issuer_certificate(authority: AuthorityState, issuer: str) -> x509.Certificate:
     found = authority.issuers.get(issuer)
     if found is not None:
         return found.certificate
@@ -37,7 +37,7 @@ def issuer_certificate(authority: Authority, issuer: str) -> x509.Certificate:
     raise IssuerNotFoundError(issuer, [*authority.issuers, *authority.root_crls.roots])
 
 
-def answer_ocsp(authority: Authority, request: bytes) -> tuple[bytes, dt.datetime | None]:
+def answer_ocsp(authority: AuthorityState, request: bytes) -> tuple[bytes, dt.datetime | None]:
     """Each issuer answers for its own certificates; a question naming no issuer of ours is `unauthorized`."""
     if len(authority.ocsp_responders) == 1:
         return authority.ocsp.respond(request)

@@ -20,10 +20,10 @@ from service.db import certificates as certificate_rows
 from service.errors import IssuanceRateLimitedError, PolicyError
 
 if TYPE_CHECKING:
-    from service.authority.core import Authority
+    from service.authority.state import AuthorityState
 
 
-def caller_context(authority: Authority, caller: Caller, requested: str | None) -> tuple[PolicyContext, Profile]:
+def caller_context(authority: AuthorityState, caller: Caller, requested: str | None) -> tuple[PolicyContext, Profile]:
     """The caller narrows the profile's rules; it can never widen them."""
     if isinstance(caller, ClientIdentity):
         if requested not in (None, caller.profile):
@@ -43,13 +43,13 @@ def caller_context(authority: Authority, caller: Caller, requested: str | None) 
     return PolicyContext(), profile
 
 
-def acme_context(authority: Authority, caller: AcmeCaller, profile: str) -> tuple[PolicyContext, Profile]:
+def acme_context(authority: AuthorityState, caller: AcmeCaller, profile: str) -> tuple[PolicyContext, Profile]:
     """An ACME account asks for exactly the identifiers it proved."""
     check_rate(authority, caller)
     return PolicyContext(exact_names=caller.names), profile_named(authority.profiles, profile)
 
 
-def check_rate(authority: Authority, caller: TokenCaller | AcmeCaller) -> None:
+def check_rate(authority: AuthorityState, caller: TokenCaller | AcmeCaller) -> None:
     """At most `issue_rate_per_minute` certificates per token in any minute, counted in the database so
     every worker and replica sees the same count (concurrent requests may overshoot by a few)."""
     limit = authority.issue_rate_per_minute
