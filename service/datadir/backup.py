@@ -19,7 +19,8 @@ from cryptography import x509
 
 from service.datadir.layout import DataPaths, has_ca
 from service.datadir.schema import upgrade
-from service.db.repositories import CRL_FLOOR, CertificateRepository, CounterRepository
+from service.db import certificates as certificate_rows
+from service.db import counters
 from service.db.session import Database
 from service.errors import ConfigurationError, FileError
 from service.keys.files import write_private_file
@@ -122,10 +123,9 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> BackupS
     try:
         ca_certificate = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes()) if paths.ca_cert.exists() else None
         upgrade(db, ca_certificate)  # a backup from an older version comes up to this version's schema
-        with db.writer() as session:  # CRL numbers published after the backup was taken must never come back
-            CounterRepository(session).set(CRL_FLOOR, int(time.time()))
-        with db.reader() as session:
-            certificates = CertificateRepository(session).count()
+        with db.transaction() as transaction:  # CRL numbers published after the backup was taken must never come back
+            counters.set(transaction, counters.CRL_FLOOR, int(time.time()))
+        certificates = certificate_rows.count(db)
     finally:
         db.dispose()
     return BackupSummary(path=source, files=sorted(members), certificates=certificates)

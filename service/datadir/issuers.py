@@ -20,7 +20,7 @@ from service.ca.inspect import is_ca_certificate
 from service.ca.issue import issuer_id
 from service.ca.keys import KeyType, PrivateKey, generate_private_key, key_violations, public_keys_match
 from service.datadir.layout import DataPaths, has_ca, load_parents
-from service.db.repositories import CertificateRepository
+from service.db import certificates as certificate_rows
 from service.db.session import Database
 from service.errors import ConfigurationError, FileError, NoCAError, SettingError
 from service.keys import KeyStore
@@ -114,8 +114,7 @@ def load_retired(settings: Settings, db: Database, now: dt.datetime, keys: KeyAc
     """The retired issuers that still answer: those with a certificate not yet expired."""
     found = []
     for directory in DataPaths(settings.data_dir).retired():
-        with db.reader() as session:
-            last = CertificateRepository(session).latest_expiry(directory.name)
+        last = certificate_rows.latest_expiry(db, directory.name)
         if last is not None and last > now:
             keys = keys or KeyAccess.from_settings(settings)
             keystore, certificate = load_issuer_files(directory, keys)

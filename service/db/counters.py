@@ -27,6 +27,12 @@ def value_in(session: Session, name: str) -> int:
     return session.scalar(select(CounterRecord.value).where(CounterRecord.name == name)) or 0
 
 
+def set(transaction: Transaction, name: str, value: int) -> None:
+    """Sets the counter outright (a restore's CRL number floor)."""
+    transaction.session.merge(CounterRecord(name=name, value=value))
+    transaction.session.flush()
+
+
 def increment(transaction: Transaction, name: str) -> None:
     """Atomic in the database (UPDATE value = value + 1), so concurrent writers never lose a count."""
     session = transaction.session

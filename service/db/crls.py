@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from service.db import certificates
 from service.db.counters import CRL_FLOOR, REVOCATIONS, value_in
 from service.db.models import CRLRecord
-from service.db.repositories import CertificateRepository
 from service.db.sql import Statement, Transaction, time_value
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class Snapshot:
 
     def entries(self, now: dt.datetime) -> Iterator[bytes | tuple[str, str, str | None]]:
         """Each revoked, unexpired certificate's stored CRL entry (DER), or (serial, revoked_at, reason) to encode."""
-        return CertificateRepository(self._session).iter_crl_entries(now, self._issuer_id)
+        return certificates.iter_crl_entries(self._session, now, self._issuer_id)
 
 
 @contextmanager

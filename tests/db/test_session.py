@@ -12,7 +12,6 @@ from sqlalchemy import exc
 from service.authority import Authority
 from service.db import counters, migrate
 from service.db.models import CertificateRecord, CounterRecord
-from service.db.repositories import CounterRepository
 from service.db.session import Database
 from service.settings import Settings
 from tests.conftest import authority_at
@@ -79,7 +78,7 @@ def test_writer_rolls_back_on_error(db: Database) -> None:
         counters.increment(transaction, "n")
         raise RuntimeError("boom")
     with db.reader() as session:
-        assert CounterRepository(session).get("n") == 0
+        assert counters.value_in(session, "n") == 0
 
 
 def test_concurrent_read_then_write_never_locks(tmp_path: Path) -> None:
@@ -93,8 +92,7 @@ def test_concurrent_read_then_write_never_locks(tmp_path: Path) -> None:
         try:
             for _ in range(50):
                 with database.writer() as session:
-                    counters = CounterRepository(session)
-                    value = counters.get("n")  # read first ...
+                    value = counters.value_in(session, "n")  # read first ...
                     session.merge(CounterRecord(name="n", value=value + 1))  # ... then write what was read
         except BaseException as error:
             errors.append(error)
@@ -108,7 +106,7 @@ def test_concurrent_read_then_write_never_locks(tmp_path: Path) -> None:
         thread.join(timeout=120)
     assert errors == []
     with Database(url).reader() as session:
-        assert CounterRepository(session).get("n") == 400
+        assert counters.value_in(session, "n") == 400
 
 
 def test_parallel_issuance_and_revocation(settings: Settings, authority: Authority, admin_token: str) -> None:
@@ -143,7 +141,7 @@ def test_parallel_issuance_and_revocation(settings: Settings, authority: Authori
         rows = session.query(CertificateRecord).filter(CertificateRecord.serial.in_(serials)).all()
         assert len(rows) == 90
         assert sum(r.status == "revoked" for r in rows) == 30
-        assert CounterRepository(session).get("revocations") == 30
+        assert counters.value_in(session, "revocations") == 30
 
 
 def test_a_threads_own_connections_close_when_the_thread_ends(settings: Settings, prepared: object) -> None:
