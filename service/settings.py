@@ -1,8 +1,8 @@
 """Configuration from POCKETCA_* environment variables and a .env file; `pocketca` flags win.
 
 Each setting is declared once, as a field of `Settings` with a description: the `pocketca serve` flag
-(`--field-name`, help from the description), the variable (`POCKETCA_FIELD_NAME`) and what `serve` hands its
-workers (`as_environment`) all come from that field. A new setting is one field here.
+(`--field-name`, help from the description) and the variable (`POCKETCA_FIELD_NAME`) both come from that field.
+A new setting is one field here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import difflib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -205,15 +205,6 @@ class Settings(BaseSettings):
                 ) from None
         return None
 
-    def as_environment(self) -> dict[str, str]:
-        """The resolved settings as POCKETCA_* variables, so spawned workers see what the flags said."""
-        env = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if value is not None:
-                env[variable(name)] = _environment_value(value)
-        return env
-
 
 class ClientSettings(BaseSettings):
     """Defaults for the client commands' --server, --token and --ca-file (flags win)."""
@@ -229,16 +220,6 @@ def _one_of(value: str, choices: tuple[str, ...]) -> str:
     if value.lower() not in choices:
         raise ValueError(f"use one of {', '.join(choices)}")
     return value.lower()
-
-
-def _environment_value(value: Any) -> str:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, Path):
-        return str(value.resolve())
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return str(value)
 
 
 def variable(field: str) -> str:
