@@ -6,7 +6,9 @@ The machine is shared and noisy (bench/SPEED.md): a change is judged by the rati
 run, never by figures from two runs. The base commit is checked out into a temporary git worktree and served by
 this checkout's virtualenv (its code first on sys.path), so the two differ only in pocketca's own code. Both
 servers run at once (2 workers each, idle while the other is measured); each round measures P-256 issuance at
-c=8 (wrk, as bench/suite.py does) and `/whoami` keep-alive on 8 connections, in alternating order.
+c=8 (wrk, as bench/suite.py does) and `/whoami` keep-alive on 8 connections, in alternating order. Then each
+side's server is stopped and started again on its data dir, `--runs` times in alternating order: start-up on an
+existing data dir, from `pocketca serve` to the first 200 from /healthz (every worker up before the next).
 """
 
 from __future__ import annotations
@@ -106,6 +108,17 @@ def main() -> None:
                 figures[name]["w"].append(k.rate)
                 figures[name]["wus"].append(k.cpu_us)
                 log(f"run {r + 1} {name}: /whoami {k.rate:.0f} req/s, {k.cpu_us:.0f} µs CPU/req, errors {k.errors}")
+        for name, ca in servers.items():  # start-up on an existing data dir: each side restarted in turn
+            procs.stop(ca.pocketca)
+            figures[name]["up"] = []
+        for r in range(args.runs):
+            for name in list(servers) if r % 2 == 0 else list(reversed(servers)):
+                server, seconds = start_pocketca_ready(
+                    procs, servers[name].data_dir, free_port(), work, f"restart-{name}-{r}", bins[name]
+                )
+                procs.stop(server)
+                figures[name]["up"].append(seconds)
+                log(f"run {r + 1} {name}: start-up to healthy {seconds:.2f} s")
         med = {n: {k: statistics.median(v) for k, v in f.items()} for n, f in figures.items()}
         b, t = med["base"], med["this"]
         print(f"\n{args.runs} interleaved runs of {args.seconds} s, medians; base = {args.base}\n")
@@ -116,6 +129,7 @@ def main() -> None:
             ("  p99", "p99", "ms"),
             ("GET /whoami keep-alive c=8", "w", "req/s"),
             ("  server CPU per request", "wus", "µs"),
+            ("start-up on an existing data dir, to healthy", "up", "s"),
         ):
             print(f"| {label} ({unit}) | {b[key]:.2f} | {t[key]:.2f} | {t[key] / b[key]:.2f}x |")
     finally:
