@@ -44,13 +44,13 @@ def _serving(directory: Path) -> None:
         pass
 
 
-def test_a_worker_that_cannot_start_stops_the_supervisor() -> None:
+def _cannot_start(_: Path) -> None:
     started = time.monotonic()
     Supervisor(lambda: sys.exit(3), 2).run()  # uvicorn's STARTUP_FAILURE
     assert time.monotonic() - started < 10
 
 
-def test_sighup_reaches_every_worker_and_sigterm_stops_them_all(tmp_path: Path) -> None:
+def _sighup_and_sigterm(tmp_path: Path) -> None:
     supervisor = Supervisor(lambda: _serving(tmp_path), 2)
     watchers = [
         _signal_me_when(tmp_path, "up-*", 2, signal.SIGHUP),
@@ -66,7 +66,7 @@ def test_sighup_reaches_every_worker_and_sigterm_stops_them_all(tmp_path: Path) 
     assert signal.getsignal(signal.SIGTERM) is previous  # the supervisor's handlers are gone with it
 
 
-def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
+def _dies_and_is_replaced(tmp_path: Path) -> None:
     def first_dies() -> None:
         if not (tmp_path / "died").exists():
             (tmp_path / "died").touch()
@@ -80,7 +80,42 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
     assert (tmp_path / "died").exists() and len(list(tmp_path.glob("up-*"))) == 1
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    if threading.active_count() != 1:
-        pytest.skip("the supervisor forks only from a process without other threads")
+_CHILD = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from tests.serving import test_workers
+getattr(test_workers, sys.argv[2])(Path(sys.argv[3]))
+"""
+
+
+def _in_a_fresh_process(scenario: str, tmp_path: Path) -> None:
+    """The supervisor forks only from a process without other threads (serving.workers), and the suite's
+    process has some by now: each scenario runs in a Python of its own, its assertions there."""
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(root), scenario, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+
+
+def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None:
+    _in_a_fresh_process("_cannot_start", tmp_path)
+
+
+def test_sighup_reaches_every_worker_and_sigterm_stops_them_all(tmp_path: Path) -> None:
+    _in_a_fresh_process("_sighup_and_sigterm", tmp_path)
+
+
+def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
+    _in_a_fresh_process("_dies_and_is_replaced", tmp_path)
+
+
+def test_a_failing_scenario_fails_the_test(tmp_path: Path) -> None:
+    """The harness itself: an assertion that fails in the child fails the test here."""
+    with pytest.raises(AssertionError, match="AssertionError"):
+        _in_a_fresh_process("_fails", tmp_path)
+
+
+def _fails(_: Path) -> None:
+    raise AssertionError("a scenario that fails")
