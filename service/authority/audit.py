@@ -4,7 +4,6 @@ and one structured log line per event once it is committed."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -116,7 +115,7 @@ class Auditor:
     def page(self, *, limit: int, cursor: str | None) -> Page[AuditEntry]:
         rows_wanted = check_limit(limit)
         rows = audit_rows.page(self.db, before_id=decode_cursor(cursor), limit=rows_wanted + 1)
-        items = [AuditEntry(**dataclasses.asdict(r)) for r in rows[:rows_wanted]]
+        items = rows[:rows_wanted]
         next_cursor = encode_cursor(items[-1].id) if len(rows) > rows_wanted else None
         return Page(items=items, next_cursor=next_cursor)
 

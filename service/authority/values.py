@@ -13,9 +13,12 @@ from cryptography import x509
 from service.authority.callers import describe_issuer
 from service.ca.inspect import CertificateSummary, der_to_pem
 from service.ca.issue import Signer
+from service.db.audit import AuditRow
 
 T = TypeVar("T")
 
+
+AuditEntry = AuditRow  # an audit event as the authority hands it on is the stored row: one shape, not two
 
 @dataclass(frozen=True)
 class Issuer:
@@ -119,19 +122,6 @@ class TokenInfo:
     def kind(self) -> str:
         """What a person calls it: `enrollment` for a token bound to names (its scope is `issue`), else the scope."""
         return "enrollment" if self.cn is not None else self.scope
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    id: int
-    at: dt.datetime
-    action: str
-    outcome: str
-    actor: str
-    token_id: str | None
-    serial: str | None
-    client_address: str | None
-    detail: str | None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ deactivation and key rollover; and the EAB keys an operator hands out."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import secrets
@@ -28,13 +29,8 @@ MAX_CONTACTS = 4
 
 
 @dataclass(frozen=True)
-class Account:
-    id: str
-    status: str
-    contact: tuple[str, ...]
-    jwk: dict[str, Any]
-    thumbprint: str
-    profile: str | None
+class Account(AccountRow):
+    """An account as stored (db.acme_accounts), and the caller it makes."""
 
     def caller(self, address: str | None = None, names: frozenset[str] = frozenset()) -> AcmeCaller:
         return AcmeCaller(self.id, names, address)
@@ -48,7 +44,7 @@ class NewEABKey:
 
 
 def _account(row: AccountRow) -> Account:
-    return Account(row.id, row.status, row.contact, row.jwk, row.thumbprint, row.profile)
+    return Account(**dataclasses.asdict(row))
 
 
 def render(account: Account, urls: Urls) -> dict[str, Any]:
